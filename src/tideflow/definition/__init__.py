@@ -1,0 +1,1 @@
+"""Workflow definitions: the model, loading from YAML/JSON, validation and the Python builder."""

@@ -1,0 +1,164 @@
+"""The DAG definition model, Fastflow's keys plus tideflow's extensions.
+
+The model is the single in-memory form of a definition, whether it came from a YAML/JSON file,
+an API body or the Python builder. ``DagDef.to_dict()`` gives the camelCase document that loads
+back to an equal model (preCheck as an ordered list, so JSON columns cannot reorder it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..states import DagStatus
+
+_CONFIG = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+
+class VarDef(BaseModel):
+    """A declared variable. Values are strings, as in Fastflow."""
+
+    model_config = _CONFIG
+
+    desc: str = ""
+    default_value: str = Field("", alias="defaultValue")
+    secret: bool = False
+
+
+class Condition(BaseModel):
+    """One preCheck condition: true when ``key`` of ``source`` is (not) among ``values``.
+
+    A missing key makes the condition false, for ``not-in`` as well (Fastflow's rule)."""
+
+    model_config = _CONFIG
+
+    source: Literal["vars", "share-data"]
+    key: str
+    op: Literal["in", "not-in"]
+    values: tuple[str, ...] = ()
+
+    def holds(self, vars: dict[str, str], share_data: dict[str, str]) -> bool:
+        values = vars if self.source == "vars" else share_data
+        if self.key not in values:
+            return False
+        found = values[self.key] in self.values
+        return found if self.op == "in" else not found
+
+
+class PreCheck(BaseModel):
+    """A named check: when all its conditions hold, the task is skipped or blocked."""
+
+    model_config = _CONFIG
+
+    name: str = ""
+    act: Literal["skip", "block"]
+    conditions: tuple[Condition, ...] = ()
+
+    def fires(self, vars: dict[str, str], share_data: dict[str, str]) -> bool:
+        return all(c.holds(vars, share_data) for c in self.conditions)
+
+
+class RetryPolicy(BaseModel):
+    """Automatic retry: ``max_attempts`` counts every attempt, the first included."""
+
+    model_config = _CONFIG
+
+    max_attempts: int = Field(1, alias="maxAttempts", ge=1, le=1000)
+    backoff_secs: float = Field(1.0, alias="backoffSecs", ge=0)
+    max_backoff_secs: float = Field(300.0, alias="maxBackoffSecs", ge=0)
+
+    def delay(self, attempt: int, jitter: float) -> float:
+        """Back-off before the attempt after ``attempt`` (1-based); ``jitter`` in [0, 1)."""
+        base = self.backoff_secs * (2 ** max(0, attempt - 1))
+        capped = min(base, self.max_backoff_secs) if self.max_backoff_secs else base
+        # full jitter over the upper quarter keeps retries of many tasks from lining up
+        return capped * (0.75 + 0.25 * jitter)
+
+
+class TaskDef(BaseModel):
+    model_config = _CONFIG
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    depend_on: tuple[str, ...] = Field((), alias="dependOn")
+    action_name: str = Field(alias="actionName", min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout_secs: float = Field(0, alias="timeoutSecs", ge=0)
+    pre_check: tuple[PreCheck, ...] = Field((), alias="preCheck")
+    retry: RetryPolicy | None = None
+
+    @field_validator("depend_on", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        return () if v is None else v
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _none_params(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    @field_validator("pre_check", mode="before")
+    @classmethod
+    def _precheck_map_or_list(cls, v: Any) -> Any:
+        # Fastflow writes preCheck as a map of named checks; keep the order written.
+        if v is None:
+            return ()
+        if isinstance(v, dict):
+            out = []
+            for name, check in v.items():
+                if isinstance(check, dict):
+                    out.append({"name": str(name), **check})
+                else:
+                    out.append(check)
+            return out
+        return v
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class DagDef(BaseModel):
+    model_config = _CONFIG
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    desc: str = ""
+    vars: dict[str, VarDef] = Field(default_factory=dict)
+    cron: str | None = None
+    timezone: str | None = None
+    status: DagStatus = DagStatus.NORMAL
+    tasks: tuple[TaskDef, ...] = Field(min_length=1)
+
+    @field_validator("vars", mode="before")
+    @classmethod
+    def _none_vars(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_fastflow_bookkeeping(cls, data: Any) -> Any:
+        # Fastflow's exported documents carry its own timestamps; they mean nothing here.
+        if isinstance(data, dict) and ("createdAt" in data or "updatedAt" in data):
+            data = {k: v for k, v in data.items() if k not in ("createdAt", "updatedAt")}
+        return data
+
+    def task(self, task_id: str) -> TaskDef:
+        for t in self.tasks:
+            if t.id == task_id:
+                return t
+        raise KeyError(task_id)
+
+    def default_vars(self) -> dict[str, str]:
+        return {name: v.default_value for name, v in self.vars.items()}
+
+    def secret_vars(self) -> frozenset[str]:
+        return frozenset(name for name, v in self.vars.items() if v.secret)
+
+    def action_names(self) -> frozenset[str]:
+        return frozenset(t.action_name for t in self.tasks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The camelCase document (JSON-safe) that loads back to an equal model."""
+        return self.model_dump(mode="json", by_alias=True, exclude_defaults=False)

@@ -1,0 +1,116 @@
+"""The one exception tree of tideflow.
+
+Every error the engine raises on purpose derives from :class:`TideflowError`; driver
+errors are translated at the store's edge, so callers never need to import a driver.
+
+    TideflowError
+    ├── DefinitionError        a DAG definition (file, body or builder) is invalid
+    ├── InputError             bad run input: vars, tags, selector, command arguments
+    ├── NotFoundError          no such DAG, instance or task
+    ├── ConflictError          the command does not fit the current state (HTTP 409)
+    │   └── InvalidStateError  ... and it names the state it found
+    ├── TemplateError          a param template failed to render (fails the task)
+    ├── ActionError            an action failed; the reason becomes the task's reason
+    │   └── TaskTimeoutError   an attempt ran past its deadline
+    ├── LockLostError          a mutex or lease was lost before it was released
+    ├── StoreError             the database failed or was unreachable
+    │   ├── SchemaError        the schema is missing, older or newer than this code
+    │   └── FencedWriteError   a write was refused because ownership moved on
+    ├── MissingDependencyError an optional extra is not installed (names the extra)
+    └── EngineClosedError      the engine was used after close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class TideflowError(Exception):
+    """Root of every error tideflow raises on purpose."""
+
+    #: short machine-readable code (used in the HTTP error body)
+    code = "error"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class DefinitionError(TideflowError):
+    """A DAG definition is invalid. ``problems`` lists every problem found, each a full sentence
+    naming the file and the task."""
+
+    code = "invalid_definition"
+
+    def __init__(self, problems: Sequence[str], *, source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            message = f"{len(self.problems)} problems:\n" + "\n".join(
+                f"  - {p}" for p in self.problems
+            )
+        super().__init__(message, details={"problems": self.problems, "source": source})
+
+
+class InputError(TideflowError):
+    """Bad input to a run or a command (vars, tags, selector, ids, arguments)."""
+
+    code = "invalid_input"
+
+
+class NotFoundError(TideflowError):
+    code = "not_found"
+
+
+class ConflictError(TideflowError):
+    code = "conflict"
+
+
+class InvalidStateError(ConflictError):
+    """A command was given to an object whose state does not accept it."""
+
+    code = "invalid_state"
+
+    def __init__(self, message: str, *, state: str) -> None:
+        super().__init__(message, details={"state": state})
+        self.state = state
+
+
+class TemplateError(TideflowError):
+    code = "template_error"
+
+
+class ActionError(TideflowError):
+    code = "action_error"
+
+
+class TaskTimeoutError(ActionError):
+    code = "timeout"
+
+
+class LockLostError(TideflowError):
+    code = "lock_lost"
+
+
+class StoreError(TideflowError):
+    code = "store_error"
+
+
+class SchemaError(StoreError):
+    code = "schema_error"
+
+
+class FencedWriteError(StoreError):
+    code = "fenced"
+
+
+class MissingDependencyError(TideflowError):
+    code = "missing_dependency"
+
+
+class EngineClosedError(TideflowError):
+    code = "engine_closed"

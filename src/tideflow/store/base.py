@@ -1,0 +1,93 @@
+"""The Store interface: everything the engine persists goes through these few primitives."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from ..definition.model import DagDef
+from ..states import DagStatus
+from .records import CommandRecord, DagRecord, InstanceFilter, InstanceRecord, TaskRecord
+
+
+class Store(ABC):
+    """Persistence for DAGs, instances, tasks and commands.
+
+    All methods raise :class:`tideflow.errors.StoreError` (or a subclass) for database
+    failures and :class:`tideflow.errors.NotFoundError` for missing objects; no driver
+    exception escapes."""
+
+    #: a short name of the backend: "sqlite", "mysql" or "postgresql"
+    dialect: str
+
+    @abstractmethod
+    async def open(self, *, migrate: bool = True) -> None:
+        """Connect; with ``migrate`` bring the schema to the newest version (under a database
+        lock), else fail with SchemaError unless it is current."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # -- DAGs --------------------------------------------------------------------------
+    @abstractmethod
+    async def save_dag(self, dag: DagDef) -> DagRecord:
+        """Store a new version of ``dag.id`` (version 1 for a new id); status from the
+        definition."""
+
+    @abstractmethod
+    async def get_dag(self, dag_id: str, version: int | None = None) -> DagRecord:
+        """The newest version, or the given one (kept while instances use it)."""
+
+    @abstractmethod
+    async def list_dags(self) -> list[DagRecord]:
+        """The newest version of every DAG, by id."""
+
+    @abstractmethod
+    async def set_dag_status(self, dag_id: str, status: DagStatus) -> None: ...
+
+    @abstractmethod
+    async def delete_dag(self, dag_id: str, *, force: bool = False) -> None:
+        """Delete every version. Refused (ConflictError) while the DAG has unfinished
+        instances, unless forced."""
+
+    # -- instances and tasks -----------------------------------------------------------
+    @abstractmethod
+    async def create_instance(self, instance: InstanceRecord, tasks: Sequence[TaskRecord]) -> None:
+        """Insert an instance with its tags and all its task rows, in one transaction."""
+
+    @abstractmethod
+    async def get_instance(self, instance_id: str, *, with_tasks: bool = True) -> InstanceRecord:
+        ...
+
+    @abstractmethod
+    async def list_instances(
+        self,
+        filter: InstanceFilter | None = None,
+        *,
+        limit: int = 100,
+        before_id: str | None = None,
+    ) -> list[InstanceRecord]:
+        """Newest first (ids sort by creation time); ``before_id`` is the pagination cursor.
+        Tasks are not loaded."""
+
+    @abstractmethod
+    async def write(
+        self, instances: Sequence[InstanceRecord], tasks: Sequence[TaskRecord]
+    ) -> None:
+        """Write the given instance rows and task rows as they are now, in one transaction
+        (the group commit). Rows must exist."""
+
+    # -- commands ------------------------------------------------------------------------
+    @abstractmethod
+    async def add_command(self, command: CommandRecord) -> int:
+        """Queue a command for the owner of its instance; returns its id."""
+
+    @abstractmethod
+    async def take_commands(self, instance_ids: Sequence[str] | None = None) -> list[CommandRecord]:
+        """Remove and return queued commands (for the given instances, or all), oldest first."""
+
+    @abstractmethod
+    async def change_marker(self) -> int:
+        """A number that changes when another connection or process commits (SQLite's
+        ``PRAGMA data_version``; a cheap counter elsewhere). Used to poll for outside commands
+        without reading tables."""

@@ -1,0 +1,105 @@
+"""Plain records the store reads and writes. The engine mutates the ones it owns in memory and
+hands them back to the store, which writes the whole row (so repeated changes to one row between
+two commits collapse into a single write)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..definition.model import DagDef
+from ..states import DagStatus, InstanceStatus, TaskStatus
+
+
+@dataclass
+class DagRecord:
+    id: str
+    version: int
+    definition: DagDef
+    status: DagStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class TraceEntry:
+    time: datetime
+    message: str
+
+
+@dataclass
+class AttemptRecord:
+    attempt: int
+    status: TaskStatus
+    reason: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    worker: str | None
+
+
+@dataclass
+class TaskRecord:
+    instance_id: str
+    task_id: str
+    name: str
+    action_name: str
+    status: TaskStatus = TaskStatus.INIT
+    reason: str | None = None
+    #: attempts started so far
+    attempts: int = 0
+    attempt_history: list[AttemptRecord] = field(default_factory=list)
+    depend_on: list[str] = field(default_factory=list)
+    #: the params as rendered for the latest attempt (None before the first)
+    params: Any = None
+    traces: list[TraceEntry] = field(default_factory=list)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    #: set by a continue command: block checks no longer apply to this task
+    continued: bool = False
+
+
+@dataclass
+class InstanceRecord:
+    id: str
+    dag_id: str
+    dag_version: int
+    status: InstanceStatus
+    trigger: str
+    vars: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    reason: str | None = None
+    share_data: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    selector: dict[str, str] = field(default_factory=dict)
+    #: the node that owns (executes) the instance
+    worker: str | None = None
+    #: ownership epoch; grows each time the instance changes owner (fencing)
+    epoch: int = 0
+    ended_at: datetime | None = None
+    priority: int = 0
+    #: tasks, when read with them
+    tasks: list[TaskRecord] = field(default_factory=list)
+
+
+@dataclass
+class CommandRecord:
+    """A command addressed to whichever node owns an instance."""
+
+    id: int | None
+    instance_id: str
+    kind: str  # retry | cancel | continue | pause | resume
+    task_ids: list[str] | None
+    created_at: datetime
+
+
+@dataclass
+class InstanceFilter:
+    dag_id: str | None = None
+    statuses: list[InstanceStatus] | None = None
+    #: all of these tags (AND)
+    tags: dict[str, str] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    worker: str | None = None
