@@ -70,7 +70,7 @@ class RetryPolicy(BaseModel):
 
     def delay(self, attempt: int, jitter: float) -> float:
         """Back-off before the attempt after ``attempt`` (1-based); ``jitter`` in [0, 1)."""
-        base = self.backoff_secs * (2 ** max(0, attempt - 1))
+        base = self.backoff_secs * float(2 ** max(0, attempt - 1))
         capped = min(base, self.max_backoff_secs) if self.max_backoff_secs else base
         # full jitter over the upper quarter keeps retries of many tasks from lining up
         return capped * (0.75 + 0.25 * jitter)

@@ -1,0 +1,254 @@
+"""The ``shell`` action: run a command in its own process group."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field, model_validator
+
+from ..errors import ActionError
+from ._paramtypes import PARAMS_CONFIG, WeakStr
+from .base import ActionContext
+
+#: what a stdout kept for ``saveAs`` may weigh; share data is not meant for bulk output
+_SAVE_LIMIT = 1024 * 1024
+
+
+class ShellParams(BaseModel):
+    """Params of :class:`ShellAction`.
+
+    ``cmd`` is an argv list (numbers in it become text); each item reaches the program as one
+    argument, whatever it contains. A single string is accepted only with ``shell: true``, and
+    is then the script given to ``/bin/sh -c``."""
+
+    model_config = PARAMS_CONFIG
+
+    cmd: list[WeakStr] | WeakStr
+    #: merged over the node's own environment
+    env: dict[str, WeakStr] = Field(default_factory=dict)
+    cwd: str | None = None
+    shell: bool = False
+    #: share-data key that receives the command's stdout, stripped
+    save_as: str | None = Field(default=None, alias="saveAs", min_length=1)
+
+    @model_validator(mode="after")
+    def _check_cmd(self) -> ShellParams:
+        if self.shell:
+            if not isinstance(self.cmd, str):
+                raise ValueError(
+                    "with shell: true, cmd must be one string (the script for /bin/sh -c), "
+                    "not a list"
+                )
+            if not self.cmd.strip():
+                raise ValueError("cmd is empty")
+        else:
+            if isinstance(self.cmd, str):
+                raise ValueError(
+                    f"cmd is a single string ({self.cmd!r}); give an argv list such as "
+                    '["echo", "hello"], or set shell: true to run it with /bin/sh -c'
+                )
+            if not self.cmd or not self.cmd[0]:
+                raise ValueError("cmd is empty: its first item must name the program to run")
+        return self
+
+    def argv(self) -> list[str]:
+        if isinstance(self.cmd, str):
+            return ["/bin/sh", "-c", self.cmd]
+        return list(self.cmd)
+
+
+class _Tail:
+    """The last ``limit`` bytes of a stream."""
+
+    def __init__(self, limit: int) -> None:
+        self._buf = bytearray()
+        self._limit = limit
+        self.truncated = False
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        if len(self._buf) > self._limit:
+            del self._buf[: len(self._buf) - self._limit]
+            self.truncated = True
+
+    def text(self) -> str:
+        return self._buf.decode(errors="replace")
+
+    def last_lines(self, count: int, max_chars: int) -> str:
+        text = "\n".join(self.text().rstrip().splitlines()[-count:])
+        return text if len(text) <= max_chars else "..." + text[-max_chars:]
+
+
+class _Protocol(asyncio.SubprocessProtocol):
+    """Keeps the output tails and tells apart two moments: the leader has exited (and was
+    reaped), and every pipe is closed too. A process left in the group may hold the pipes long
+    after the leader is gone, so waiting for the pipes alone could last forever."""
+
+    def __init__(self, out: _Tail, err: _Tail) -> None:
+        loop = asyncio.get_running_loop()
+        self.out = out
+        self.err = err
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        (self.out if fd == 1 else self.err).feed(raw)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class ShellAction:
+    """Runs ``cmd`` with stdin from ``/dev/null`` in a new session, hence its own process group.
+
+    The tails of stdout and stderr are traced when it ends; a non-zero exit fails the task with
+    the exit code and the tail of stderr as the reason. Processes the command leaves running in
+    its group are stopped when it exits (a daemon that must outlive the task has to start its
+    own session). On cancellation or timeout the whole group gets SIGTERM, then SIGKILL after
+    ``kill_grace`` seconds, and the cancellation goes on.
+
+    With ``saveAs: key`` the stripped stdout (at most 1 MiB) is stored in share data.
+    """
+
+    name = "shell"
+    params_model = ShellParams
+
+    def __init__(
+        self, *, kill_grace: float = 2.0, tail_bytes: int = 64 * 1024, tail_lines: int = 20
+    ) -> None:
+        self.kill_grace = kill_grace
+        self.tail_bytes = tail_bytes
+        self.tail_lines = tail_lines
+
+    async def run(self, ctx: ActionContext, params: ShellParams) -> None:
+        argv = params.argv()
+        if params.cwd is not None and not os.path.isdir(params.cwd):
+            raise ActionError(f"cwd {params.cwd!r} is not an existing directory")
+        out = _Tail(_SAVE_LIMIT if params.save_as else self.tail_bytes)
+        err = _Tail(self.tail_bytes)
+        transport, proto = await _start(
+            argv, {**os.environ, **params.env}, params.cwd, lambda: _Protocol(out, err)
+        )
+        pgid = transport.get_pid()
+        ctx.trace(f"pid {pgid}: {shlex.join(argv)}")
+        try:
+            try:
+                # shielded: the future must survive a cancellation, the cleanup waits on it
+                await asyncio.shield(proto.exited)
+                if await self._stop_leftovers(pgid, proto):
+                    ctx.trace("stopped the processes the command left running in its group")
+            except BaseException:
+                # cancellation or timeout above all: the group must not outlive the attempt
+                await self._kill_group(pgid, proto)
+                # what it printed before being stopped tells why it ran so long
+                self._trace_tails(ctx, out, err)
+                raise
+        finally:
+            transport.close()
+        code = transport.get_returncode()
+        self._trace_tails(ctx, out, err)
+        if code != 0:
+            raise ActionError(self._failure(code, err))
+        if params.save_as:
+            if out.truncated:
+                raise ActionError(
+                    f"stdout is larger than {_SAVE_LIMIT} bytes, too large to save in share "
+                    f"data as {params.save_as!r}"
+                )
+            ctx.share_data[params.save_as] = out.text().strip()
+
+    async def _stop_leftovers(self, pgid: int, proto: _Protocol) -> bool:
+        """After the leader exited: stop what is left of its group, then let the pipes drain."""
+        left = _group_exists(pgid)
+        if left:
+            _signal_group(pgid, signal.SIGTERM)
+            await asyncio.wait([proto.closed], timeout=self.kill_grace)
+            _signal_group(pgid, signal.SIGKILL)
+        # a pipe still open now belongs to a process that left the group (its own session):
+        # its output is not ours to wait for
+        await asyncio.wait([proto.closed], timeout=self.kill_grace)
+        return left
+
+    async def _kill_group(self, pgid: int, proto: _Protocol) -> None:
+        try:
+            _signal_group(pgid, signal.SIGTERM)
+            await asyncio.wait([proto.exited, proto.closed], timeout=self.kill_grace)
+        finally:
+            # sent even when this cleanup is itself interrupted
+            _signal_group(pgid, signal.SIGKILL)
+        # the leader is reaped once it has exited, so no zombie is left behind
+        await asyncio.wait([proto.exited], timeout=self.kill_grace)
+
+    def _trace_tails(self, ctx: ActionContext, out: _Tail, err: _Tail) -> None:
+        for label, tail in (("stdout", out), ("stderr", err)):
+            text = tail.last_lines(self.tail_lines, 4000)
+            if text:
+                ctx.trace(f"{label} (last lines):\n{text}")
+
+    def _failure(self, code: int | None, err: _Tail) -> str:
+        if code is None:
+            head = "ended without an exit status"
+        elif code < 0:
+            try:
+                head = f"killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                head = f"killed by signal {-code}"
+        else:
+            head = f"exit code {code}"
+        text = err.last_lines(min(self.tail_lines, 10), 2000)
+        return f"{head}: {text}" if text else f"{head} (nothing on stderr)"
+
+
+async def _start(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str | None,
+    protocol: Callable[[], _Protocol],
+) -> tuple[asyncio.SubprocessTransport, _Protocol]:
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.subprocess_exec(
+            protocol,
+            *argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise ActionError(f"command not found: {argv[0]!r}") from exc
+    except PermissionError as exc:
+        raise ActionError(f"permission denied: cannot execute {argv[0]!r}") from exc
+    except OSError as exc:
+        raise ActionError(f"cannot start {argv[0]!r}: {exc}") from exc
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # the id now belongs to someone else's group: ours is gone
+        return False
+    return True
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

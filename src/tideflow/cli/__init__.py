@@ -1,0 +1,1 @@
+"""The ``tideflow`` command: a thin adapter over the engine's public API."""

@@ -1,0 +1,31 @@
+"""``tideflow db upgrade``: bring the schema to this version of tideflow."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from ..store.url import make_store
+from .common import DEFAULT_DB, cli_errors
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def upgrade(
+    db: str = typer.Option(DEFAULT_DB, "--db", envvar="TIDEFLOW_DB", help="Database URL."),
+    table_prefix: str = typer.Option("tf_", "--table-prefix", help="Table name prefix."),
+) -> None:
+    """Apply every pending migration (under a database lock)."""
+
+    async def _go() -> None:
+        store = make_store(db, table_prefix=table_prefix)
+        try:
+            await store.open(migrate=True)
+        finally:
+            await store.close()
+
+    with cli_errors():
+        asyncio.run(_go())
+    typer.echo("schema is current")

@@ -1,0 +1,33 @@
+"""Entry point of the ``tideflow`` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from .db import db_app
+from .instances import ins_app
+from .run import run_command
+
+app = typer.Typer(
+    name="tideflow",
+    help="tideflow: a lightweight, embeddable, distributed DAG workflow engine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("run")(run_command)
+app.add_typer(db_app, name="db")
+app.add_typer(ins_app, name="ins")
+
+
+def main() -> None:
+    level = os.environ.get("TIDEFLOW_LOG", "WARNING").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,143 @@
+"""``tideflow run FILE``: register a DAG on the embedded database and drive one instance to
+its end, with live progress."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from ..definition.loader import load_dag_file
+from ..engine.engine import Engine
+from ..serialize import instance_to_json
+from ..states import InstanceStatus
+from ..store.records import InstanceRecord
+from ..vars import parse_kv_pairs
+from .common import (
+    DEFAULT_DB,
+    EXIT_BLOCKED,
+    EXIT_FAILED,
+    EXIT_OK,
+    build_engine,
+    cli_errors,
+    err_console,
+)
+from .progress import ProgressView, summary
+
+
+def run_command(
+    file: Path = typer.Argument(..., help="The DAG definition (YAML or JSON)."),
+    var: list[str] = typer.Option([], "--var", "-v", help="A run var, KEY=VALUE (repeatable)."),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="A tag, KEY=VALUE (repeatable)."),
+    db: str = typer.Option(DEFAULT_DB, "--db", envvar="TIDEFLOW_DB", help="Database URL."),
+    actions: list[str] = typer.Option(
+        [], "--actions", "-a", help="A module whose actions to register (repeatable)."
+    ),
+    python_allow: list[str] = typer.Option(
+        [], "--python-allow", help="A module prefix the python action may call (repeatable)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the final instance as JSON."),
+    no_wait_blocked: bool = typer.Option(
+        False, "--no-wait-blocked", help="Exit with code 3 when the instance waits for a person."
+    ),
+) -> None:
+    """Register FILE and run one instance of it to its end.
+
+    Exit codes: 0 success, 1 failed or canceled, 2 bad definition or arguments,
+    3 blocked (with --no-wait-blocked)."""
+    with cli_errors():
+        run_vars = parse_kv_pairs(var, what="--var")
+        run_tags = parse_kv_pairs(tag, what="--tag")
+        dag = load_dag_file(file)
+        engine = build_engine(db, actions=actions, python_allow=python_allow)
+        code = asyncio.run(
+            _drive(engine, dag_path=file, db=db, run_vars=run_vars, run_tags=run_tags,
+                   as_json=as_json, no_wait_blocked=no_wait_blocked, dag_id=dag.id)
+        )
+    raise typer.Exit(code)
+
+
+async def _drive(
+    engine: Engine,
+    *,
+    dag_path: Path,
+    db: str,
+    run_vars: dict[str, str],
+    run_tags: dict[str, str],
+    as_json: bool,
+    no_wait_blocked: bool,
+    dag_id: str,
+) -> int:
+    console = Console(stderr=as_json)
+    async with engine:
+        record = await engine.register_dag(dag_path)
+        inst = await engine.run_dag(record.id, run_vars, run_tags)
+        secrets = record.definition.secret_vars()
+        interrupted = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, interrupted.set)
+            loop.add_signal_handler(signal.SIGTERM, interrupted.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            pass
+        final = await _follow(engine, inst, console, db=db, quiet=as_json,
+                              no_wait_blocked=no_wait_blocked, interrupted=interrupted)
+        if as_json:
+            sys.stdout.write(json.dumps(instance_to_json(final, secrets=secrets), indent=2))
+            sys.stdout.write("\n")
+        else:
+            summary(console, final)
+    if final.status == InstanceStatus.SUCCESS:
+        return EXIT_OK
+    if final.status in (InstanceStatus.BLOCKED, InstanceStatus.PAUSED):
+        return EXIT_BLOCKED
+    return EXIT_FAILED
+
+
+async def _follow(
+    engine: Engine,
+    inst: InstanceRecord,
+    console: Console,
+    *,
+    db: str,
+    quiet: bool,
+    no_wait_blocked: bool,
+    interrupted: asyncio.Event,
+) -> InstanceRecord:
+    view = ProgressView(console, total=len(inst.tasks))
+    told_blocked = False
+    live = Live(view.renderable(), console=console, refresh_per_second=8, transient=True,
+                disable=quiet)
+    with live:
+        while True:
+            inst = await engine.wait_for(inst.id, timeout=0.2, settled=True)
+            view.update(inst)
+            live.update(view.renderable())
+            if interrupted.is_set() and inst.status.is_unfinished:
+                err_console.print("interrupted: canceling the instance")
+                inst = await engine.cancel(inst.id, wait=10)
+                interrupted.clear()
+                continue
+            if inst.status.is_final:
+                return inst
+            if inst.status in (InstanceStatus.BLOCKED, InstanceStatus.PAUSED):
+                if no_wait_blocked:
+                    return inst
+                if not told_blocked:
+                    told_blocked = True
+                    blocked = [t.task_id for t in inst.tasks if t.status.value == "blocked"]
+                    what = (f"blocked at {', '.join(blocked)}" if blocked
+                            else inst.status.value)
+                    verb = "continue" if blocked else "resume"
+                    err_console.print(
+                        f"instance {inst.id} is {what}; waiting. To go on, run:\n"
+                        f"  tideflow ins {verb} {inst.id} --db {db}"
+                    )
+            else:
+                told_blocked = False

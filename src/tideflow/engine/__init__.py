@@ -1,0 +1,1 @@
+"""The engine: one object built from its parts (store, actions, settings)."""

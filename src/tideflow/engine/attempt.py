@@ -1,0 +1,294 @@
+"""One task's run through its attempts: preCheck, render, the action's lifecycle, timeout,
+cancellation and automatic retry. The InstanceRunner decides *when* a task starts; this module
+decides what happens to it once started."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from ..actions.base import ActionContext, ActionSpec, BlockTask, ShareData
+from ..clock import utcnow
+from ..definition.model import TaskDef
+from ..errors import TemplateError, TideflowError
+from ..states import TaskStatus
+from ..store.records import AttemptRecord, TaskRecord, TraceEntry
+from ..templates import mask_secrets
+
+if TYPE_CHECKING:
+    from .runner import InstanceRunner
+
+log = logging.getLogger("tideflow.engine")
+
+
+class Resume:
+    """How a task found mid-flight after a restart picks up."""
+
+    START = "start"  # a fresh attempt
+    AFTER = "after"  # run() had finished: resume at run_after (Fastflow's `ending` rule)
+
+
+@dataclass
+class StopRequest:
+    """Why a running attempt is being stopped."""
+
+    status: TaskStatus  # canceled, or running for a shutdown (leave the row for recovery)
+    reason: str
+
+
+def _error_reason(exc: BaseException) -> str:
+    if isinstance(exc, TideflowError):
+        return exc.message
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def _params_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "params"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "invalid params: " + "; ".join(parts)
+
+
+class TaskRun:
+    """Drives one task from its start to a result the runner can act on."""
+
+    def __init__(
+        self,
+        runner: InstanceRunner,
+        task: TaskRecord,
+        tdef: TaskDef,
+        spec: ActionSpec,
+        resume: str = Resume.START,
+    ) -> None:
+        self.runner = runner
+        self.task = task
+        self.tdef = tdef
+        self.spec = spec
+        self.resume = resume
+        self.stop: StopRequest | None = None
+        self.cancel_event = asyncio.Event()
+        self.in_attempt = False
+
+    # -- helpers --------------------------------------------------------------------------
+    def _mask(self, text: str) -> str:
+        secrets = self.runner.secret_values
+        return mask_secrets(text, secrets) if secrets else text
+
+    def _trace(self, message: str, flush: bool) -> None:
+        task = self.task
+        task.traces.append(TraceEntry(utcnow(), self._mask(message)))
+        cap = self.runner.rt.settings.max_traces_per_task
+        if len(task.traces) > cap:
+            del task.traces[: len(task.traces) - cap]
+        if flush:
+            self.runner.rt.commits.stage(task=task)
+
+    def _timeout_for(self, params: Any) -> float | None:
+        if self.tdef.timeout_secs > 0:
+            return self.tdef.timeout_secs
+        own = self.spec.default_timeout(params)
+        if own is None:
+            return None
+        return own if own >= 0 else self.runner.rt.settings.default_timeout_secs
+
+    def _precheck(self) -> tuple[str, str] | None:
+        inst = self.runner.inst
+        for check in self.tdef.pre_check:
+            if check.act == "block" and self.task.continued:
+                continue  # a continued task is past its block checks; skip checks still apply
+            if check.fires(inst.vars, inst.share_data):
+                label = f" '{check.name}'" if check.name else ""
+                return check.act, f"preCheck{label} matched"
+        return None
+
+    # -- the run ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until the task is success, skipped, failed, canceled or blocked; the final
+        state is committed before this returns."""
+        task = self.task
+        commits = self.runner.rt.commits
+        if self.resume == Resume.START and task.status in (TaskStatus.INIT, TaskStatus.CONTINUE):
+            verdict = self._precheck()
+            if verdict is not None:
+                act, why = verdict
+                now = utcnow()
+                task.status = TaskStatus.SKIPPED if act == "skip" else TaskStatus.BLOCKED
+                task.reason = why
+                if act == "skip":
+                    task.ended_at = now
+                await commits.commit(task=task)
+                return
+        while True:
+            again = await self._attempt()
+            if not again:
+                return
+            # retrying: back off, cancellable by a cancel command
+            policy = self.tdef.retry
+            assert policy is not None
+            delay = policy.delay(task.attempts, random.random())
+            task.status = TaskStatus.RETRYING
+            commits.stage(task=task)
+            try:
+                await asyncio.wait_for(self.cancel_event.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            if self.stop is not None:
+                self._finish_stopped()
+                await commits.commit(task=task)
+                return
+
+    async def _attempt(self) -> bool:
+        """One attempt. Returns True when the task should be tried again."""
+        task, spec, rt = self.task, self.spec, self.runner.rt
+        inst = self.runner.inst
+        resume_after = self.resume == Resume.AFTER
+        self.resume = Resume.START
+        share = ShareData(inst.share_data, self.runner.on_share_write)
+        try:
+            if resume_after and task.params is not None:
+                rendered = task.params
+            else:
+                rendered = self.runner.compiled.renderer.render(
+                    task.task_id, self.tdef.params, inst.vars, inst.share_data
+                )
+            params = spec.parse_params(rendered)
+        except (TemplateError, ValidationError, TypeError, ValueError) as exc:
+            # bad params are not worth retrying: the same input gives the same error
+            reason = _params_error(exc) if isinstance(exc, ValidationError) else _error_reason(exc)
+            self._begin_attempt(rendered=None)
+            self._end_attempt(TaskStatus.FAILED, self._mask(reason))
+            await rt.commits.commit(task=task)
+            return False
+
+        slot = spec.holds_slot
+        timeout: float | None = None
+        acquired = False
+        self.in_attempt = True  # from here on a cancel command interrupts us
+        try:
+            if slot:
+                await rt.executor.slots.acquire()
+                acquired = True
+            if self.stop is not None:
+                raise asyncio.CancelledError  # canceled while waiting for a slot
+            if not resume_after:
+                self._begin_attempt(rendered)
+            timeout = self._timeout_for(params)
+            deadline = time.monotonic() + timeout if timeout is not None else None
+            ctx = ActionContext(
+                dag_id=inst.dag_id,
+                instance_id=inst.id,
+                task_id=task.task_id,
+                attempt=task.attempts,
+                vars=inst.vars,
+                share_data=share,
+                cancelled=self.cancel_event,
+                deadline=deadline,
+                continued=task.continued,
+                _trace=self._trace,
+            )
+            rt.executor.running += 1
+            limit = asyncio.timeout(timeout)
+            try:
+                async with limit:
+                    if not resume_after:
+                        if task.attempts > 1 and spec.retry_before is not None:
+                            await rt.executor.call(spec.retry_before, ctx, params)
+                        if spec.run_before is not None:
+                            await rt.executor.call(spec.run_before, ctx, params)
+                        await rt.executor.call(spec.run, ctx, params)
+                        task.status = TaskStatus.ENDING
+                        if spec.run_after is not None:
+                            rt.commits.stage(task=task)
+                    if spec.run_after is not None:
+                        await rt.executor.call(spec.run_after, ctx, params)
+            except TimeoutError:
+                if not limit.expired():
+                    raise  # the action's own TimeoutError: an ordinary failure
+                self.cancel_event.set()
+                self._end_attempt(TaskStatus.FAILED, f"timed out after {timeout:g}s")
+            finally:
+                rt.executor.running -= 1
+        except BlockTask as blk:
+            self._end_attempt(TaskStatus.BLOCKED, self._mask(blk.reason), final=False)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self.stop is None or self.stop.status == TaskStatus.RUNNING or current is None:
+                raise  # engine shutdown: leave the row as it is for recovery
+            if current.cancelling():
+                current.uncancel()
+            self._finish_stopped()
+        except Exception as exc:
+            self._end_attempt(TaskStatus.FAILED, self._mask(_error_reason(exc)))
+        else:
+            if task.status in (TaskStatus.RUNNING, TaskStatus.ENDING):
+                self._end_attempt(TaskStatus.SUCCESS, None)
+        finally:
+            self.in_attempt = False
+            if acquired:
+                rt.executor.slots.release()
+
+        if task.status == TaskStatus.FAILED and self._retry_owed():
+            rt.commits.stage(task=task)
+            return True
+        await self.runner.commit_task(task)
+        return False
+
+    def _retry_owed(self) -> bool:
+        policy = self.tdef.retry
+        return (
+            policy is not None
+            and self.task.attempts < policy.max_attempts
+            and self.stop is None
+        )
+
+    def _begin_attempt(self, rendered: Any) -> None:
+        task = self.task
+        now = utcnow()
+        task.attempts += 1
+        task.status = TaskStatus.RUNNING
+        task.reason = None
+        task.params = rendered
+        task.ended_at = None
+        if task.started_at is None:
+            task.started_at = now
+        task.attempt_history.append(
+            AttemptRecord(task.attempts, TaskStatus.RUNNING, None, now, None,
+                          self.runner.rt.node_id)
+        )
+        # not awaited: the start of an attempt need not be durable before it runs; a crash
+        # before this lands re-runs the attempt, which at-least-once allows
+        self.runner.rt.commits.stage(task=task)
+
+    def _end_attempt(self, status: TaskStatus, reason: str | None, *, final: bool = True) -> None:
+        task = self.task
+        now = utcnow()
+        task.status = status
+        task.reason = reason
+        if final:
+            task.ended_at = now
+        if task.attempt_history:
+            last = task.attempt_history[-1]
+            if last.ended_at is None:
+                last.status = status
+                last.reason = reason
+                last.ended_at = now
+
+    def _finish_stopped(self) -> None:
+        assert self.stop is not None
+        self._end_attempt(self.stop.status, self.stop.reason)
+
+    def request_stop(self, stop: StopRequest, handle: asyncio.Task[Any] | None) -> None:
+        """Stop this task: a running attempt is cancelled, a back-off is cut short."""
+        self.stop = stop
+        self.cancel_event.set()
+        if handle is not None and self.in_attempt:
+            handle.cancel()

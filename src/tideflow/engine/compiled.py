@@ -1,0 +1,43 @@
+"""A DAG version prepared for running: graph indexes and compiled templates, built once per
+version and shared by all its instances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..definition.model import DagDef, TaskDef
+from ..store.records import DagRecord
+from ..templates import TemplateRenderer
+
+
+@dataclass
+class CompiledDag:
+    record: DagRecord
+    renderer: TemplateRenderer
+    tasks: dict[str, TaskDef]
+    children: dict[str, list[str]]
+    parents: dict[str, tuple[str, ...]]
+    secrets: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def dag(self) -> DagDef:
+        return self.record.definition
+
+    @classmethod
+    def build(cls, record: DagRecord) -> CompiledDag:
+        dag = record.definition
+        tasks = {t.id: t for t in dag.tasks}
+        children: dict[str, list[str]] = {t.id: [] for t in dag.tasks}
+        parents: dict[str, tuple[str, ...]] = {}
+        for t in dag.tasks:
+            parents[t.id] = t.depend_on
+            for p in t.depend_on:
+                children[p].append(t.id)
+        return cls(
+            record=record,
+            renderer=TemplateRenderer(dag),
+            tasks=tasks,
+            children=children,
+            parents=parents,
+            secrets=dag.secret_vars(),
+        )

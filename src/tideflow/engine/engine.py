@@ -1,0 +1,672 @@
+"""The Engine: the public, Fastflow-style API of one tideflow node.
+
+    async with Engine.from_url("sqlite:///tideflow.db") as engine:
+        await engine.register_dag("examples/create-cluster.yaml")
+        inst = await engine.run_dag("create-cluster", vars={"region": "eu"}, wait=60)
+
+Every verb is a coroutine; :class:`tideflow.SyncEngine` wraps them for sync callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..actions.base import ActionRegistry
+from ..actions.builtin import register_builtins
+from ..clock import utcnow
+from ..definition.loader import load_dag_dict, load_dag_file, load_dag_text
+from ..definition.model import DagDef
+from ..definition.validate import validate_dag
+from ..errors import (
+    EngineClosedError,
+    InputError,
+    InvalidStateError,
+    NotFoundError,
+    TideflowError,
+)
+from ..ids import IdGenerator
+from ..states import DagStatus, InstanceStatus, TaskStatus, Trigger
+from ..store.base import Store
+from ..store.records import (
+    CommandRecord,
+    DagRecord,
+    InstanceFilter,
+    InstanceRecord,
+    TaskRecord,
+)
+from ..templates import check_templates
+from ..vars import resolve_run_vars, validate_tags
+from .compiled import CompiledDag
+from .executor import Executor
+from .group_commit import GroupCommit
+from .hooks import HookFn, Hooks
+from .runner import InstanceRunner
+from .runtime import Runtime
+from .settings import EngineSettings
+
+log = logging.getLogger("tideflow.engine")
+
+DagSource = DagDef | Mapping[str, Any] | str | os.PathLike[str]
+
+_UNFINISHED = [s for s in InstanceStatus if s.is_unfinished]
+_IN_FLIGHT = (TaskStatus.RUNNING, TaskStatus.ENDING, TaskStatus.RETRYING)
+
+_EFFECTS: dict[str, Callable[[InstanceRecord], bool]] = {
+    "cancel": lambda i: i.status.is_final
+    and not any(t.status in _IN_FLIGHT for t in i.tasks),
+    "retry": lambda i: i.status not in (InstanceStatus.FAILED, InstanceStatus.CANCELED),
+    "continue": lambda i: not any(t.status == TaskStatus.BLOCKED for t in i.tasks)
+    or i.status.is_final,
+    "pause": lambda i: i.status != InstanceStatus.RUNNING,
+    "resume": lambda i: i.status != InstanceStatus.PAUSED,
+}
+
+
+def _final(inst: InstanceRecord) -> bool:
+    return inst.status.is_final
+
+
+def _settled(inst: InstanceRecord) -> bool:
+    """Final, or waiting for a person (blocked, paused)."""
+    return inst.status.is_final or inst.status in (InstanceStatus.BLOCKED, InstanceStatus.PAUSED)
+
+
+class Engine:
+    """One tideflow node built from its parts: a store, actions and settings."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        actions: ActionRegistry | None = None,
+        settings: EngineSettings | None = None,
+        builtin_actions: bool = True,
+    ) -> None:
+        self.settings = settings or EngineSettings()
+        self.store = store
+        self.actions = actions or ActionRegistry()
+        self.hooks = Hooks()
+        self.node_id = self.settings.resolved_node_id()
+        if builtin_actions:
+            register_builtins(
+                self.actions,
+                python_allowed_prefixes=self.settings.python_allowed_prefixes,
+                skip_existing=True,
+            )
+        self._ids = IdGenerator()
+        self._compiled: dict[tuple[str, int], CompiledDag] = {}
+        self._runners: dict[str, InstanceRunner] = {}
+        self._rt: Runtime | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._wake_commands = asyncio.Event()
+        self._started = False
+        self._closed = False
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str = "sqlite:///tideflow.db",
+        *,
+        actions: ActionRegistry | None = None,
+        settings: EngineSettings | None = None,
+        builtin_actions: bool = True,
+    ) -> Engine:
+        """An engine on the database at ``url`` (``sqlite:///file.db``, ``mysql://...``,
+        ``postgresql://...``)."""
+        from ..store.url import make_store
+
+        settings = settings or EngineSettings()
+        return cls(
+            make_store(url, table_prefix=settings.table_prefix),
+            actions=actions,
+            settings=settings,
+            builtin_actions=builtin_actions,
+        )
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the store (migrating it when allowed) and pick up unfinished instances."""
+        if self._closed:
+            raise EngineClosedError("this engine was closed; build a new one")
+        if self._started:
+            return
+        await self.store.open(migrate=self.settings.migrate)
+        commits = GroupCommit(self.store)
+        commits.start()
+        self._rt = Runtime(
+            settings=self.settings,
+            node_id=self.node_id,
+            store=self.store,
+            commits=commits,
+            executor=Executor(
+                concurrency=self.settings.concurrency, sync_threads=self.settings.sync_threads
+            ),
+            actions=self.actions,
+            hooks=self.hooks,
+        )
+        self._started = True
+        if self.settings.recover:
+            await self._recover()
+        self._background.append(
+            asyncio.get_running_loop().create_task(
+                self._command_loop(), name="tideflow-commands"
+            )
+        )
+
+    async def close(self) -> None:
+        """Stop: running attempts are left as recorded (a restart picks them up), staged state
+        is flushed, the store is closed."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._started:
+            await self.store.close()
+            return
+        for t in self._background:
+            t.cancel()
+        for t in self._background:
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+        for runner in list(self._runners.values()):
+            await runner.shutdown()
+        rt = self._rt
+        assert rt is not None
+        await rt.commits.close()
+        rt.executor.shutdown()
+        await self._close_actions()
+        await self.store.close()
+
+    async def _close_actions(self) -> None:
+        for name in self.actions.names():
+            closer = getattr(self.actions.get(name).action, "aclose", None)
+            if closer is not None:
+                try:
+                    await closer()
+                except Exception:  # closing is best effort
+                    log.debug("closing action %s failed", name, exc_info=True)
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _require_rt(self) -> Runtime:
+        if self._closed:
+            raise EngineClosedError("this engine is closed")
+        if self._rt is None:
+            raise EngineClosedError("the engine is not started: use 'async with' or start()")
+        return self._rt
+
+    def on(self, event: str, fn: HookFn) -> None:
+        """Register a lifecycle hook: before_run, success, fail, block, retry, continue,
+        cancel."""
+        self.hooks.on(event, fn)
+
+    # -- DAGs -----------------------------------------------------------------------------------
+    async def register_dag(self, dag: DagSource) -> DagRecord:
+        """Validate and store a DAG (a new version of its id). Accepts a model, a mapping, a
+        file path, or YAML/JSON text."""
+        self._require_rt()
+        model = self._load(dag)
+        validate_dag(model, known_actions=self.actions.names())
+        check_templates(model)
+        return await self.store.save_dag(model)
+
+    @staticmethod
+    def _load(dag: DagSource) -> DagDef:
+        if isinstance(dag, DagDef):
+            return dag
+        if isinstance(dag, Mapping):
+            return load_dag_dict(dict(dag))
+        if isinstance(dag, os.PathLike):
+            return load_dag_file(Path(dag))
+        text = str(dag)
+        if "\n" not in text and text.endswith((".yaml", ".yml", ".json")):
+            return load_dag_file(Path(text))
+        return load_dag_text(text)
+
+    async def get_dag(self, dag_id: str, version: int | None = None) -> DagRecord:
+        self._require_rt()
+        return await self.store.get_dag(dag_id, version)
+
+    async def list_dags(self) -> list[DagRecord]:
+        self._require_rt()
+        return await self.store.list_dags()
+
+    async def delete_dag(self, dag_id: str, *, force: bool = False) -> None:
+        self._require_rt()
+        await self.store.delete_dag(dag_id, force=force)
+
+    async def set_dag_status(self, dag_id: str, status: DagStatus | str) -> None:
+        self._require_rt()
+        try:
+            st = DagStatus(status)
+        except ValueError:
+            raise InputError(f"unknown DAG status '{status}': use normal or stopped") from None
+        await self.store.set_dag_status(dag_id, st)
+
+    async def _compiled_dag(self, dag_id: str, version: int | None = None) -> CompiledDag:
+        if version is not None:
+            hit = self._compiled.get((dag_id, version))
+            if hit is not None:
+                return hit
+        record = await self.store.get_dag(dag_id, version)
+        key = (record.id, record.version)
+        hit = self._compiled.get(key)
+        if hit is None:
+            hit = self._compiled[key] = CompiledDag.build(record)
+        return hit
+
+    # -- running --------------------------------------------------------------------------------
+    async def run_dag(
+        self,
+        dag_id: str,
+        vars: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        *,
+        selector: Mapping[str, str] | None = None,
+        wait: float | None = None,
+        trigger: str = Trigger.MANUAL,
+        priority: int = 0,
+    ) -> InstanceRecord:
+        """Start an instance of the newest version of ``dag_id``. With ``wait`` (seconds),
+        return once it is final or waits for a person, or the time is up."""
+        rt = self._require_rt()
+        compiled = await self._compiled_dag(dag_id)
+        record = compiled.record
+        if record.status != DagStatus.NORMAL:
+            raise InvalidStateError(
+                f"DAG '{dag_id}' is {record.status.value}: only a normal DAG runs "
+                f"(set its status to normal first)",
+                state=record.status.value,
+            )
+        run_vars = resolve_run_vars(record.definition, vars)
+        run_tags = validate_tags(dict(tags or {}))
+        run_selector = validate_tags(dict(selector or {}))
+        missing = sorted(record.definition.action_names() - self.actions.names())
+        if missing:
+            raise InvalidStateError(
+                f"DAG '{dag_id}' uses actions this node does not have: {', '.join(missing)}",
+                state="unrunnable",
+            )
+        now = utcnow()
+        inst = InstanceRecord(
+            id=self._ids.new(),
+            dag_id=record.id,
+            dag_version=record.version,
+            status=InstanceStatus.SCHEDULED,
+            trigger=str(trigger),
+            vars=run_vars,
+            created_at=now,
+            updated_at=now,
+            tags=run_tags,
+            selector=run_selector,
+            worker=self.node_id,
+            priority=priority,
+        )
+        inst.tasks = [
+            TaskRecord(
+                instance_id=inst.id,
+                task_id=t.id,
+                name=t.display_name,
+                action_name=t.action_name,
+                depend_on=list(t.depend_on),
+            )
+            for t in record.definition.tasks
+        ]
+        await rt.store.create_instance(inst, inst.tasks)
+        runner = self._adopt_runner(inst, compiled)
+        await runner.start()
+        if wait:
+            await runner.wait_until(_settled, wait)
+        return self._snapshot(runner.inst)
+
+    async def run_dag_with_tags(
+        self,
+        dag_id: str,
+        tags: Mapping[str, str],
+        vars: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> InstanceRecord:
+        """Fastflow's RunDagWithTags."""
+        return await self.run_dag(dag_id, vars, tags, **kwargs)
+
+    def _adopt_runner(self, inst: InstanceRecord, compiled: CompiledDag) -> InstanceRunner:
+        runner = InstanceRunner(self._require_rt(), inst, compiled, self._runner_ended)
+        self._runners[inst.id] = runner
+        return runner
+
+    def _runner_ended(self, runner: InstanceRunner) -> None:
+        if self._runners.get(runner.inst.id) is runner:
+            del self._runners[runner.inst.id]
+
+    async def _recover(self) -> None:
+        """Pick up every unfinished instance recorded in the store (single node: all of
+        them) and carry on from where each stopped."""
+        before: str | None = None
+        found: list[InstanceRecord] = []
+        while True:
+            page = await self.store.list_instances(
+                InstanceFilter(statuses=list(_UNFINISHED)), limit=500, before_id=before
+            )
+            found.extend(page)
+            if len(page) < 500:
+                break
+            before = page[-1].id
+        for brief in reversed(found):  # oldest first
+            try:
+                await self._load_runner(brief.id, recovering=True)
+            except TideflowError as exc:
+                log.error("could not pick up instance %s: %s", brief.id, exc)
+        if found:
+            log.info("picked up %d unfinished instance(s)", len(found))
+
+    async def _load_runner(self, instance_id: str, *, recovering: bool) -> InstanceRunner:
+        inst = await self.store.get_instance(instance_id, with_tasks=True)
+        compiled = await self._compiled_dag(inst.dag_id, inst.dag_version)
+        inst.worker = self.node_id
+        runner = self._adopt_runner(inst, compiled)
+        if recovering and inst.status.is_unfinished:
+            await runner.start(recovering=True)
+        return runner
+
+    async def _runner_for_command(self, instance_id: str) -> InstanceRunner | None:
+        """The runner that should apply a command here, loading the instance when this node
+        may drive it; None when the command must be queued for another process."""
+        runner = self._runners.get(instance_id)
+        if runner is not None and runner.finished:
+            await runner.closed.wait()
+            runner = self._runners.get(instance_id)
+        if runner is not None:
+            return runner
+        if not self.settings.recover:
+            return None
+        inst = await self.store.get_instance(instance_id, with_tasks=False)
+        return await self._load_runner(inst.id, recovering=inst.status.is_unfinished)
+
+    def _apply_or_release(self, runner: InstanceRunner, kind: str, ids: list[str] | None) -> None:
+        try:
+            self._apply(runner, kind, ids)
+        except TideflowError:
+            # a final instance loaded only for this command goes back to the store
+            if runner.inst.status.is_final and not runner.active:
+                self._runner_ended(runner)
+            raise
+
+    # -- commands ---------------------------------------------------------------------------------
+    async def _command(
+        self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None
+    ) -> InstanceRecord:
+        self._require_rt()
+        ids = list(task_ids) if task_ids is not None else None
+        runner = await self._runner_for_command(instance_id)
+        if runner is None:
+            return await self._queue_command(kind, instance_id, ids, wait)
+        self._apply_or_release(runner, kind, ids)
+        if wait:
+            await runner.wait_until(_EFFECTS[kind], wait)
+        return self._snapshot(runner.inst)
+
+    @staticmethod
+    def _apply(runner: InstanceRunner, kind: str, ids: list[str] | None) -> None:
+        if kind == "retry":
+            runner.retry(ids)
+        elif kind == "cancel":
+            runner.cancel(ids)
+        elif kind == "continue":
+            runner.continue_(ids)
+        elif kind == "pause":
+            runner.pause()
+        elif kind == "resume":
+            runner.resume()
+        else:  # pragma: no cover - kinds are fixed by the public verbs
+            raise InputError(f"unknown command '{kind}'")
+
+    async def _queue_command(
+        self, kind: str, instance_id: str, ids: list[str] | None, wait: float | None
+    ) -> InstanceRecord:
+        """Check the command against the recorded state, then leave it for the process that
+        drives the instance."""
+        inst = await self.store.get_instance(instance_id, with_tasks=True)
+        _check_command(kind, inst, ids)
+        await self.store.add_command(
+            CommandRecord(None, instance_id, kind, ids, utcnow())
+        )
+        if not wait:
+            return inst
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while loop.time() < deadline:
+            inst = await self.store.get_instance(instance_id, with_tasks=True)
+            if _EFFECTS[kind](inst):
+                break
+            await asyncio.sleep(0.05)
+        return inst
+
+    async def _command_loop(self) -> None:
+        """Commands queued by other processes (CLI, API servers) for instances driven here."""
+        marker: int | None = None
+        while True:
+            busy = bool(self._runners)
+            delay = (
+                self.settings.command_poll_busy_secs if busy
+                else self.settings.command_poll_idle_secs
+            )
+            try:
+                await asyncio.wait_for(self._wake_commands.wait(), delay)
+            except TimeoutError:
+                pass
+            self._wake_commands.clear()
+            try:
+                now = await self.store.change_marker()
+                if now == marker:
+                    continue
+                marker = now
+                scope = None if self.settings.recover else list(self._runners)
+                if scope is not None and not scope:
+                    continue
+                commands = await self.store.take_commands(scope)
+            except TideflowError as exc:
+                log.warning("could not read queued commands: %s", exc)
+                continue
+            for cmd in commands:
+                try:
+                    runner = await self._runner_for_command(cmd.instance_id)
+                    if runner is None:
+                        continue
+                    self._apply_or_release(runner, cmd.kind, cmd.task_ids)
+                    log.info("applied queued %s to instance %s", cmd.kind, cmd.instance_id)
+                except TideflowError as exc:
+                    log.warning("queued %s for instance %s refused: %s",
+                                cmd.kind, cmd.instance_id, exc)
+
+    async def retry(
+        self, instance_id: str, task_ids: Sequence[str] | None = None, *, wait: float | None = None
+    ) -> InstanceRecord:
+        """Retry the failed/canceled tasks of a failed or canceled instance (or the given
+        ones). Each retried task gets one more attempt; the attempt count continues."""
+        return await self._command("retry", instance_id, task_ids, wait)
+
+    async def cancel(
+        self, instance_id: str, task_ids: Sequence[str] | None = None, *, wait: float | None = None
+    ) -> InstanceRecord:
+        """Cancel an unfinished instance (or only the given tasks): running tasks get their
+        cancellation, tasks not yet started never start."""
+        return await self._command("cancel", instance_id, task_ids, wait)
+
+    async def continue_(
+        self, instance_id: str, task_ids: Sequence[str] | None = None, *, wait: float | None = None
+    ) -> InstanceRecord:
+        """Continue the blocked tasks of an instance (or the given ones)."""
+        return await self._command("continue", instance_id, task_ids, wait)
+
+    async def pause(self, instance_id: str, *, wait: float | None = None) -> InstanceRecord:
+        """Pause a running instance: running tasks finish, no new task starts."""
+        return await self._command("pause", instance_id, None, wait)
+
+    async def resume(self, instance_id: str, *, wait: float | None = None) -> InstanceRecord:
+        return await self._command("resume", instance_id, None, wait)
+
+    # Fastflow-flavoured names for the same verbs
+    async def retry_instance(self, instance_id: str, *, wait: float | None = None
+                             ) -> InstanceRecord:
+        return await self.retry(instance_id, wait=wait)
+
+    async def retry_tasks(self, instance_id: str, task_ids: Sequence[str], *,
+                          wait: float | None = None) -> InstanceRecord:
+        return await self.retry(instance_id, task_ids, wait=wait)
+
+    async def cancel_instance(self, instance_id: str, *, wait: float | None = None
+                              ) -> InstanceRecord:
+        return await self.cancel(instance_id, wait=wait)
+
+    async def cancel_tasks(self, instance_id: str, task_ids: Sequence[str], *,
+                           wait: float | None = None) -> InstanceRecord:
+        return await self.cancel(instance_id, task_ids, wait=wait)
+
+    async def continue_instance(self, instance_id: str, *, wait: float | None = None
+                                ) -> InstanceRecord:
+        return await self.continue_(instance_id, wait=wait)
+
+    async def continue_tasks(self, instance_id: str, task_ids: Sequence[str], *,
+                             wait: float | None = None) -> InstanceRecord:
+        return await self.continue_(instance_id, task_ids, wait=wait)
+
+    async def pause_instance(self, instance_id: str, *, wait: float | None = None
+                             ) -> InstanceRecord:
+        return await self.pause(instance_id, wait=wait)
+
+    async def resume_instance(self, instance_id: str, *, wait: float | None = None
+                              ) -> InstanceRecord:
+        return await self.resume(instance_id, wait=wait)
+
+    # -- reading ----------------------------------------------------------------------------------
+    @staticmethod
+    def _snapshot(inst: InstanceRecord) -> InstanceRecord:
+        return copy.deepcopy(inst)
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord:
+        """The instance with its tasks: live state when this node drives it."""
+        self._require_rt()
+        runner = self._runners.get(instance_id)
+        if runner is not None:
+            return self._snapshot(runner.inst)
+        return await self.store.get_instance(instance_id, with_tasks=True)
+
+    async def list_instances(
+        self,
+        *,
+        dag_id: str | None = None,
+        status: str | Sequence[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 100,
+        before_id: str | None = None,
+    ) -> list[InstanceRecord]:
+        """Instances newest first, without tasks; ``before_id`` pages on."""
+        self._require_rt()
+        statuses = None
+        if status is not None:
+            raw = [status] if isinstance(status, str) else list(status)
+            try:
+                statuses = [InstanceStatus(s) for s in raw]
+            except ValueError:
+                raise InputError(
+                    f"unknown instance status in {raw}; known: "
+                    + ", ".join(s.value for s in InstanceStatus)
+                ) from None
+        if limit < 1 or limit > 10_000:
+            raise InputError("limit must be between 1 and 10000")
+        return await self.store.list_instances(
+            InstanceFilter(
+                dag_id=dag_id,
+                statuses=statuses,
+                tags=dict(tags) if tags else None,
+                created_after=created_after,
+                created_before=created_before,
+            ),
+            limit=limit,
+            before_id=before_id,
+        )
+
+    async def wait_for(
+        self, instance_id: str, *, timeout: float | None = None, settled: bool = True
+    ) -> InstanceRecord:
+        """Wait until the instance is final (or, with ``settled``, waits for a person)."""
+        self._require_rt()
+        predicate = _settled if settled else _final
+        runner = self._runners.get(instance_id)
+        if runner is not None:
+            await runner.wait_until(predicate, timeout)
+            return self._snapshot(runner.inst)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            inst = await self.store.get_instance(instance_id, with_tasks=True)
+            if predicate(inst) or (deadline is not None and loop.time() >= deadline):
+                return inst
+            runner = self._runners.get(instance_id)
+            if runner is not None:
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                await runner.wait_until(predicate, remaining)
+                return self._snapshot(runner.inst)
+            await asyncio.sleep(0.1)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters for benchmarks and metrics."""
+        rt = self._require_rt()
+        return {
+            "flushes": rt.commits.flushes,
+            "rows_written": rt.commits.rows_written,
+            "running_tasks": rt.executor.running,
+            "abandoned_threads": rt.executor.abandoned_threads,
+            "active_instances": len(self._runners),
+        }
+
+
+def _check_command(kind: str, inst: InstanceRecord, ids: list[str] | None) -> None:
+    """The state rules of DESIGN §3, checked on a recorded instance before a command is
+    queued for the process that drives it."""
+    st = inst.status
+    allowed: dict[str, tuple[InstanceStatus, ...]] = {
+        "retry": (InstanceStatus.FAILED, InstanceStatus.CANCELED),
+        "cancel": tuple(s for s in InstanceStatus if s.is_unfinished),
+        "continue": (InstanceStatus.RUNNING, InstanceStatus.BLOCKED, InstanceStatus.PAUSED),
+        "pause": (InstanceStatus.RUNNING,),
+        "resume": (InstanceStatus.PAUSED,),
+    }
+    if st not in allowed[kind]:
+        raise InvalidStateError(
+            f"cannot {kind} instance {inst.id}: it is {st.value} "
+            f"(only {' or '.join(s.value for s in allowed[kind])} instances can be)",
+            state=st.value,
+        )
+    task_states = {
+        "retry": {TaskStatus.FAILED, TaskStatus.CANCELED},
+        "continue": {TaskStatus.BLOCKED},
+        "cancel": {s for s in TaskStatus if not s.is_final},
+    }
+    if kind in task_states and ids is not None:
+        by_id = {t.task_id: t for t in inst.tasks}
+        for tid in ids:
+            t = by_id.get(tid)
+            if t is None:
+                raise NotFoundError(f"instance {inst.id} has no task '{tid}'")
+            if t.status not in task_states[kind]:
+                raise InvalidStateError(
+                    f"cannot {kind} task '{tid}' of instance {inst.id}: it is {t.status.value}",
+                    state=t.status.value,
+                )

@@ -1,0 +1,384 @@
+"""The InstanceRunner: one DAG instance's task tree in memory, driven by events.
+
+It keeps, for every task, how many parents have yet to let it run, so a task with 10,000
+parents costs one decrement per parent (Fastflow rescanned all parents: its #42). A task
+starts the moment its last parent's result is committed; nothing polls. Commands (retry,
+cancel, continue, pause, resume) are methods here, checked against the current state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..clock import utcnow
+from ..errors import InputError, InvalidStateError
+from ..states import InstanceStatus, TaskStatus
+from ..store.records import InstanceRecord, TaskRecord
+from .attempt import Resume, StopRequest, TaskRun
+from .compiled import CompiledDag
+from .hooks import HookEvent
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+log = logging.getLogger("tideflow.engine")
+
+_UNFINISHED_TASK = frozenset(
+    {
+        TaskStatus.INIT,
+        TaskStatus.RUNNING,
+        TaskStatus.ENDING,
+        TaskStatus.RETRYING,
+        TaskStatus.BLOCKED,
+        TaskStatus.CONTINUE,
+    }
+)
+_IN_FLIGHT = frozenset({TaskStatus.RUNNING, TaskStatus.ENDING, TaskStatus.RETRYING})
+
+
+@dataclass
+class _Active:
+    run: TaskRun
+    handle: asyncio.Task[None]
+
+
+class InstanceRunner:
+    def __init__(
+        self,
+        rt: Runtime,
+        instance: InstanceRecord,
+        compiled: CompiledDag,
+        on_end: Callable[[InstanceRunner], None],
+    ) -> None:
+        self.rt = rt
+        self.inst = instance
+        self.compiled = compiled
+        self.tasks: dict[str, TaskRecord] = {t.task_id: t for t in instance.tasks}
+        self.pending: dict[str, int] = {}
+        self.active: dict[str, _Active] = {}
+        self.share_dirty = False
+        self.secret_values = tuple(
+            v for k, v in instance.vars.items() if k in compiled.secrets and v
+        )
+        self._on_end = on_end
+        self._change = asyncio.Event()
+        self._ended = False
+        #: set once the instance's final row is committed and its hooks ran
+        self.closed = asyncio.Event()
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def on_share_write(self, _key: str) -> None:
+        self.share_dirty = True
+
+    async def commit_task(self, task: TaskRecord) -> None:
+        """Commit a task's result together with the share data it wrote."""
+        dirty = self.share_dirty
+        self.share_dirty = False
+        await self.rt.commits.commit(instance=self.inst if dirty else None, task=task)
+
+    def _recount(self) -> None:
+        tasks = self.tasks
+        self.pending = {
+            tid: sum(1 for p in parents if not tasks[p].status.lets_children_run)
+            for tid, parents in self.compiled.parents.items()
+        }
+
+    def _set_status(self, status: InstanceStatus, reason: str | None = None) -> None:
+        inst = self.inst
+        inst.status = status
+        inst.reason = reason
+        inst.updated_at = utcnow()
+        self._notify()
+
+    def _notify(self) -> None:
+        event = self._change
+        self._change = asyncio.Event()
+        event.set()
+
+    async def wait_until(
+        self, predicate: Callable[[InstanceRecord], bool], timeout: float | None
+    ) -> bool:
+        """Wait until ``predicate(instance)`` holds; False on timeout."""
+
+        async def _wait() -> None:
+            while not predicate(self.inst):
+                await self._change.wait()
+
+        if predicate(self.inst):
+            return True
+        try:
+            await asyncio.wait_for(_wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- starting tasks -----------------------------------------------------------------------
+    async def start(self, *, recovering: bool = False) -> None:
+        """Start (or, after a restart, pick up) the instance."""
+        inst = self.inst
+        resume: dict[str, str] = {}
+        if recovering:
+            for t in self.tasks.values():
+                if t.status in _IN_FLIGHT:
+                    resume[t.task_id] = (
+                        Resume.AFTER if t.status == TaskStatus.ENDING else Resume.START
+                    )
+                    if t.status != TaskStatus.ENDING:
+                        self._interrupt(t)
+            self.rt.commits.stage(instance=inst)
+        self._recount()
+        if inst.status in (InstanceStatus.INIT, InstanceStatus.SCHEDULED):
+            self._set_status(InstanceStatus.RUNNING)
+            self.rt.commits.stage(instance=inst)
+            await self.rt.fire(HookEvent.BEFORE_RUN, self)
+        for tid, mode in resume.items():
+            self._launch(tid, mode)
+        self._start_ready(self.tasks)
+        self._check_end()
+
+    def _interrupt(self, t: TaskRecord) -> None:
+        """An attempt found in flight at start belonged to a process that stopped: record it
+        as failed and owe the task a new attempt."""
+        now = utcnow()
+        if t.attempt_history and t.attempt_history[-1].ended_at is None:
+            last = t.attempt_history[-1]
+            last.status = TaskStatus.FAILED
+            last.reason = "interrupted: the node running it stopped"
+            last.ended_at = now
+        t.status = TaskStatus.INIT
+        self.rt.commits.stage(task=t)
+
+    def _start_ready(self, candidates: Iterable[str]) -> None:
+        if self.inst.status != InstanceStatus.RUNNING:
+            return
+        tasks, pending, active = self.tasks, self.pending, self.active
+        for tid in candidates:
+            t = tasks[tid]
+            if (
+                pending[tid] == 0
+                and tid not in active
+                and t.status in (TaskStatus.INIT, TaskStatus.CONTINUE)
+            ):
+                self._launch(tid, Resume.START)
+
+    def _launch(self, tid: str, mode: str) -> None:
+        task = self.tasks[tid]
+        tdef = self.compiled.tasks[tid]
+        spec = self.rt.actions.get(tdef.action_name)
+        run = TaskRun(self, task, tdef, spec, mode)
+        handle = asyncio.get_running_loop().create_task(
+            self._drive(run), name=f"tideflow-task-{self.inst.id}-{tid}"
+        )
+        self.active[tid] = _Active(run, handle)
+
+    async def _drive(self, run: TaskRun) -> None:
+        tid = run.task.task_id
+        try:
+            await run.run()
+        except asyncio.CancelledError:
+            self.active.pop(tid, None)
+            raise
+        except Exception:  # a bug must not leave the instance hanging: fail the task
+            log.exception("task %s of instance %s crashed the engine's task runner",
+                          tid, self.inst.id)
+            run.task.status = TaskStatus.FAILED
+            run.task.reason = "internal error in the engine (see the node's log)"
+            run.task.ended_at = utcnow()
+            await self.commit_task(run.task)
+        self.active.pop(tid, None)
+        status = run.task.status
+        if status.lets_children_run:
+            pending = self.pending
+            ready = []
+            for child in self.compiled.children[tid]:
+                pending[child] -= 1
+                if pending[child] == 0:
+                    ready.append(child)
+            if ready:
+                self._start_ready(ready)
+        elif status == TaskStatus.BLOCKED:
+            await self.rt.fire(HookEvent.BLOCK, self)
+        self._notify()
+        self._check_end()
+
+    # -- ending -------------------------------------------------------------------------------
+    def _check_end(self) -> None:
+        if self.active or self._ended:
+            return
+        inst = self.inst
+        if inst.status.is_final:
+            return
+        statuses = [t.status for t in self.tasks.values()]
+        if inst.status == InstanceStatus.PAUSED and any(s in _UNFINISHED_TASK for s in statuses):
+            return  # stays paused until resumed
+        if any(s == TaskStatus.FAILED for s in statuses):
+            failed = next(t for t in self.tasks.values() if t.status == TaskStatus.FAILED)
+            self._finish(InstanceStatus.FAILED, f"task '{failed.task_id}' failed: {failed.reason}")
+        elif any(s == TaskStatus.CANCELED for s in statuses):
+            self._finish(InstanceStatus.CANCELED, "canceled")
+        elif any(s in _UNFINISHED_TASK for s in statuses):
+            blocked = [t.task_id for t in self.tasks.values() if t.status == TaskStatus.BLOCKED]
+            reason = "waiting for continue: " + ", ".join(blocked[:10]) if blocked else None
+            if inst.status != InstanceStatus.BLOCKED:
+                self._set_status(InstanceStatus.BLOCKED, reason)
+                self.rt.commits.stage(instance=inst)
+        else:
+            self._finish(InstanceStatus.SUCCESS, None)
+
+    def _finish(self, status: InstanceStatus, reason: str | None) -> None:
+        self._ended = True
+        inst = self.inst
+        inst.ended_at = utcnow()
+        self._set_status(status, reason)
+        asyncio.get_running_loop().create_task(self._finalize(status))
+
+    async def _finalize(self, status: InstanceStatus) -> None:
+        await self.rt.commits.commit(instance=self.inst)
+        event = {
+            InstanceStatus.SUCCESS: HookEvent.SUCCESS,
+            InstanceStatus.FAILED: HookEvent.FAIL,
+            InstanceStatus.CANCELED: HookEvent.CANCEL,
+        }[status]
+        await self.rt.fire(event, self)
+        self._on_end(self)
+        self.closed.set()
+        self._notify()
+
+    @property
+    def finished(self) -> bool:
+        """The instance has ended and its final row is committed."""
+        return self._ended
+
+    # -- commands -----------------------------------------------------------------------------
+    def _select(self, task_ids: Iterable[str] | None, allowed: frozenset[TaskStatus],
+                verb: str) -> list[TaskRecord]:
+        if task_ids is None:
+            chosen = [t for t in self.tasks.values() if t.status in allowed]
+            if not chosen:
+                raise InvalidStateError(
+                    f"instance {self.inst.id} has no task to {verb} "
+                    f"(needs a task in {', '.join(sorted(allowed))})",
+                    state=self.inst.status.value,
+                )
+            return chosen
+        out = []
+        for tid in task_ids:
+            t = self.tasks.get(tid)
+            if t is None:
+                raise InputError(f"instance {self.inst.id} has no task '{tid}'")
+            if t.status not in allowed:
+                raise InvalidStateError(
+                    f"cannot {verb} task '{tid}' of instance {self.inst.id}: it is "
+                    f"{t.status.value} (only {', '.join(sorted(allowed))} tasks can be)",
+                    state=t.status.value,
+                )
+            out.append(t)
+        return out
+
+    def _require(self, verb: str, *allowed: InstanceStatus) -> None:
+        if self.inst.status not in allowed or (self._ended and verb != "retry"):
+            raise InvalidStateError(
+                f"cannot {verb} instance {self.inst.id}: it is {self.inst.status.value} "
+                f"(only {' or '.join(s.value for s in allowed)} instances can be)",
+                state=self.inst.status.value,
+            )
+
+    def cancel(self, task_ids: list[str] | None = None) -> list[str]:
+        self._require("cancel", InstanceStatus.INIT, InstanceStatus.SCHEDULED,
+                      InstanceStatus.RUNNING, InstanceStatus.PAUSED, InstanceStatus.BLOCKED)
+        whole = task_ids is None
+        if whole:
+            targets = [t for t in self.tasks.values() if t.status in _UNFINISHED_TASK]
+            # mark first: a task finishing right now must not start its children (#63)
+            self._ended = True
+            self._set_status(InstanceStatus.CANCELED, "canceled")
+        else:
+            targets = self._select(task_ids, _UNFINISHED_TASK, "cancel")
+        stop = StopRequest(TaskStatus.CANCELED, "canceled")
+        now = utcnow()
+        for t in targets:
+            act = self.active.get(t.task_id)
+            if act is not None:
+                act.run.request_stop(stop, act.handle)
+            else:
+                t.status = TaskStatus.CANCELED
+                t.reason = "canceled"
+                t.ended_at = now
+                self.rt.commits.stage(task=t)
+        if whole:
+            asyncio.get_running_loop().create_task(self._finish_when_idle())
+        else:
+            self._check_end()
+        return [t.task_id for t in targets]
+
+    async def _finish_when_idle(self) -> None:
+        while self.active:
+            await asyncio.wait([a.handle for a in self.active.values()])
+        self.inst.ended_at = utcnow()
+        self.inst.updated_at = self.inst.ended_at
+        await self._finalize(InstanceStatus.CANCELED)
+
+    def retry(self, task_ids: list[str] | None = None) -> list[str]:
+        self._require("retry", InstanceStatus.FAILED, InstanceStatus.CANCELED)
+        retryable = frozenset({TaskStatus.FAILED, TaskStatus.CANCELED})
+        targets = self._select(task_ids, retryable, "retry")
+        for t in targets:
+            t.status = TaskStatus.INIT
+            t.reason = None
+            t.ended_at = None
+            self.rt.commits.stage_many([t])
+        self._ended = False
+        self.inst.ended_at = None
+        self._set_status(InstanceStatus.RUNNING)
+        self.rt.commits.stage(instance=self.inst)
+        self._recount()
+        asyncio.get_running_loop().create_task(self.rt.fire(HookEvent.RETRY, self))
+        self._start_ready(self.tasks)
+        self._check_end()
+        return [t.task_id for t in targets]
+
+    def continue_(self, task_ids: list[str] | None = None) -> list[str]:
+        self._require("continue", InstanceStatus.RUNNING, InstanceStatus.BLOCKED,
+                      InstanceStatus.PAUSED)
+        targets = self._select(task_ids, frozenset({TaskStatus.BLOCKED}), "continue")
+        for t in targets:
+            t.status = TaskStatus.CONTINUE
+            t.continued = True
+            t.reason = None
+            self.rt.commits.stage(task=t)
+        if self.inst.status == InstanceStatus.BLOCKED:
+            self._set_status(InstanceStatus.RUNNING)
+            self.rt.commits.stage(instance=self.inst)
+        asyncio.get_running_loop().create_task(self.rt.fire(HookEvent.CONTINUE, self))
+        self._start_ready([t.task_id for t in targets])
+        self._check_end()
+        return [t.task_id for t in targets]
+
+    def pause(self) -> None:
+        self._require("pause", InstanceStatus.RUNNING)
+        self._set_status(InstanceStatus.PAUSED, "paused")
+        self.rt.commits.stage(instance=self.inst)
+        self._check_end()
+
+    def resume(self) -> None:
+        self._require("resume", InstanceStatus.PAUSED)
+        self._set_status(InstanceStatus.RUNNING)
+        self.rt.commits.stage(instance=self.inst)
+        self._start_ready(self.tasks)
+        self._check_end()
+
+    async def shutdown(self) -> None:
+        """Stop driving the instance without changing what is recorded (engine close): the
+        attempts in flight are picked up again by the next start."""
+        self._ended = True
+        handles = [a.handle for a in self.active.values()]
+        for a in self.active.values():
+            a.run.stop = StopRequest(TaskStatus.RUNNING, "node stopping")
+            a.handle.cancel()
+        if handles:
+            await asyncio.wait(handles, timeout=self.rt.settings.cancel_grace_secs)
+

@@ -1,0 +1,48 @@
+"""Settings of one engine (one node)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+
+def default_node_id() -> str:
+    """``POD_NAME`` (a StatefulSet's stable name), else the host name plus the process id."""
+    pod = os.environ.get("POD_NAME")
+    if pod:
+        return pod
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class EngineSettings:
+    #: this node's id; defaults to POD_NAME or host name + pid
+    node_id: str = ""
+    #: execution slots: tasks running at once (waits, blocked and approval tasks hold none)
+    concurrency: int = 1000
+    #: per-attempt timeout when a task sets ``timeoutSecs: 0`` (Fastflow's 30 s)
+    default_timeout_secs: float = 30.0
+    #: threads for sync actions and hooks
+    sync_threads: int = 32
+    #: module prefixes the ``python`` action may import from
+    python_allowed_prefixes: tuple[str, ...] = ()
+    #: pick up this node's unfinished instances at start (False: drive only what it starts)
+    recover: bool = True
+    #: how often to look for commands from other processes while instances run, and when idle
+    command_poll_busy_secs: float = 0.05
+    command_poll_idle_secs: float = 1.0
+    #: longest wait for a command's effect when asked to wait without a timeout
+    command_wait_secs: float = 5.0
+    #: run migrations at start
+    migrate: bool = True
+    #: table name prefix (several deployments in one database)
+    table_prefix: str = "tf_"
+    #: grace period for a canceled or timed-out action to stop before it is abandoned
+    cancel_grace_secs: float = 5.0
+    #: traces kept per task (oldest dropped first)
+    max_traces_per_task: int = 1000
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def resolved_node_id(self) -> str:
+        return self.node_id or default_node_id()

@@ -1,0 +1,280 @@
+"""The few places where SQLite, MySQL/MariaDB and PostgreSQL differ.
+
+Every query is written once in SQLAlchemy Core; what remains per backend is how to connect,
+how to recognise a unique violation or a transient conflict, how to hold the migration lock,
+and how to notice commits made elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import StaticPool
+
+from ...errors import StoreError
+
+#: SQLite waits this long for another writer before giving up with "database is locked"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: MySQL's GET_LOCK waits this long (seconds) for another node's migration
+MIGRATION_LOCK_TIMEOUT_S = 600
+
+#: execution option that makes the next SQLite transaction BEGIN IMMEDIATE
+IMMEDIATE = "tideflow_immediate"
+
+
+def driver_error(exc: BaseException) -> BaseException:
+    """The driver's exception inside a SQLAlchemy one (or ``exc`` itself)."""
+    orig = getattr(exc, "orig", None)
+    return orig if isinstance(orig, BaseException) else exc
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    err = driver_error(exc)
+    for attr in ("sqlstate", "pgcode"):
+        code = getattr(err, attr, None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def _mysql_errno(exc: BaseException) -> int | None:
+    args = getattr(driver_error(exc), "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+class DialectHooks:
+    """The behaviour the SQL store needs from one backend."""
+
+    #: "sqlite", "mysql" or "postgresql"
+    name: str = ""
+
+    def engine_options(self, url: URL) -> dict[str, Any]:
+        """Keyword arguments for ``create_async_engine``."""
+        return {}
+
+    def install(self, engine: AsyncEngine) -> None:
+        """Attach connection events to a new engine."""
+
+    async def prepare(self, url: URL) -> None:
+        """Settings of the database itself, made once before the engine connects."""
+
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        """Driver exception types that may surface without a SQLAlchemy wrapper."""
+        return ()
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a duplicate key on a primary key or unique index."""
+        raise NotImplementedError
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a deadlock or serialisation failure worth one more try."""
+        return False
+
+    @asynccontextmanager
+    async def migration_lock(self, conn: AsyncConnection, name: str) -> AsyncIterator[None]:
+        """Hold the database-wide migration lock ``name`` while the block runs.
+
+        The caller begins and commits its own transaction inside the block, so the lock is
+        released only after the new schema is committed."""
+        yield
+
+    def uses_sqlite_direct(self, url: URL) -> bool:
+        """Whether the hot paths run on a direct ``sqlite3`` connection (SQLite files only;
+        see :mod:`.sqlite_direct`)."""
+        return False
+
+
+class SqliteHooks(DialectHooks):
+    name = "sqlite"
+
+    def engine_options(self, url: URL) -> dict[str, Any]:
+        if _sqlite_memory(url):
+            # one in-memory database exists per connection: all users must share one
+            return {"poolclass": StaticPool}
+        return {}
+
+    def install(self, engine: AsyncEngine) -> None:
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy's begin event issue BEGIN itself: the sqlite3 module would
+            # otherwise start transactions late (not before SELECT) and never IMMEDIATE.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            try:
+                # per connection; WAL mode is a property of the file, set by prepare()
+                cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+                cursor.execute("PRAGMA foreign_keys = ON")
+            finally:
+                cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            # A deferred transaction that reads and then writes fails at once with
+            # SQLITE_BUSY (ignoring busy_timeout) if another connection wrote meanwhile;
+            # writers therefore take the write lock up front.
+            if conn.get_execution_options().get(IMMEDIATE):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+    async def prepare(self, url: URL) -> None:
+        if not _sqlite_memory(url) and url.database:
+            await asyncio.to_thread(_enable_wal, url.database)
+
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        return (sqlite3.Error,)
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        err = driver_error(exc)
+        # SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
+        if getattr(err, "sqlite_errorcode", None) in (1555, 2067):
+            return True
+        return "UNIQUE constraint failed" in str(err)
+
+    @asynccontextmanager
+    async def migration_lock(self, conn: AsyncConnection, name: str) -> AsyncIterator[None]:
+        # One file has one writer: BEGIN IMMEDIATE on the migration's own transaction is
+        # the lock, waiting up to busy_timeout for another process's migration.
+        await conn.execution_options(**{IMMEDIATE: True})
+        yield
+
+    def uses_sqlite_direct(self, url: URL) -> bool:
+        return not _sqlite_memory(url)
+
+
+class MysqlHooks(DialectHooks):
+    name = "mysql"
+
+    def engine_options(self, url: URL) -> dict[str, Any]:
+        return {
+            "pool_pre_ping": True,
+            # below the server's default wait_timeout, so idle connections are renewed
+            "pool_recycle": 3600,
+            # the same visibility rules as PostgreSQL, and fewer gap-lock deadlocks
+            "isolation_level": "READ COMMITTED",
+        }
+
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        try:
+            from asyncmy import errors  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            return ()
+        return (errors.Error,)
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return _mysql_errno(exc) == 1062  # ER_DUP_ENTRY
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return _mysql_errno(exc) in (1213, 1205)  # deadlock, lock wait timeout
+
+    @asynccontextmanager
+    async def migration_lock(self, conn: AsyncConnection, name: str) -> AsyncIterator[None]:
+        # GET_LOCK names are server-wide and at most 64 characters
+        key = "tideflow-migrate-" + hashlib.sha1(name.encode()).hexdigest()[:32]
+        got = (
+            await conn.execute(
+                sa.text("SELECT GET_LOCK(:k, :t)"), {"k": key, "t": MIGRATION_LOCK_TIMEOUT_S}
+            )
+        ).scalar()
+        await conn.commit()
+        if got != 1:
+            raise StoreError(
+                f"timed out after {MIGRATION_LOCK_TIMEOUT_S} s waiting for another node's "
+                "schema migration; try again"
+            )
+        quiet = _DropPrimaryKeyNameNote()
+        driver_log = logging.getLogger("asyncmy")
+        driver_log.addFilter(quiet)
+        try:
+            yield
+        finally:
+            driver_log.removeFilter(quiet)
+            await conn.execute(sa.text("SELECT RELEASE_LOCK(:k)"), {"k": key})
+            await conn.commit()
+
+
+class _DropPrimaryKeyNameNote(logging.Filter):
+    """Alembic names its version table's primary key; MySQL ignores the name and the driver
+    logs the server's note as a warning on every first migration. It means nothing here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).endswith("ignored for PRIMARY key.")
+
+
+class PostgresHooks(DialectHooks):
+    name = "postgresql"
+
+    def engine_options(self, url: URL) -> dict[str, Any]:
+        return {"pool_pre_ping": True}
+
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        try:
+            import asyncpg
+        except ImportError:
+            return ()
+        return (asyncpg.PostgresError, asyncpg.InterfaceError)
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return _sqlstate(exc) == "23505"
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return _sqlstate(exc) in ("40001", "40P01")
+
+    @asynccontextmanager
+    async def migration_lock(self, conn: AsyncConnection, name: str) -> AsyncIterator[None]:
+        # a session lock, so that it outlives the migration's transaction until its commit
+        key = int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big", signed=True)
+        await conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            await conn.commit()
+
+
+def hooks_for(backend: str) -> DialectHooks:
+    """The hooks for ``backend`` ("sqlite", "mysql" or "postgresql")."""
+    if backend == "sqlite":
+        return SqliteHooks()
+    if backend == "mysql":
+        return MysqlHooks()
+    if backend == "postgresql":
+        return PostgresHooks()
+    raise ValueError(f"no dialect hooks for {backend!r}")
+
+
+def _sqlite_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _enable_wal(path: str) -> None:
+    """Put the database file in WAL mode (it stays so). Processes starting together on a new
+    file race for this switch, and SQLite reports the loser "locked" at once instead of
+    waiting: the loser retries until the file is in WAL mode."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+    finally:
+        conn.close()

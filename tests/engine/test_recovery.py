@@ -1,0 +1,74 @@
+"""A node that stops mid-run: the next start picks its instances up and finishes them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tideflow import ActionContext, ActionRegistry, Engine, InstanceStatus, TaskStatus
+
+from .dags import dag, task
+
+
+def _registry(gate: asyncio.Event | None, calls: list[str]) -> ActionRegistry:
+    reg = ActionRegistry()
+
+    async def hold(ctx: ActionContext, params: Any) -> None:
+        calls.append(f"{ctx.task_id}#{ctx.attempt}")
+        if gate is not None:
+            await gate.wait()
+
+    reg.add_function("hold", hold)
+    return reg
+
+
+async def test_restart_resumes_unfinished_instance(make_engine: Any) -> None:
+    calls: list[str] = []
+    first = make_engine(registry=_registry(asyncio.Event(), calls))
+    async with first:
+        await first.register_dag(dag("rec", task("a", "hold"), task("b", "hold", ["a"])))
+        inst = await first.run_dag("rec")
+        while not calls:
+            await asyncio.sleep(0.01)
+    # the first engine stopped with `a` in flight
+    second = make_engine(registry=_registry(None, calls))
+    async with second:
+        done = await second.wait_for(inst.id, timeout=10)
+        assert done.status == InstanceStatus.SUCCESS
+        a = done.tasks[0]
+        assert a.attempts == 2
+        assert a.attempt_history[0].status == TaskStatus.FAILED
+        assert "interrupted" in (a.attempt_history[0].reason or "")
+        assert calls == ["a#1", "a#2", "b#1"]
+
+
+async def test_run_only_mode_leaves_other_instances(make_engine: Any) -> None:
+    calls: list[str] = []
+    first = make_engine(registry=_registry(asyncio.Event(), calls))
+    async with first:
+        await first.register_dag(dag("rec2", task("a", "hold")))
+        inst = await first.run_dag("rec2")
+        while not calls:
+            await asyncio.sleep(0.01)
+    driver = make_engine(registry=_registry(None, calls), recover=False)
+    async with driver:
+        await asyncio.sleep(0.2)
+        still = await driver.get_instance(inst.id)
+        assert still.status == InstanceStatus.RUNNING
+        assert calls == ["a#1"]
+
+
+async def test_commands_from_another_process_are_applied(make_engine: Any) -> None:
+    """An engine that does not drive the instance queues the command for the one that does."""
+    calls: list[str] = []
+    owner = make_engine(registry=_registry(None, calls), recover=False)
+    async with owner:
+        await owner.register_dag(dag("q", task("ok", "approval"), task("b", "hold", ["ok"])))
+        inst = await owner.run_dag("q", wait=5)
+        assert inst.status == InstanceStatus.BLOCKED
+        other = make_engine(registry=_registry(None, []), recover=False, node_id="cli")
+        async with other:
+            await other.continue_(inst.id)
+        done = await owner.wait_for(inst.id, timeout=5, settled=False)
+        assert done.status == InstanceStatus.SUCCESS
+        assert calls == ["b#1"]

@@ -1,0 +1,40 @@
+"""The approval action."""
+
+from __future__ import annotations
+
+import pytest
+from action_probe import make_probe, parse
+from pydantic import ValidationError
+
+from tideflow.actions.approval import ApprovalAction
+from tideflow.actions.base import ActionSpec, BlockTask
+
+
+async def test_blocks_with_its_message() -> None:
+    probe = make_probe()
+    with pytest.raises(BlockTask) as caught:
+        await ApprovalAction().run(probe.ctx, parse(ApprovalAction(), {"message": "ship v2?"}))
+    assert caught.value.reason == "ship v2?"
+
+
+async def test_blocks_with_a_default_message() -> None:
+    probe = make_probe()
+    with pytest.raises(BlockTask, match="waiting for approval"):
+        await ApprovalAction().run(probe.ctx, parse(ApprovalAction(), {}))
+
+
+async def test_succeeds_once_continued() -> None:
+    probe = make_probe(continued=True)
+    await ApprovalAction().run(probe.ctx, parse(ApprovalAction(), {"message": "ship?"}))
+    assert probe.traces == ["approved"]
+
+
+def test_holds_no_slot_and_has_no_timeout() -> None:
+    spec = ActionSpec(ApprovalAction())
+    assert spec.holds_slot is False
+    assert spec.default_timeout(spec.parse_params({})) is None
+
+
+def test_unknown_param_is_refused() -> None:
+    with pytest.raises(ValidationError, match="msg"):
+        parse(ApprovalAction(), {"msg": "x"})
