@@ -72,4 +72,7 @@ __all__ = [
     "dag_to_json",
     "function_action",
     "instance_to_json",
+    "load_dag_dict",
+    "load_dag_file",
+    "load_dag_text",
 ]

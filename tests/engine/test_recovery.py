@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tideflow import ActionContext, ActionRegistry, Engine, InstanceStatus, TaskStatus
+from tideflow import ActionContext, ActionRegistry, InstanceStatus, TaskStatus
 
 from .dags import dag, task
 

@@ -30,16 +30,14 @@ def register_builtins(
     registry closes it with ``await registry.get("http").action.aclose()``.
     """
     wait = WaitAction()
-    actions = [
-        ShellAction(),
-        HttpAction(),
-        wait,
-        PythonAction(python_allowed_prefixes),
-        ApprovalAction(),
+    named: list[tuple[str, object]] = [
+        ("shell", ShellAction()),
+        ("http", HttpAction()),
+        ("wait", wait),
+        ("ff-waiting", wait),
+        ("python", PythonAction(python_allowed_prefixes)),
+        ("approval", ApprovalAction()),
     ]
-    for action in actions:
-        named: list[tuple[str, object]] = [(a.name, a) for a in actions]
-    named.append(("ff-waiting", wait))
     for name, action in named:
         if skip_existing and name in registry:
             continue  # an action the user registered under a built-in name wins

@@ -4,6 +4,7 @@ its end, with live progress."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -112,11 +113,10 @@ async def _follow(
 ) -> InstanceRecord:
     view = ProgressView(console, total=len(inst.tasks))
     told_blocked = False
-    live = Live(view.renderable(), console=console, refresh_per_second=8, transient=True,
-                disable=quiet)
-    with live:
+    live = Live(view.renderable(), console=console, refresh_per_second=8, transient=True)
+    with live if not quiet else contextlib.nullcontext(live):
         while True:
-            inst = await engine.wait_for(inst.id, timeout=0.2, settled=True)
+            inst = await engine.wait_for(inst.id, timeout=0.25, settled=False)
             view.update(inst)
             live.update(view.renderable())
             if interrupted.is_set() and inst.status.is_unfinished:
@@ -136,8 +136,10 @@ async def _follow(
                             else inst.status.value)
                     verb = "continue" if blocked else "resume"
                     err_console.print(
-                        f"instance {inst.id} is {what}; waiting. To go on, run:\n"
-                        f"  tideflow ins {verb} {inst.id} --db {db}"
+                        f"instance {inst.id} is {what}; waiting. To go on, run:",
+                        soft_wrap=True,
                     )
+                    err_console.print(f"  tideflow ins {verb} {inst.id} --db {db}",
+                                      soft_wrap=True, highlight=False)
             else:
                 told_blocked = False

@@ -135,7 +135,7 @@ class Normaliser:
 
     def _problem(self, owner: str, path: tuple[Any, ...], what: str) -> None:
         if path:
-            where = format_path(path[1:], root=str(path[0]))
+            where = format_path(path[1:12], root=str(path[0])) + ("..." if len(path) > 12 else "")
             self.problems.append(f"{owner}: {where} {what}" if owner else f"{where} {what}")
         else:
             self.problems.append(f"{owner}: {what}" if owner else what)

@@ -38,6 +38,7 @@ class CompiledStatement:
 
     @classmethod
     def compile(cls, statement: ClauseElement, dialect: Dialect) -> CompiledStatement:
+        """Compile ``statement`` for ``dialect`` (a SQLite one: qmark placeholders)."""
         compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         names = compiled.positiontup or []
@@ -61,6 +62,7 @@ class SqliteDirect:
         self._executor: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
+        """Start the thread and connect."""
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tideflow-sqlite")
         self._conn = await self._run(self._connect)
 
@@ -119,6 +121,7 @@ class SqliteDirect:
         return await self._run(work)
 
     async def close(self) -> None:
+        """Close the connection and let the thread end."""
         executor, self._executor = self._executor, None
         conn, self._conn = self._conn, None
         if executor is None:

@@ -1,0 +1,256 @@
+"""tideflow benchmark: the workloads of docs/performance.md on one node.
+
+    python bench/bench.py                        # quick size, SQLite
+    python bench/bench.py --size full --backend sqlite --backend postgresql --backend mysql
+
+W1  200 runs of 1 -> 8 -> 1 no-op tasks, submitted at once: runs/s and tasks/s
+W2  a chain of 20 no-op tasks, one run at a time: ms per step, p50 / p99
+W3  one DAG with 1,000 parallel 1-second waits: wall seconds
+W4  one task depending on 10,000 no-op tasks: wall seconds
+
+Each workload runs on a fresh database; the table shows the median of the repeats with the
+min and max, and the results are also written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from tideflow import ActionContext, ActionRegistry, Engine, EngineSettings, InstanceStatus
+
+SIZES: dict[str, dict[str, int]] = {
+    "quick": {"w1_runs": 40, "w2_runs": 5, "w3_tasks": 200, "w4_parents": 1000, "repeats": 1},
+    "full": {"w1_runs": 200, "w2_runs": 20, "w3_tasks": 1000, "w4_parents": 10000, "repeats": 3},
+}
+
+MYSQL = "mysql://root@127.0.0.1:3306"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+# -- databases ---------------------------------------------------------------------------------
+class FreshDb:
+    """A new, empty database per workload run, dropped afterwards."""
+
+    def __init__(self, backend: str, tmp: Path) -> None:
+        self.backend = backend
+        self.tmp = tmp
+        self.name = f"tf_bench_{secrets.token_hex(4)}"
+
+    async def __aenter__(self) -> str:
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.tmp / (self.name + '.db')}"
+        if self.backend == "postgresql":
+            import asyncpg
+
+            conn = await asyncpg.connect(POSTGRES + "/postgres")
+            await conn.execute(f'CREATE DATABASE "{self.name}"')
+            await conn.close()
+            return f"{POSTGRES}/{self.name}"
+        import asyncmy  # type: ignore[import-untyped]
+
+        conn = await asyncmy.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+        async with conn.cursor() as cur:
+            await cur.execute(f"CREATE DATABASE `{self.name}`")
+        conn.close()
+        return f"{MYSQL}/{self.name}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.backend == "postgresql":
+            import asyncpg
+
+            conn = await asyncpg.connect(POSTGRES + "/postgres")
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            await conn.close()
+        elif self.backend == "mysql":
+            import asyncmy
+
+            conn = await asyncmy.connect(host="127.0.0.1", user="root", password="",
+                                         autocommit=True)
+            async with conn.cursor() as cur:
+                await cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+            conn.close()
+
+
+async def pg_commits(name: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{POSTGRES}/postgres")
+    try:
+        value = await conn.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", name)
+        return int(value or 0)
+    finally:
+        await conn.close()
+
+
+# -- workloads ---------------------------------------------------------------------------------
+def registry(stamps: list[float] | None = None) -> ActionRegistry:
+    reg = ActionRegistry()
+
+    async def noop(ctx: ActionContext, params: Any) -> None:
+        if stamps is not None:
+            stamps.append(time.perf_counter())
+
+    reg.add_function("noop", noop)
+    return reg
+
+
+def engine_for(url: str, reg: ActionRegistry) -> Engine:
+    return Engine.from_url(url, actions=reg, settings=EngineSettings(node_id="bench"))
+
+
+def _t(tid: str, deps: list[str] | None = None, action: str = "noop",
+       **extra: Any) -> dict[str, Any]:
+    return {"id": tid, "actionName": action, "dependOn": deps or [], **extra}
+
+
+async def w1(url: str, size: dict[str, int]) -> dict[str, float]:
+    runs = size["w1_runs"]
+    async with engine_for(url, registry()) as eng:
+        mids = [f"m{i}" for i in range(8)]
+        await eng.register_dag({"id": "w1", "tasks": [
+            _t("first"), *[_t(m, ["first"]) for m in mids], _t("last", mids)]})
+        start = time.perf_counter()
+        insts = await asyncio.gather(*[eng.run_dag("w1") for _ in range(runs)])
+        done = await asyncio.gather(*[eng.wait_for(i.id, settled=False) for i in insts])
+        wall = time.perf_counter() - start
+        assert all(d.status == InstanceStatus.SUCCESS for d in done)
+        stats = eng.stats
+    tasks = runs * 10
+    return {"runs_per_s": runs / wall, "tasks_per_s": tasks / wall, "wall_s": wall,
+            "flushes_per_task": stats["flushes"] / tasks}
+
+
+async def w2(url: str, size: dict[str, int]) -> dict[str, float]:
+    stamps: list[float] = []
+    steps: list[float] = []
+    async with engine_for(url, registry(stamps)) as eng:
+        chain = [_t("s0")] + [_t(f"s{i}", [f"s{i - 1}"]) for i in range(1, 20)]
+        await eng.register_dag({"id": "w2", "tasks": chain})
+        for _ in range(size["w2_runs"]):
+            stamps.clear()
+            inst = await eng.run_dag("w2")
+            await eng.wait_for(inst.id, settled=False)
+            steps.extend((b - a) * 1000 for a, b in zip(stamps, stamps[1:], strict=False))
+    steps.sort()
+    return {"p50_ms": statistics.median(steps),
+            "p99_ms": steps[min(len(steps) - 1, int(len(steps) * 0.99))]}
+
+
+async def w3(url: str, size: dict[str, int]) -> dict[str, float]:
+    n = size["w3_tasks"]
+    async with engine_for(url, registry()) as eng:
+        await eng.register_dag({"id": "w3", "tasks": [
+            _t(f"w{i}", action="wait", params={"waitingTime": "1s"}) for i in range(n)]})
+        start = time.perf_counter()
+        inst = await eng.run_dag("w3")
+        done = await eng.wait_for(inst.id, settled=False)
+        wall = time.perf_counter() - start
+        assert done.status == InstanceStatus.SUCCESS, done.reason
+    return {"wall_s": wall}
+
+
+async def w4(url: str, size: dict[str, int]) -> dict[str, float]:
+    n = size["w4_parents"]
+    async with engine_for(url, registry()) as eng:
+        parents = [_t(f"p{i}") for i in range(n)]
+        await eng.register_dag({"id": "w4", "tasks": [
+            *parents, _t("sink", [p["id"] for p in parents])]})
+        start = time.perf_counter()
+        inst = await eng.run_dag("w4")
+        done = await eng.wait_for(inst.id, settled=False)
+        wall = time.perf_counter() - start
+        assert done.status == InstanceStatus.SUCCESS, done.reason
+    return {"wall_s": wall}
+
+
+WORKLOADS: dict[str, Callable[[str, dict[str, int]], Awaitable[dict[str, float]]]] = {
+    "W1": w1, "W2": w2, "W3": w3, "W4": w4,
+}
+
+
+async def measure(backend: str, name: str, size: dict[str, int], tmp: Path
+                  ) -> dict[str, float]:
+    db = FreshDb(backend, tmp)
+    async with db as url:
+        before = await pg_commits(db.name) if backend == "postgresql" else 0
+        result = await WORKLOADS[name](url, size)
+        if backend == "postgresql" and name == "W1":
+            await asyncio.sleep(0.6)  # the statistics collector reports with a delay
+            result["commits_per_task"] = (await pg_commits(db.name) - before) / (
+                size["w1_runs"] * 10)
+    return result
+
+
+def summarise(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for key in samples[0]:
+        vals = [s[key] for s in samples]
+        out[key] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+    return out
+
+
+def fmt(stat: dict[str, float]) -> str:
+    m, lo, hi = stat["median"], stat["min"], stat["max"]
+    digits = 0 if m >= 100 else (2 if m < 10 else 1)
+    if lo == hi:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", choices=sorted(SIZES), default="quick")
+    ap.add_argument("--backend", action="append", choices=["sqlite", "postgresql", "mysql"])
+    ap.add_argument("--workload", action="append", choices=sorted(WORKLOADS))
+    ap.add_argument("--repeats", type=int)
+    ap.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
+    args = ap.parse_args()
+    size = dict(SIZES[args.size])
+    if args.repeats:
+        size["repeats"] = args.repeats
+    backends = args.backend or ["sqlite"]
+    workloads = args.workload or list(WORKLOADS)
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        for backend in backends:
+            for name in workloads:
+                samples = [asyncio.run(measure(backend, name, size, Path(tmpdir)))
+                           for _ in range(size["repeats"])]
+                results.setdefault(backend, {})[name] = summarise(samples)
+                print(f"  {backend} {name}: {samples}", file=sys.stderr)
+    print(f"\ntideflow bench, size {args.size} ({size['repeats']} run(s) each; "
+          "median (min–max))\n")
+    header = ["backend", "W1 tasks/s", "W1 runs/s", "W2 p50 ms", "W2 p99 ms", "W3 wall s",
+              "W4 wall s", "W1 commits/task"]
+    rows = []
+    for backend, res in results.items():
+        def cell(w: str, k: str, res: dict[str, Any] = res) -> str:
+            return fmt(res[w][k]) if w in res and k in res[w] else "-"
+        rows.append([backend, cell("W1", "tasks_per_s"), cell("W1", "runs_per_s"),
+                     cell("W2", "p50_ms"), cell("W2", "p99_ms"), cell("W3", "wall_s"),
+                     cell("W4", "wall_s"), cell("W1", "commits_per_task")])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("-+-".join("-" * w for w in widths))
+    for r in rows:
+        print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"size": args.size, "params": size, "results": results},
+                                    indent=2))
+    print(f"\nJSON: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

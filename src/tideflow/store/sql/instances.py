@@ -1,0 +1,226 @@
+"""The SQL store's instance and task operations, the group commit among them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ...errors import InputError, NotFoundError, StoreError
+from ..records import InstanceFilter, InstanceRecord, TaskRecord
+from .database import TRIES, Database
+from .rows import (
+    INSTANCE_STATE_COLUMNS,
+    TASK_STATE_COLUMNS,
+    instance_from_row,
+    instance_row,
+    instance_values,
+    task_from_row,
+    task_values,
+)
+from .sqlite_direct import CompiledStatement
+
+#: rows per statement when reading by a list of ids (far below every bind-parameter limit)
+_CHUNK = 1000
+
+
+class InstanceMethods(Database):
+    """Instances, their tags and tasks; the group commit."""
+
+    _write_stmts: tuple[sa.Update, sa.Update] | None = None
+    _direct_stmts: tuple[CompiledStatement, CompiledStatement] | None = None
+
+    def _write_statements(self) -> tuple[sa.Update, sa.Update]:
+        """The group commit's two UPDATEs (tasks, instances), keyed by bind parameters."""
+        # built once: SQLAlchemy then finds their compiled form in its cache on every call
+        if self._write_stmts is None:
+            t, i = self.tables.tasks, self.tables.instances
+            update_tasks = (
+                t.update()
+                .where(t.c.instance_id == sa.bindparam("k_instance_id"))
+                .where(t.c.task_id == sa.bindparam("k_task_id"))
+                .values({c: sa.bindparam(c, type_=t.c[c].type) for c in TASK_STATE_COLUMNS})
+            )
+            update_instances = (
+                i.update()
+                .where(i.c.id == sa.bindparam("k_id"))
+                .values({c: sa.bindparam(c, type_=i.c[c].type) for c in INSTANCE_STATE_COLUMNS})
+            )
+            self._write_stmts = (update_tasks, update_instances)
+        return self._write_stmts
+
+    def _direct_statements(self) -> tuple[CompiledStatement, CompiledStatement]:
+        """The same UPDATEs compiled for SQLite's direct connection."""
+        if self._direct_stmts is None:
+            dialect = self.engine.dialect
+            tasks, instances = self._write_statements()
+            self._direct_stmts = (
+                CompiledStatement.compile(tasks, dialect),
+                CompiledStatement.compile(instances, dialect),
+            )
+        return self._direct_stmts
+
+    @staticmethod
+    def _check_rowcount(
+        conn: AsyncConnection, result: sa.CursorResult[Any], expected: int, what: str
+    ) -> None:
+        dialect = conn.dialect
+        sane = (
+            dialect.supports_sane_multi_rowcount if expected > 1 else dialect.supports_sane_rowcount
+        )
+        if sane and 0 <= result.rowcount < expected:
+            raise NotFoundError(
+                f"cannot write {what} rows: {expected - result.rowcount} of {expected} do not "
+                "exist (deleted meanwhile?)"
+            )
+
+    async def create_instance(self, instance: InstanceRecord, tasks: Sequence[TaskRecord]) -> None:
+        """Insert the instance, its tags and all its task rows in one transaction; tasks keep
+        the order given. ConflictError when the id exists."""
+        t = self.tables
+        tags = [
+            {"instance_id": instance.id, "key": k, "value": v} for k, v in instance.tags.items()
+        ]
+        task_rows = []
+        for seq, task in enumerate(tasks):
+            row = task_values(task)
+            row.update(instance_id=instance.id, task_id=task.task_id, seq=seq)
+            task_rows.append(row)
+        async with self._tx(
+            f"create instance {instance.id!r}",
+            write=True,
+            conflict=f"DAG instance {instance.id!r} already exists (or two of its tasks share "
+            "an id)",
+        ) as conn:
+            await conn.execute(t.instances.insert(), instance_row(instance))
+            if tags:
+                await conn.execute(t.tags.insert(), tags)
+            if task_rows:
+                # executemany: SQLAlchemy batches these into multi-row INSERTs within the
+                # backends' bind-parameter limits
+                await conn.execute(t.tasks.insert(), task_rows)
+
+    async def get_instance(self, instance_id: str, *, with_tasks: bool = True) -> InstanceRecord:
+        """The instance with its tags and (``with_tasks``) its tasks in definition order."""
+        t = self.tables
+        async with self._tx(f"read instance {instance_id!r}") as conn:
+            row = (
+                await conn.execute(sa.select(t.instances).where(t.instances.c.id == instance_id))
+            ).first()
+            if row is None:
+                raise NotFoundError(f"DAG instance {instance_id!r} not found")
+            tag_rows = await conn.execute(
+                sa.select(t.tags.c.key, t.tags.c.value).where(t.tags.c.instance_id == instance_id)
+            )
+            tags = {r.key: r.value for r in tag_rows}
+            tasks: list[TaskRecord] = []
+            if with_tasks:
+                task_rows = await conn.execute(
+                    sa.select(t.tasks)
+                    .where(t.tasks.c.instance_id == instance_id)
+                    .order_by(t.tasks.c.seq)
+                )
+                tasks = [task_from_row(r) for r in task_rows]
+        return instance_from_row(row, tags, tasks)
+
+    async def list_instances(
+        self,
+        filter: InstanceFilter | None = None,
+        *,
+        limit: int = 100,
+        before_id: str | None = None,
+    ) -> list[InstanceRecord]:
+        """Newest first, with tags, without tasks. Filters are ANDed: every given tag must
+        match; ``created_after`` is inclusive and ``created_before`` exclusive."""
+        if limit < 1:
+            raise InputError(f"limit must be at least 1, not {limit}")
+        i, tg = self.tables.instances, self.tables.tags
+        q = sa.select(i)
+        f = filter or InstanceFilter()
+        if f.dag_id is not None:
+            q = q.where(i.c.dag_id == f.dag_id)
+        if f.statuses is not None:
+            q = q.where(i.c.status.in_([s.value for s in f.statuses]))
+        if f.worker is not None:
+            q = q.where(i.c.worker == f.worker)
+        if f.created_after is not None:
+            q = q.where(i.c.created_at >= f.created_after)
+        if f.created_before is not None:
+            q = q.where(i.c.created_at < f.created_before)
+        for key, value in (f.tags or {}).items():
+            q = q.where(
+                sa.exists().where(tg.c.instance_id == i.c.id, tg.c.key == key, tg.c.value == value)
+            )
+        if before_id is not None:
+            q = q.where(i.c.id < before_id)
+        q = q.order_by(i.c.id.desc()).limit(limit)
+        async with self._tx("list instances") as conn:
+            rows = (await conn.execute(q)).all()
+            tags: dict[str, dict[str, str]] = {r.id: {} for r in rows}
+            ids = list(tags)
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                for tag in await conn.execute(
+                    sa.select(tg.c.instance_id, tg.c.key, tg.c.value).where(
+                        tg.c.instance_id.in_(chunk)
+                    )
+                ):
+                    tags[tag.instance_id][tag.key] = tag.value
+        return [instance_from_row(r, tags[r.id]) for r in rows]
+
+    async def write(self, instances: Sequence[InstanceRecord], tasks: Sequence[TaskRecord]) -> None:
+        """Write the rows as they are now in one transaction, one executemany UPDATE per
+        table (tags are written only by create_instance). NotFoundError, and nothing
+        written, when a row does not exist."""
+        if not instances and not tasks:
+            return
+        # rows in key order: concurrent writers then lock rows in the same order (no deadlock)
+        task_params = []
+        for task in sorted(tasks, key=_task_key):
+            p = task_values(task)
+            p["k_instance_id"] = task.instance_id
+            p["k_task_id"] = task.task_id
+            task_params.append(p)
+        instance_params = []
+        for inst in sorted(instances, key=_instance_key):
+            p = instance_values(inst)
+            p["k_id"] = inst.id
+            instance_params.append(p)
+        if self._direct is not None:
+            # one thread hop for the whole transaction; SQLite waits out other writers itself
+            direct_tasks, direct_instances = self._direct_statements()
+            async with self._translating("write instance and task rows"):
+                counts = await self._direct.write(
+                    [(direct_tasks, task_params), (direct_instances, instance_params)]
+                )
+            if counts is not None:
+                raise NotFoundError(
+                    "cannot write the rows: some of the given instance or task rows do not "
+                    "exist (deleted meanwhile?); nothing was written"
+                )
+            return
+        update_tasks, update_instances = self._write_statements()
+        for attempt in range(TRIES):
+            try:
+                async with self._tx("write instance and task rows", write=True) as conn:
+                    if task_params:
+                        result = await conn.execute(update_tasks, task_params)
+                        self._check_rowcount(conn, result, len(task_params), "task")
+                    if instance_params:
+                        result = await conn.execute(update_instances, instance_params)
+                        self._check_rowcount(conn, result, len(instance_params), "instance")
+                return
+            except StoreError as exc:
+                cause = exc.__cause__
+                if attempt + 1 == TRIES or cause is None or not self._hooks.is_transient(cause):
+                    raise
+
+
+def _task_key(t: TaskRecord) -> tuple[str, str]:
+    return (t.instance_id, t.task_id)
+
+
+def _instance_key(i: InstanceRecord) -> str:
+    return i.id
