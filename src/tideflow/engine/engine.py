@@ -102,6 +102,7 @@ class Engine:
             )
         self._ids = IdGenerator()
         self._compiled: dict[tuple[str, int], CompiledDag] = {}
+        self._dag_reads: dict[str, asyncio.Future[DagRecord]] = {}
         self._runners: dict[str, InstanceRunner] = {}
         self._rt: Runtime | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -221,7 +222,9 @@ class Engine:
         model = self._load(dag)
         validate_dag(model, known_actions=self.actions.names())
         check_templates(model)
-        return await self.store.save_dag(model)
+        record = await self.store.save_dag(model)
+        self._dag_reads.pop(record.id, None)
+        return record
 
     @staticmethod
     def _load(dag: DagSource) -> DagDef:
@@ -247,6 +250,7 @@ class Engine:
     async def delete_dag(self, dag_id: str, *, force: bool = False) -> None:
         self._require_rt()
         await self.store.delete_dag(dag_id, force=force)
+        self._dag_reads.pop(dag_id, None)
 
     async def set_dag_status(self, dag_id: str, status: DagStatus | str) -> None:
         self._require_rt()
@@ -255,13 +259,30 @@ class Engine:
         except ValueError:
             raise InputError(f"unknown DAG status '{status}': use normal or stopped") from None
         await self.store.set_dag_status(dag_id, st)
+        self._dag_reads.pop(dag_id, None)
+
+    async def _newest_dag(self, dag_id: str) -> DagRecord:
+        """The newest version of a DAG. Runs submitted together share one read (a read that
+        started before this node registered a new version is not joined)."""
+        pending = self._dag_reads.get(dag_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self.store.get_dag(dag_id))
+            self._dag_reads[dag_id] = pending
+            pending.add_done_callback(
+                lambda f: self._dag_reads.pop(dag_id, None)
+                if self._dag_reads.get(dag_id) is f else None
+            )
+        return await asyncio.shield(pending)
 
     async def _compiled_dag(self, dag_id: str, version: int | None = None) -> CompiledDag:
         if version is not None:
             hit = self._compiled.get((dag_id, version))
             if hit is not None:
                 return hit
-        record = await self.store.get_dag(dag_id, version)
+        if version is None:
+            record = await self._newest_dag(dag_id)
+        else:
+            record = await self.store.get_dag(dag_id, version)
         key = (record.id, record.version)
         hit = self._compiled.get(key)
         if hit is None:
@@ -325,7 +346,7 @@ class Engine:
             )
             for t in record.definition.tasks
         ]
-        await rt.store.create_instance(inst, inst.tasks)
+        await rt.commits.create(inst)
         runner = self._adopt_runner(inst, compiled)
         await runner.start()
         if wait:

@@ -4,7 +4,10 @@ The engine stages rows as it changes them (staging the same row twice keeps one 
 is written as it is at flush time). ``commit()`` returns once everything staged so far is
 durable, which is what lets a task's children start. One flush runs at a time; whatever is
 staged during a flush goes into the next one, so the busier the engine, the bigger the batch.
-A failed flush is retried with back-off; rows are never dropped.
+
+A flush that fails because the database is unreachable is retried with back-off and jitter;
+rows are never dropped for that. A flush refused for one instance's rows (its row deleted
+meanwhile) is split per instance so the other instances' rows still land.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import random
 from collections.abc import Sequence
 
-from ..errors import TideflowError
+from ..errors import StoreError, TideflowError
 from ..store.base import Store
 from ..store.records import InstanceRecord, TaskRecord
 
@@ -22,12 +25,18 @@ log = logging.getLogger("tideflow.engine")
 
 
 class GroupCommit:
-    def __init__(self, store: Store, *, max_backoff_secs: float = 5.0) -> None:
+    def __init__(
+        self, store: Store, *, max_backoff_secs: float = 5.0, linger_secs: float = 0.005
+    ) -> None:
         self._store = store
+        self._new: dict[str, InstanceRecord] = {}
         self._instances: dict[str, InstanceRecord] = {}
         self._tasks: dict[tuple[str, str], TaskRecord] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
+        #: someone waits for a commit: flush now rather than linger
+        self._urgent = asyncio.Event()
+        self._linger = linger_secs
         self._closed = False
         self._max_backoff = max_backoff_secs
         self._loop_task: asyncio.Task[None] | None = None
@@ -41,7 +50,7 @@ class GroupCommit:
         )
 
     def stage(self, instance: InstanceRecord | None = None, task: TaskRecord | None = None) -> None:
-        if instance is not None:
+        if instance is not None and instance.id not in self._new:
             self._instances[instance.id] = instance
         if task is not None:
             self._tasks[(task.instance_id, task.task_id)] = task
@@ -57,32 +66,50 @@ class GroupCommit:
     ) -> None:
         """Stage the given rows and wait until everything staged so far is committed."""
         self.stage(instance, task)
+        await self._wait()
+
+    async def create(self, instance: InstanceRecord) -> None:
+        """Insert a new instance (with its tags and tasks) in the next flush and wait for it:
+        many runs submitted at once share one transaction."""
+        self._new[instance.id] = instance
+        self._wake.set()
+        await self._wait()
+
+    async def _wait(self) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
+        self._urgent.set()
         await fut
+
+    def _pending(self) -> bool:
+        return bool(self._new or self._instances or self._tasks)
 
     async def _run(self) -> None:
         failures = 0
         while True:
             await self._wake.wait()
+            if not self._waiters and not self._closed and self._linger > 0:
+                # nobody waits on these rows (an attempt's start, a trace): let them ride
+                # with the next commit someone does wait for, or go after a short linger
+                try:
+                    await asyncio.wait_for(self._urgent.wait(), self._linger)
+                except TimeoutError:
+                    pass
             self._wake.clear()
-            if not self._instances and not self._tasks:
+            self._urgent.clear()
+            if not self._pending():
                 self._release(self._waiters)
                 self._waiters = []
                 if self._closed:
                     return
                 continue
-            instances, tasks, waiters = self._instances, self._tasks, self._waiters
-            self._instances, self._tasks, self._waiters = {}, {}, []
+            new, instances, tasks, waiters = self._new, self._instances, self._tasks, self._waiters
+            self._new, self._instances, self._tasks, self._waiters = {}, {}, {}, []
             try:
-                await self._store.write(list(instances.values()), list(tasks.values()))
-            except TideflowError as exc:
+                await self._flush(new, instances, tasks)
+            except StoreError as exc:
                 failures += 1
-                # put the rows back unless a newer staging of the same row is already there
-                for k, inst in instances.items():
-                    self._instances.setdefault(k, inst)
-                for tk, task in tasks.items():
-                    self._tasks.setdefault(tk, task)
+                self._restage(new, instances, tasks)
                 self._waiters = waiters + self._waiters
                 delay = min(self._max_backoff, 0.05 * 2 ** min(failures, 10))
                 delay *= 0.5 + random.random() / 2
@@ -91,13 +118,64 @@ class GroupCommit:
                 self._wake.set()
                 continue
             failures = 0
-            self.flushes += 1
-            self.rows_written += len(instances) + len(tasks)
             self._release(waiters)
-            if self._closed and not self._instances and not self._tasks:
+            if self._closed and not self._pending():
                 self._release(self._waiters)
                 self._waiters = []
                 return
+
+    async def _flush(
+        self,
+        new: dict[str, InstanceRecord],
+        instances: dict[str, InstanceRecord],
+        tasks: dict[tuple[str, str], TaskRecord],
+    ) -> None:
+        try:
+            await self._store.write(
+                list(instances.values()), list(tasks.values()), new_instances=list(new.values())
+            )
+        except StoreError:
+            raise
+        except TideflowError as exc:
+            log.error("state write refused (%s); writing instance by instance", exc)
+            await self._flush_each(new, instances, tasks)
+        self.flushes += 1
+        self.rows_written += len(new) + len(instances) + len(tasks)
+
+    async def _flush_each(
+        self,
+        new: dict[str, InstanceRecord],
+        instances: dict[str, InstanceRecord],
+        tasks: dict[tuple[str, str], TaskRecord],
+    ) -> None:
+        ids = set(new) | set(instances) | {k[0] for k in tasks}
+        for iid in sorted(ids):
+            try:
+                await self._store.write(
+                    [instances[iid]] if iid in instances else [],
+                    [t for k, t in tasks.items() if k[0] == iid],
+                    new_instances=[new[iid]] if iid in new else [],
+                )
+            except StoreError:
+                raise
+            except TideflowError as exc:
+                log.error("dropped the state of instance %s: %s", iid, exc)
+
+    def _restage(
+        self,
+        new: dict[str, InstanceRecord],
+        instances: dict[str, InstanceRecord],
+        tasks: dict[tuple[str, str], TaskRecord],
+    ) -> None:
+        # put the rows back unless a newer staging of the same row is already there
+        for k, inst in new.items():
+            self._new.setdefault(k, inst)
+            self._instances.pop(k, None)
+        for k, inst in instances.items():
+            if k not in self._new:
+                self._instances.setdefault(k, inst)
+        for tk, task in tasks.items():
+            self._tasks.setdefault(tk, task)
 
     @staticmethod
     def _release(waiters: list[asyncio.Future[None]]) -> None:

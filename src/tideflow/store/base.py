@@ -72,10 +72,16 @@ class Store(ABC):
 
     @abstractmethod
     async def write(
-        self, instances: Sequence[InstanceRecord], tasks: Sequence[TaskRecord]
+        self,
+        instances: Sequence[InstanceRecord],
+        tasks: Sequence[TaskRecord],
+        *,
+        new_instances: Sequence[InstanceRecord] = (),
     ) -> None:
-        """Write the given instance rows and task rows as they are now, in one transaction
-        (the group commit). Rows must exist."""
+        """The group commit, in one transaction: insert ``new_instances`` (each with its tags
+        and ``tasks``), then write the given instance and task rows as they are now (they
+        must exist). The rows are read before the first await, so later changes to the
+        records do not leak into this write."""
 
     # -- commands ------------------------------------------------------------------------
     @abstractmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +32,9 @@ class InstanceMethods(Database):
 
     _write_stmts: tuple[sa.Update, sa.Update] | None = None
     _direct_stmts: tuple[CompiledStatement, CompiledStatement] | None = None
+    _direct_insert_stmts: (
+        tuple[CompiledStatement, CompiledStatement, CompiledStatement] | None
+    ) = None
 
     def _write_statements(self) -> tuple[sa.Update, sa.Update]:
         """The group commit's two UPDATEs (tasks, instances), keyed by bind parameters."""
@@ -76,25 +80,54 @@ class InstanceMethods(Database):
                 "exist (deleted meanwhile?)"
             )
 
+    @staticmethod
+    def _insert_rows(
+        instances: Sequence[InstanceRecord],
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Rows for new instances (each with its ``tasks``): instances, tags, tasks."""
+        inst_rows, tag_rows, task_rows = [], [], []
+        for instance in instances:
+            inst_rows.append(instance_row(instance))
+            tag_rows.extend(
+                {"instance_id": instance.id, "key": k, "value": v}
+                for k, v in instance.tags.items()
+            )
+            for seq, task in enumerate(instance.tasks):
+                row = task_values(task)
+                row.update(instance_id=instance.id, task_id=task.task_id, seq=seq)
+                task_rows.append(row)
+        return inst_rows, tag_rows, task_rows
+
+    def _direct_inserts(self) -> tuple[CompiledStatement, CompiledStatement, CompiledStatement]:
+        """INSERTs of new instances, tags and tasks compiled for SQLite's direct connection."""
+        if self._direct_insert_stmts is None:
+            dialect = self.engine.dialect
+            t = self.tables
+
+            def insert(table: sa.Table) -> CompiledStatement:
+                stmt = table.insert().values(
+                    {c.name: sa.bindparam(c.name, type_=c.type) for c in table.columns
+                     if not (c.autoincrement is True and c.primary_key)}
+                )
+                return CompiledStatement.compile(stmt, dialect)
+
+            self._direct_insert_stmts = (insert(t.instances), insert(t.tags), insert(t.tasks))
+        return self._direct_insert_stmts
+
     async def create_instance(self, instance: InstanceRecord, tasks: Sequence[TaskRecord]) -> None:
         """Insert the instance, its tags and all its task rows in one transaction; tasks keep
         the order given. ConflictError when the id exists."""
         t = self.tables
-        tags = [
-            {"instance_id": instance.id, "key": k, "value": v} for k, v in instance.tags.items()
-        ]
-        task_rows = []
-        for seq, task in enumerate(tasks):
-            row = task_values(task)
-            row.update(instance_id=instance.id, task_id=task.task_id, seq=seq)
-            task_rows.append(row)
+        if list(instance.tasks) != list(tasks):
+            instance = _with_tasks(instance, tasks)
+        (inst_row,), tags, task_rows = self._insert_rows([instance])
         async with self._tx(
             f"create instance {instance.id!r}",
             write=True,
             conflict=f"DAG instance {instance.id!r} already exists (or two of its tasks share "
             "an id)",
         ) as conn:
-            await conn.execute(t.instances.insert(), instance_row(instance))
+            await conn.execute(t.instances.insert(), inst_row)
             if tags:
                 await conn.execute(t.tags.insert(), tags)
             if task_rows:
@@ -170,12 +203,19 @@ class InstanceMethods(Database):
                     tags[tag.instance_id][tag.key] = tag.value
         return [instance_from_row(r, tags[r.id]) for r in rows]
 
-    async def write(self, instances: Sequence[InstanceRecord], tasks: Sequence[TaskRecord]) -> None:
-        """Write the rows as they are now in one transaction, one executemany UPDATE per
-        table (tags are written only by create_instance). NotFoundError, and nothing
-        written, when a row does not exist."""
-        if not instances and not tasks:
+    async def write(
+        self,
+        instances: Sequence[InstanceRecord],
+        tasks: Sequence[TaskRecord],
+        *,
+        new_instances: Sequence[InstanceRecord] = (),
+    ) -> None:
+        """Insert ``new_instances`` (with their tags and tasks), then write the given rows as
+        they are now, all in one transaction: one executemany statement per table.
+        NotFoundError, and nothing written, when an updated row does not exist."""
+        if not instances and not tasks and not new_instances:
             return
+        new_inst_rows, new_tag_rows, new_task_rows = self._insert_rows(new_instances)
         # rows in key order: concurrent writers then lock rows in the same order (no deadlock)
         task_params = []
         for task in sorted(tasks, key=_task_key):
@@ -191,9 +231,16 @@ class InstanceMethods(Database):
         if self._direct is not None:
             # one thread hop for the whole transaction; SQLite waits out other writers itself
             direct_tasks, direct_instances = self._direct_statements()
+            ins_inst, ins_tags, ins_tasks = self._direct_inserts()
             async with self._translating("write instance and task rows"):
                 counts = await self._direct.write(
-                    [(direct_tasks, task_params), (direct_instances, instance_params)]
+                    [
+                        (ins_inst, new_inst_rows),
+                        (ins_tags, new_tag_rows),
+                        (ins_tasks, new_task_rows),
+                        (direct_tasks, task_params),
+                        (direct_instances, instance_params),
+                    ]
                 )
             if counts is not None:
                 raise NotFoundError(
@@ -205,6 +252,13 @@ class InstanceMethods(Database):
         for attempt in range(TRIES):
             try:
                 async with self._tx("write instance and task rows", write=True) as conn:
+                    t = self.tables
+                    if new_inst_rows:
+                        await conn.execute(t.instances.insert(), new_inst_rows)
+                    if new_tag_rows:
+                        await conn.execute(t.tags.insert(), new_tag_rows)
+                    if new_task_rows:
+                        await conn.execute(t.tasks.insert(), new_task_rows)
                     if task_params:
                         result = await conn.execute(update_tasks, task_params)
                         self._check_rowcount(conn, result, len(task_params), "task")
@@ -224,3 +278,7 @@ def _task_key(t: TaskRecord) -> tuple[str, str]:
 
 def _instance_key(i: InstanceRecord) -> str:
     return i.id
+
+
+def _with_tasks(instance: InstanceRecord, tasks: Sequence[TaskRecord]) -> InstanceRecord:
+    return replace(instance, tasks=list(tasks))
