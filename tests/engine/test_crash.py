@@ -17,7 +17,8 @@ SCRIPT = textwrap.dedent("""
 
     DAG = {"id": "crash", "tasks": [
         {"id": "slow", "actionName": "shell",
-         "params": {"cmd": ["sh", "-c", "echo run >> " + sys.argv[2] + "; while [ -f " + sys.argv[3] + " ]; do sleep 0.1; done"]}},
+         "params": {"cmd": ["sh", "-c", "echo run >> " + sys.argv[2]
+                            + "; while [ -f " + sys.argv[3] + " ]; do sleep 0.1; done"]}},
         {"id": "after", "actionName": "shell", "dependOn": ["slow"],
          "params": {"cmd": ["echo", "after"]}},
     ]}

@@ -85,7 +85,9 @@ class InstanceMethods(Database):
         instances: Sequence[InstanceRecord],
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         """Rows for new instances (each with its ``tasks``): instances, tags, tasks."""
-        inst_rows, tag_rows, task_rows = [], [], []
+        inst_rows: list[dict[str, Any]] = []
+        tag_rows: list[dict[str, Any]] = []
+        task_rows: list[dict[str, Any]] = []
         for instance in instances:
             inst_rows.append(instance_row(instance))
             tag_rows.extend(
