@@ -72,3 +72,45 @@ async def test_commands_from_another_process_are_applied(make_engine: Any) -> No
         done = await owner.wait_for(inst.id, timeout=5, settled=False)
         assert done.status == InstanceStatus.SUCCESS
         assert calls == ["b#1"]
+
+
+class _SlowAfter:
+    name = "slow-after"
+
+    def __init__(self, gate: asyncio.Event | None, calls: list[str]) -> None:
+        self.gate = gate
+        self.calls = calls
+
+    async def run(self, ctx: ActionContext, params: Any) -> None:
+        self.calls.append("run")
+
+    async def run_after(self, ctx: ActionContext, params: Any) -> None:
+        self.calls.append("after")
+        if self.gate is not None:
+            await self.gate.wait()
+
+
+async def test_ending_task_resumes_at_run_after(make_engine: Any) -> None:
+    calls: list[str] = []
+    reg = ActionRegistry()
+    reg.register(_SlowAfter(asyncio.Event(), calls))
+    first = make_engine(registry=reg)
+    async with first:
+        await first.register_dag(dag("end", task("a", "slow-after")))
+        inst = await first.run_dag("end")
+        while calls != ["run", "after"]:
+            await asyncio.sleep(0.01)
+    stored = await _stored_task(make_engine, inst.id)
+    assert stored == TaskStatus.ENDING
+    reg2 = ActionRegistry()
+    reg2.register(_SlowAfter(None, calls))
+    async with make_engine(registry=reg2) as second:
+        done = await second.wait_for(inst.id, timeout=10, settled=False)
+        assert done.status == InstanceStatus.SUCCESS
+        assert calls == ["run", "after", "after"]  # run() is not repeated
+        assert done.tasks[0].attempts == 1
+
+
+async def _stored_task(make_engine: Any, instance_id: str) -> TaskStatus:
+    async with make_engine(recover=False) as peek:
+        return (await peek.get_instance(instance_id)).tasks[0].status

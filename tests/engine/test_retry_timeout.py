@@ -137,3 +137,21 @@ async def test_shell_timeout_kills_process(engine: Engine, tmp_path: Any) -> Non
     assert "timed out" in (inst.tasks[0].reason or "")
     await asyncio.sleep(2.5)
     assert not marker.exists()
+
+
+async def test_attempt_after_a_timeout_gets_a_fresh_cancel_signal(engine: Engine) -> None:
+    seen: list[bool] = []
+
+    async def slow_once(ctx: ActionContext, params: Any) -> None:
+        seen.append(ctx.is_cancelled)
+        if ctx.attempt == 1:
+            await asyncio.sleep(10)
+
+    engine.actions.add_function("slow_once", slow_once)
+    await engine.register_dag(dag("fresh", task("a", "slow_once", timeoutSecs=0.1,
+                                                retry={"maxAttempts": 2, "backoffSecs": 0.2})))
+    started = time.monotonic()
+    inst = await engine.run_dag("fresh", wait=10)
+    assert inst.status == InstanceStatus.SUCCESS
+    assert seen == [False, False]
+    assert time.monotonic() - started >= 0.1 + 0.15  # the back-off was not cut short

@@ -137,6 +137,8 @@ class TaskRun:
             delay = policy.delay(task.attempts, random.random())
             task.status = TaskStatus.RETRYING
             commits.stage(task=task)
+            if self.stop is None and self.cancel_event.is_set():
+                self.cancel_event = asyncio.Event()  # the attempt timed out: a fresh signal
             try:
                 await asyncio.wait_for(self.cancel_event.wait(), timeout=delay)
             except TimeoutError:

@@ -181,6 +181,11 @@ class Engine:
             await runner.shutdown()
         rt = self._rt
         assert rt is not None
+        if rt.background:
+            # finalizations in flight get a moment to land, then stop with the rest
+            await asyncio.wait(list(rt.background), timeout=self.settings.cancel_grace_secs)
+            for t in list(rt.background):
+                t.cancel()
         await rt.commits.close()
         rt.executor.shutdown()
         await self._close_actions()

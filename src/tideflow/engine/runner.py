@@ -234,7 +234,7 @@ class InstanceRunner:
         inst = self.inst
         inst.ended_at = utcnow()
         self._set_status(status, reason)
-        asyncio.get_running_loop().create_task(self._finalize(status))
+        self.rt.spawn(self._finalize(status), f"tideflow-finalize-{inst.id}")
 
     async def _finalize(self, status: InstanceStatus) -> None:
         await self.rt.commits.commit(instance=self.inst)
@@ -310,7 +310,7 @@ class InstanceRunner:
                 t.ended_at = now
                 self.rt.commits.stage(task=t)
         if whole:
-            asyncio.get_running_loop().create_task(self._finish_when_idle())
+            self.rt.spawn(self._finish_when_idle(), f"tideflow-cancel-{self.inst.id}")
         else:
             self._check_end()
         return [t.task_id for t in targets]
@@ -336,7 +336,7 @@ class InstanceRunner:
         self._set_status(InstanceStatus.RUNNING)
         self.rt.commits.stage(instance=self.inst)
         self._recount()
-        asyncio.get_running_loop().create_task(self.rt.fire(HookEvent.RETRY, self))
+        self.rt.spawn(self.rt.fire(HookEvent.RETRY, self), "tideflow-hook")
         self._start_ready(self.tasks)
         self._check_end()
         return [t.task_id for t in targets]
@@ -353,7 +353,7 @@ class InstanceRunner:
         if self.inst.status == InstanceStatus.BLOCKED:
             self._set_status(InstanceStatus.RUNNING)
             self.rt.commits.stage(instance=self.inst)
-        asyncio.get_running_loop().create_task(self.rt.fire(HookEvent.CONTINUE, self))
+        self.rt.spawn(self.rt.fire(HookEvent.CONTINUE, self), "tideflow-hook")
         self._start_ready([t.task_id for t in targets])
         self._check_end()
         return [t.task_id for t in targets]

@@ -3,8 +3,11 @@ actions and hooks. One per engine object; passed down, never global."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import asyncio
+import copy
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..actions.base import ActionRegistry
 from ..store.base import Store
@@ -26,7 +29,20 @@ class Runtime:
     executor: Executor
     actions: ActionRegistry
     hooks: Hooks
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run ``coro`` in the background, tracked so that closing the engine can end it."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def fire(self, event: HookEvent, runner: InstanceRunner) -> None:
         if self.hooks.has(event):
-            await self.hooks.fire(event, runner.inst, self.executor)
+            # hooks get a copy: what they do to it cannot reach the engine's state
+            inst = copy.copy(runner.inst)
+            inst.tasks = []
+            inst.vars = dict(inst.vars)
+            inst.share_data = dict(inst.share_data)
+            inst.tags = dict(inst.tags)
+            await self.hooks.fire(event, inst, self.executor)
