@@ -171,3 +171,32 @@ async def test_retry_refused_on_running_instance(engine: Engine) -> None:
         await engine.retry(inst.id)
     gate.set()
     await engine.wait_for(inst.id, timeout=5)
+
+
+async def test_precheck_reads_share_data_written_by_a_parent(engine: Engine) -> None:
+    _, started = _gate_action(engine)
+
+    async def put(ctx: ActionContext, params: Any) -> None:
+        ctx.share_data["mode"] = "maintenance"
+
+    engine.actions.add_function("put", put)
+    await engine.register_dag({
+        "id": "sd",
+        "tasks": [
+            {"id": "probe", "actionName": "put"},
+            {"id": "deploy", "actionName": "noop", "dependOn": ["probe"], "preCheck": {
+                "in-maintenance": {"act": "skip", "conditions": [
+                    {"source": "share-data", "key": "mode", "op": "in",
+                     "values": ["maintenance"]}]}}},
+            # a missing key makes a condition false, for not-in as well
+            {"id": "notify", "actionName": "noop", "dependOn": ["probe"], "preCheck": {
+                "never": {"act": "skip", "conditions": [
+                    {"source": "share-data", "key": "absent", "op": "not-in",
+                     "values": ["x"]}]}}},
+        ],
+    })
+    inst = await engine.run_dag("sd", wait=5)
+    by = {t.task_id: t.status for t in inst.tasks}
+    assert by == {"probe": TaskStatus.SUCCESS, "deploy": TaskStatus.SKIPPED,
+                  "notify": TaskStatus.SUCCESS}
+    assert started == ["notify"]

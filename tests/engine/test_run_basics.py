@@ -224,3 +224,28 @@ async def test_hooks_fire(engine: Engine) -> None:
     assert ("fail", "failed") in events
     with pytest.raises(InputError):
         engine.on("nonsense", lambda i: None)
+
+
+async def test_python_action_under_allowed_prefix(make_engine: Any) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        async with make_engine(python_allowed_prefixes=("pyfuncs",)) as engine:
+            await engine.register_dag(dag(
+                "py",
+                task("sum", "python", params={"func": "pyfuncs:add",
+                                              "kwargs": {"a": "{{x}}", "b": 2},
+                                              "saveAs": "total"}),
+                task("denied", "python", params={"func": "os:getcwd"}),
+                vars={"x": {"defaultValue": "40"}},
+            ))
+            inst = await engine.run_dag("py", wait=10)
+            by = {t.task_id: t for t in inst.tasks}
+            assert by["sum"].status == TaskStatus.SUCCESS, by["sum"].reason
+            assert inst.share_data["total"] == "42"
+            assert by["denied"].status == TaskStatus.FAILED
+            assert "pyfuncs" in (by["denied"].reason or "")
+    finally:
+        sys.path.remove(str(Path(__file__).parent))

@@ -225,8 +225,9 @@ class Engine:
         file path, or YAML/JSON text."""
         self._require_rt()
         model = self._load(dag)
-        validate_dag(model, known_actions=self.actions.names())
-        check_templates(model)
+        source = _source_of(dag)
+        validate_dag(model, source=source, known_actions=self.actions.names())
+        check_templates(model, source=source)
         record = await self.store.save_dag(model)
         self._dag_reads.pop(record.id, None)
         return record
@@ -661,6 +662,15 @@ class Engine:
             "abandoned_threads": rt.executor.abandoned_threads,
             "active_instances": len(self._runners),
         }
+
+
+def _source_of(dag: DagSource) -> str | None:
+    """The file a definition came from, for error messages."""
+    if isinstance(dag, os.PathLike):
+        return os.fspath(dag)
+    if isinstance(dag, str) and "\n" not in dag and dag.endswith((".yaml", ".yml", ".json")):
+        return dag
+    return None
 
 
 def _check_command(kind: str, inst: InstanceRecord, ids: list[str] | None) -> None:
