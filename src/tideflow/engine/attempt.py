@@ -77,6 +77,9 @@ class TaskRun:
         self.stop: StopRequest | None = None
         self.cancel_event = asyncio.Event()
         self.in_attempt = False
+        #: monotonic times: when the task became ready to start, and when its attempt began
+        self.ready_at = time.monotonic()
+        self.began_at = self.ready_at
 
     # -- helpers --------------------------------------------------------------------------
     def _mask(self, text: str) -> str:
@@ -143,6 +146,7 @@ class TaskRun:
                 await asyncio.wait_for(self.cancel_event.wait(), timeout=delay)
             except TimeoutError:
                 pass
+            self.ready_at = time.monotonic()
             if self.stop is not None:
                 self._finish_stopped()
                 await commits.commit(task=task)
@@ -268,7 +272,12 @@ class TaskRun:
         )
         # not awaited: the start of an attempt need not be durable before it runs; a crash
         # before this lands re-runs the attempt, which at-least-once allows
-        self.runner.rt.commits.stage(task=task)
+        rt = self.runner.rt
+        rt.commits.stage(task=task)
+        self.began_at = time.monotonic()
+        if rt.observers:
+            rt.observers.emit("task_started", self.runner.inst, task,
+                              self.began_at - self.ready_at)
 
     def _end_attempt(self, status: TaskStatus, reason: str | None, *, final: bool = True) -> None:
         task = self.task
@@ -283,6 +292,10 @@ class TaskRun:
                 last.status = status
                 last.reason = reason
                 last.ended_at = now
+                observers = self.runner.rt.observers
+                if observers:
+                    observers.emit("task_finished", self.runner.inst, task,
+                                   time.monotonic() - self.began_at)
 
     def _finish_stopped(self) -> None:
         assert self.stop is not None

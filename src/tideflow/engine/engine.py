@@ -13,6 +13,7 @@ import asyncio
 import copy
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from ..definition.loader import load_dag_dict, load_dag_file, load_dag_text
 from ..definition.model import DagDef
 from ..definition.validate import validate_dag
 from ..errors import (
+    ConflictError,
     EngineClosedError,
     InputError,
     InvalidStateError,
@@ -47,6 +49,7 @@ from .compiled import CompiledDag
 from .executor import Executor
 from .group_commit import GroupCommit
 from .hooks import HookFn, Hooks
+from .observer import Observers
 from .runner import InstanceRunner
 from .runtime import Runtime
 from .settings import EngineSettings
@@ -101,6 +104,7 @@ class Engine:
                 skip_existing=True,
             )
         self._ids = IdGenerator()
+        self._observers = Observers()
         self._compiled: dict[tuple[str, int], CompiledDag] = {}
         self._dag_reads: dict[str, asyncio.Future[DagRecord]] = {}
         self._runners: dict[str, InstanceRunner] = {}
@@ -151,6 +155,7 @@ class Engine:
             ),
             actions=self.actions,
             hooks=self.hooks,
+            observers=self._observers,
         )
         self._started = True
         if self.settings.recover:
@@ -213,6 +218,10 @@ class Engine:
         if self._rt is None:
             raise EngineClosedError("the engine is not started: use 'async with' or start()")
         return self._rt
+
+    def add_observer(self, observer: Any) -> None:
+        """Watch the engine: see :class:`tideflow.engine.observer.EngineObserver`."""
+        self._observers.add(observer)
 
     def on(self, event: str, fn: HookFn) -> None:
         """Register a lifecycle hook: before_run, success, fail, block, retry, continue,
@@ -306,10 +315,20 @@ class Engine:
         wait: float | None = None,
         trigger: str = Trigger.MANUAL,
         priority: int = 0,
+        idempotency_key: str | None = None,
     ) -> InstanceRecord:
         """Start an instance of the newest version of ``dag_id``. With ``wait`` (seconds),
-        return once it is final or waits for a person, or the time is up."""
+        return once it is final or waits for a person, or the time is up.
+
+        With ``idempotency_key``, a run of the same DAG submitted again with the same key (from
+        any process, also concurrently) returns the instance the first one created."""
         rt = self._require_rt()
+        if idempotency_key is not None:
+            if not idempotency_key or len(idempotency_key) > 191:
+                raise InputError("idempotency key must be 1 to 191 characters")
+            found = await rt.store.find_by_idempotency_key(dag_id, idempotency_key)
+            if found is not None:
+                return await self._existing(found, wait)
         compiled = await self._compiled_dag(dag_id)
         record = compiled.record
         if record.status != DagStatus.NORMAL:
@@ -341,6 +360,7 @@ class Engine:
             selector=run_selector,
             worker=self.node_id,
             priority=priority,
+            idempotency_key=idempotency_key,
         )
         inst.tasks = [
             TaskRecord(
@@ -352,12 +372,32 @@ class Engine:
             )
             for t in record.definition.tasks
         ]
-        await rt.commits.create(inst)
+        if idempotency_key is None:
+            await rt.commits.create(inst)
+        else:
+            # its own transaction: the unique key, not timing, decides which submission wins
+            try:
+                await rt.store.create_instance(inst, inst.tasks)
+            except ConflictError:
+                found = await rt.store.find_by_idempotency_key(dag_id, idempotency_key)
+                if found is None:
+                    raise
+                return await self._existing(found, wait)
+        if rt.observers:
+            rt.observers.emit("instance_changed", inst, None)
+        started = time.monotonic()
         runner = self._adopt_runner(inst, compiled)
         await runner.start()
+        if rt.observers:
+            rt.observers.emit("parsed", inst, time.monotonic() - started, True)
         if wait:
             await runner.wait_until(_settled, wait)
         return self._snapshot(runner.inst)
+
+    async def _existing(self, instance_id: str, wait: float | None) -> InstanceRecord:
+        if wait:
+            return await self.wait_for(instance_id, timeout=wait)
+        return await self.get_instance(instance_id)
 
     async def run_dag_with_tags(
         self,

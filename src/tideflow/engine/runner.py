@@ -89,7 +89,10 @@ class InstanceRunner:
 
     def _set_status(self, status: InstanceStatus, reason: str | None = None) -> None:
         inst = self.inst
+        old = inst.status
         inst.status = status
+        if old != status and self.rt.observers:
+            self.rt.observers.emit("instance_changed", inst, old.value)
         inst.reason = reason
         inst.updated_at = utcnow()
         self._notify()

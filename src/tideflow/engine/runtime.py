@@ -14,6 +14,7 @@ from ..store.base import Store
 from .executor import Executor
 from .group_commit import GroupCommit
 from .hooks import HookEvent, Hooks
+from .observer import Observers
 from .settings import EngineSettings
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class Runtime:
     executor: Executor
     actions: ActionRegistry
     hooks: Hooks
+    observers: Observers = field(default_factory=Observers)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:

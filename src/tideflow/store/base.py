@@ -56,6 +56,10 @@ class Store(ABC):
         """Insert an instance with its tags and all its task rows, in one transaction."""
 
     @abstractmethod
+    async def find_by_idempotency_key(self, dag_id: str, key: str) -> str | None:
+        """The id of the instance of ``dag_id`` created with idempotency ``key``, if any."""
+
+    @abstractmethod
     async def get_instance(self, instance_id: str, *, with_tasks: bool = True) -> InstanceRecord:
         ...
 

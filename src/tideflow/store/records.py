@@ -79,6 +79,8 @@ class InstanceRecord:
     epoch: int = 0
     ended_at: datetime | None = None
     priority: int = 0
+    #: a run submitted again with the same key (for the same DAG) is this instance
+    idempotency_key: str | None = None
     #: tasks, when read with them
     tasks: list[TaskRecord] = field(default_factory=list)
 
@@ -103,3 +105,37 @@ class InstanceFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     worker: str | None = None
+
+
+@dataclass
+class NodeRecord:
+    """A node as it registers itself and heartbeats (times by the database's clock)."""
+
+    node_id: str
+    incarnation: str
+    role: str  # worker | watcher
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    capacity: int
+    running: int
+    #: instances the leader assigned to it that are not finished (its load)
+    assigned: int
+    labels: dict[str, str] = field(default_factory=dict)
+    actions: list[str] = field(default_factory=list)
+    #: filled in when listed: whether it holds the leader lease, and the heartbeat's age
+    is_leader: bool = False
+    alive: bool = True
+    heartbeat_age_secs: float = 0.0
+
+
+@dataclass
+class LeaseRecord:
+    """A named lease: the leader's, or a mutex. ``token`` grows with every new holder."""
+
+    name: str
+    holder: str | None
+    token: int
+    acquired_at: datetime | None
+    expires_at: datetime | None

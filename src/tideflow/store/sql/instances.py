@@ -137,6 +137,17 @@ class InstanceMethods(Database):
                 # backends' bind-parameter limits
                 await conn.execute(t.tasks.insert(), task_rows)
 
+    async def find_by_idempotency_key(self, dag_id: str, key: str) -> str | None:
+        """The id of the instance of ``dag_id`` started with ``key``, if any."""
+        i = self.tables.instances
+        async with self._tx("find an instance by idempotency key") as conn:
+            row = (
+                await conn.execute(
+                    sa.select(i.c.id).where(i.c.dag_id == dag_id, i.c.idempotency_key == key)
+                )
+            ).first()
+        return None if row is None else str(row.id)
+
     async def get_instance(self, instance_id: str, *, with_tasks: bool = True) -> InstanceRecord:
         """The instance with its tags and (``with_tasks``) its tasks in definition order."""
         t = self.tables

@@ -167,7 +167,13 @@ def instance_values(i: InstanceRecord) -> dict[str, Any]:
 def instance_row(i: InstanceRecord) -> dict[str, Any]:
     """Every column of a new instance row."""
     values = instance_values(i)
-    values.update(id=i.id, dag_id=i.dag_id, trigger=i.trigger, created_at=i.created_at)
+    values.update(
+        id=i.id,
+        dag_id=i.dag_id,
+        trigger=i.trigger,
+        created_at=i.created_at,
+        idempotency_key=i.idempotency_key,
+    )
     return values
 
 
@@ -192,5 +198,6 @@ def instance_from_row(
         epoch=row.epoch,
         ended_at=row.ended_at,
         priority=row.priority,
+        idempotency_key=row.idempotency_key,
         tasks=list(tasks),
     )

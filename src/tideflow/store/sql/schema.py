@@ -82,6 +82,8 @@ class Tables:
     tags: sa.Table
     tasks: sa.Table
     commands: sa.Table
+    nodes: sa.Table
+    leases: sa.Table
 
     @property
     def version_table(self) -> str:
@@ -133,9 +135,12 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.Column("updated_at", UtcDateTime, nullable=False),
         sa.Column("ended_at", UtcDateTime, nullable=True),
+        # a run submitted twice with one key is one instance (unique per DAG)
+        sa.Column("idempotency_key", sa.String(NAME_LEN), nullable=True),
         sa.Index(f"{p}dag_instances_status_idx", "status"),
         sa.Index(f"{p}dag_instances_dag_created_idx", "dag_id", "created_at"),
         sa.Index(f"{p}dag_instances_worker_status_idx", "worker", "status"),
+        sa.Index(f"{p}dag_instances_idem_idx", "dag_id", "idempotency_key", unique=True),
         **_MYSQL_TABLE_ARGS,
     )
     tags = sa.Table(
@@ -196,4 +201,33 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sqlite_autoincrement=True,
         **_MYSQL_TABLE_ARGS,
     )
-    return Tables(p, md, dags, dag_versions, instances, tags, tasks, commands)
+    # one row per live (or recently live) node; heartbeats are judged by the database's clock
+    nodes = sa.Table(
+        f"{p}nodes",
+        md,
+        sa.Column("node_id", sa.String(NAME_LEN), primary_key=True),
+        sa.Column("incarnation", sa.String(ID_LEN), nullable=False),
+        sa.Column("role", sa.String(STATUS_LEN), nullable=False),
+        sa.Column("host", sa.String(NAME_LEN), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("started_at", UtcDateTime, nullable=False),
+        sa.Column("heartbeat_at", UtcDateTime, nullable=False),
+        sa.Column("capacity", sa.Integer, nullable=False),
+        sa.Column("running", sa.Integer, nullable=False),
+        sa.Column("assigned", sa.Integer, nullable=False),
+        sa.Column("labels", JsonText, nullable=False),
+        sa.Column("actions", JsonText, nullable=False),
+        **_MYSQL_TABLE_ARGS,
+    )
+    # named leases with fencing tokens: the leader's lease and the distributed mutexes
+    leases = sa.Table(
+        f"{p}leases",
+        md,
+        sa.Column("name", sa.String(NAME_LEN), primary_key=True),
+        sa.Column("holder", sa.String(NAME_LEN), nullable=True),
+        sa.Column("token", sa.BigInteger, nullable=False),
+        sa.Column("acquired_at", UtcDateTime, nullable=True),
+        sa.Column("expires_at", UtcDateTime, nullable=True),
+        **_MYSQL_TABLE_ARGS,
+    )
+    return Tables(p, md, dags, dag_versions, instances, tags, tasks, commands, nodes, leases)
