@@ -13,6 +13,8 @@ import asyncio
 import copy
 import logging
 import os
+import socket
+import uuid
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -41,6 +43,7 @@ from ..store.records import (
     DagRecord,
     InstanceFilter,
     InstanceRecord,
+    NodeRecord,
     TaskRecord,
 )
 from ..templates import check_templates
@@ -104,6 +107,8 @@ class Engine:
                 skip_existing=True,
             )
         self._ids = IdGenerator()
+        self._incarnation = uuid.uuid4().hex
+        self._started_at: datetime | None = None
         self._observers = Observers()
         self._compiled: dict[tuple[str, int], CompiledDag] = {}
         self._dag_reads: dict[str, asyncio.Future[DagRecord]] = {}
@@ -143,6 +148,7 @@ class Engine:
         if self._started:
             return
         await self.store.open(migrate=self.settings.migrate)
+        self._started_at = utcnow()
         commits = GroupCommit(self.store)
         commits.start()
         self._rt = Runtime(
@@ -690,6 +696,36 @@ class Engine:
                 await runner.wait_until(predicate, remaining)
                 return self._snapshot(runner.inst)
             await asyncio.sleep(0.1)
+
+    async def check_ready(self) -> None:
+        """Raise when this node cannot serve: the database unreachable (StoreError) or its
+        schema not current (SchemaError)."""
+        self._require_rt()
+        await self.store.check_ready()
+
+    async def list_nodes(self) -> list[NodeRecord]:
+        """The nodes of the deployment with their role, leader flag, heartbeat and load."""
+        self._require_rt()
+        return [self._self_node()]
+
+    def _self_node(self) -> NodeRecord:
+        rt = self._require_rt()
+        now = utcnow()
+        return NodeRecord(
+            node_id=self.node_id,
+            incarnation=self._incarnation,
+            role="worker",
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self._started_at or now,
+            heartbeat_at=now,
+            capacity=self.settings.concurrency,
+            running=rt.executor.running,
+            assigned=len(self._runners),
+            labels=dict(self.settings.labels),
+            actions=sorted(self.actions.names()),
+            is_leader=True,
+        )
 
     @property
     def stats(self) -> dict[str, int]:

@@ -42,7 +42,8 @@ class EngineSettings:
     cancel_grace_secs: float = 5.0
     #: traces kept per task (oldest dropped first)
     max_traces_per_task: int = 1000
-    extra: dict[str, str] = field(default_factory=dict)
+    #: labels of this worker, matched against a run's selector
+    labels: dict[str, str] = field(default_factory=dict)
 
     def resolved_node_id(self) -> str:
         return self.node_id or default_node_id()

@@ -28,6 +28,11 @@ class Store(ABC):
     @abstractmethod
     async def close(self) -> None: ...
 
+    @abstractmethod
+    async def check_ready(self) -> None:
+        """Raise StoreError when the database is unreachable, SchemaError when the schema is
+        not current."""
+
     # -- DAGs --------------------------------------------------------------------------
     @abstractmethod
     async def save_dag(self, dag: DagDef) -> DagRecord:

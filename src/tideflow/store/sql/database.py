@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ...errors import ConflictError, StoreError, TideflowError
+from ...errors import SchemaError, ConflictError, StoreError, TideflowError
 from ..url import DatabaseURL, parse_url
 from . import migrate as migrations
 from .dialects import IMMEDIATE, driver_error, hooks_for
@@ -101,6 +101,17 @@ class Database:
         prefix = self.tables.prefix
         async with self._tx("read the schema revision") as conn:
             return await conn.run_sync(migrations.current_revision, prefix)
+
+    async def check_ready(self) -> None:
+        """Raise StoreError when the database is unreachable, SchemaError when its schema is
+        not the one this code needs."""
+        revision = await self.current_revision()
+        head = self.head_revision()
+        if revision != head:
+            raise SchemaError(
+                f"the database schema is at revision {revision or 'none'}, this tideflow needs "
+                f"{head}: run `tideflow db upgrade`"
+            )
 
     @staticmethod
     def head_revision() -> str:
