@@ -12,6 +12,7 @@ import hashlib
 import logging
 import sqlite3
 import time
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -94,9 +95,17 @@ class DialectHooks:
         see :mod:`.sqlite_direct`)."""
         return False
 
+    async def db_now(self, conn: AsyncConnection) -> datetime:
+        """The database server's clock, in UTC: liveness and leases are judged by it."""
+        raise NotImplementedError
+
 
 class SqliteHooks(DialectHooks):
     name = "sqlite"
+
+    async def db_now(self, conn: AsyncConnection) -> datetime:
+        # one file, one machine: the machine's clock is the database's
+        return datetime.now(UTC)
 
     def engine_options(self, url: URL) -> dict[str, Any]:
         if _sqlite_memory(url):
@@ -157,6 +166,10 @@ class SqliteHooks(DialectHooks):
 class MysqlHooks(DialectHooks):
     name = "mysql"
 
+    async def db_now(self, conn: AsyncConnection) -> datetime:
+        value = (await conn.execute(sa.text("SELECT UTC_TIMESTAMP(6)"))).scalar_one()
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
     def engine_options(self, url: URL) -> dict[str, Any]:
         return {
             "pool_pre_ping": True,
@@ -215,6 +228,11 @@ class _DropPrimaryKeyNameNote(logging.Filter):
 
 class PostgresHooks(DialectHooks):
     name = "postgresql"
+
+    async def db_now(self, conn: AsyncConnection) -> datetime:
+        # clock_timestamp(), not now(): now() is frozen at the transaction's start
+        value = (await conn.execute(sa.text("SELECT clock_timestamp()"))).scalar_one()
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
 
     def engine_options(self, url: URL) -> dict[str, Any]:
         return {"pool_pre_ping": True}

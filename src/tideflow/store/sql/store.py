@@ -11,9 +11,10 @@ from ..base import Store
 from .commands import CommandMethods
 from .dags import DagMethods
 from .instances import InstanceMethods
+from .keeper import KeeperMethods
 
 
-class SqlStore(DagMethods, InstanceMethods, CommandMethods, Store):
+class SqlStore(DagMethods, InstanceMethods, CommandMethods, KeeperMethods, Store):
     """The store on a SQL database; build it with :func:`tideflow.store.url.make_store`
     (or ``SqlStore(url, table_prefix=...)``).
 

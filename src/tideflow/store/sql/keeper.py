@@ -1,0 +1,189 @@
+"""The SQL Keeper: node rows and named leases, judged by the database's clock.
+
+Every lease change is one conditional UPDATE (compare-and-set on holder, token and expiry),
+so two nodes can never both believe they took the same lease; the token grows with each new
+holder and fences the writes made under it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from ...cluster.keeper import LEADER_LEASE, Keeper
+from ..records import LeaseRecord, NodeRecord
+from .database import Database
+from .rows import dumps, loads
+
+
+class KeeperMethods(Database, Keeper):
+    async def db_now(self) -> datetime:
+        async with self._tx("read the database clock") as conn:
+            return await self._hooks.db_now(conn)
+
+    async def put_node(self, node: NodeRecord) -> datetime:
+        n = self.tables.nodes
+        async with self._tx(f"register node {node.node_id!r}", write=True) as conn:
+            now = await self._hooks.db_now(conn)
+            values = {
+                "incarnation": node.incarnation,
+                "role": node.role,
+                "host": node.host,
+                "pid": node.pid,
+                "started_at": now,
+                "heartbeat_at": now,
+                "capacity": node.capacity,
+                "running": node.running,
+                "assigned": node.assigned,
+                "labels": dumps(node.labels),
+                "actions": dumps(sorted(node.actions)),
+            }
+            done = await conn.execute(
+                n.update().where(n.c.node_id == node.node_id).values(values)
+            )
+            if not done.rowcount:
+                await conn.execute(n.insert().values(node_id=node.node_id, **values))
+        return now
+
+    async def get_node(self, node_id: str) -> NodeRecord | None:
+        n = self.tables.nodes
+        async with self._tx("read a node") as conn:
+            row = (await conn.execute(sa.select(n).where(n.c.node_id == node_id))).first()
+        return None if row is None else _node(row)
+
+    async def heartbeat(
+        self, node_id: str, incarnation: str, *, running: int, assigned: int
+    ) -> bool:
+        n = self.tables.nodes
+        async with self._tx("heartbeat", write=True) as conn:
+            now = await self._hooks.db_now(conn)
+            done = await conn.execute(
+                n.update()
+                .where(n.c.node_id == node_id, n.c.incarnation == incarnation)
+                .values(heartbeat_at=now, running=running, assigned=assigned)
+            )
+        return bool(done.rowcount)
+
+    async def remove_node(self, node_id: str, incarnation: str) -> None:
+        n = self.tables.nodes
+        async with self._tx("deregister a node", write=True) as conn:
+            await conn.execute(
+                n.delete().where(n.c.node_id == node_id, n.c.incarnation == incarnation)
+            )
+
+    async def list_nodes(self, *, unhealthy_secs: float) -> list[NodeRecord]:
+        n, le = self.tables.nodes, self.tables.leases
+        async with self._tx("list nodes") as conn:
+            now = await self._hooks.db_now(conn)
+            rows = (await conn.execute(sa.select(n).order_by(n.c.node_id))).all()
+            lease = (
+                await conn.execute(sa.select(le).where(le.c.name == LEADER_LEASE))
+            ).first()
+        leader = None
+        if lease is not None and lease.holder and lease.expires_at and lease.expires_at > now:
+            leader = lease.holder
+        out = []
+        for row in rows:
+            node = _node(row)
+            node.heartbeat_age_secs = max(0.0, (now - node.heartbeat_at).total_seconds())
+            node.alive = node.heartbeat_age_secs < unhealthy_secs
+            node.is_leader = leader == holder_id(node.node_id, node.incarnation)
+            out.append(node)
+        return out
+
+    async def acquire_lease(self, name: str, holder: str, ttl_secs: float) -> LeaseRecord | None:
+        le = self.tables.leases
+        async with self._tx(f"acquire lease {name!r}", write=True) as conn:
+            now = await self._hooks.db_now(conn)
+            expires = now + timedelta(seconds=ttl_secs)
+            mine = await conn.execute(
+                le.update()
+                .where(le.c.name == name, le.c.holder == holder, le.c.expires_at > now)
+                .values(expires_at=expires)
+            )
+            if not mine.rowcount:
+                taken = await conn.execute(
+                    le.update()
+                    .where(
+                        le.c.name == name,
+                        sa.or_(le.c.holder.is_(None), le.c.expires_at <= now),
+                    )
+                    .values(holder=holder, token=le.c.token + 1, acquired_at=now,
+                            expires_at=expires)
+                )
+                if not taken.rowcount:
+                    exists = (
+                        await conn.execute(sa.select(le.c.name).where(le.c.name == name))
+                    ).first()
+                    if exists is not None:
+                        return None
+                    await conn.execute(
+                        le.insert().values(name=name, holder=holder, token=1, acquired_at=now,
+                                           expires_at=expires)
+                    )
+            row = (await conn.execute(sa.select(le).where(le.c.name == name))).first()
+        assert row is not None
+        return _lease(row)
+
+    async def renew_lease(self, name: str, holder: str, token: int, ttl_secs: float) -> bool:
+        le = self.tables.leases
+        async with self._tx(f"renew lease {name!r}", write=True) as conn:
+            now = await self._hooks.db_now(conn)
+            done = await conn.execute(
+                le.update()
+                .where(le.c.name == name, le.c.holder == holder, le.c.token == token,
+                       le.c.expires_at > now)
+                .values(expires_at=now + timedelta(seconds=ttl_secs))
+            )
+        return bool(done.rowcount)
+
+    async def release_lease(self, name: str, holder: str, token: int) -> bool:
+        le = self.tables.leases
+        async with self._tx(f"release lease {name!r}", write=True) as conn:
+            now = await self._hooks.db_now(conn)
+            done = await conn.execute(
+                le.update()
+                .where(le.c.name == name, le.c.holder == holder, le.c.token == token,
+                       le.c.expires_at > now)
+                .values(holder=None, expires_at=None)
+            )
+        return bool(done.rowcount)
+
+    async def get_lease(self, name: str) -> LeaseRecord | None:
+        le = self.tables.leases
+        async with self._tx(f"read lease {name!r}") as conn:
+            row = (await conn.execute(sa.select(le).where(le.c.name == name))).first()
+        return None if row is None else _lease(row)
+
+
+def holder_id(node_id: str, incarnation: str) -> str:
+    """How a node names itself as a lease holder: a restarted node is a new holder."""
+    return f"{node_id}/{incarnation}"
+
+
+def _node(r: Any) -> NodeRecord:
+    return NodeRecord(
+        node_id=r.node_id,
+        incarnation=r.incarnation,
+        role=r.role,
+        host=r.host,
+        pid=r.pid,
+        started_at=r.started_at,
+        heartbeat_at=r.heartbeat_at,
+        capacity=r.capacity,
+        running=r.running,
+        assigned=r.assigned,
+        labels=loads(r.labels) or {},
+        actions=loads(r.actions) or [],
+    )
+
+
+def _lease(r: Any) -> LeaseRecord:
+    return LeaseRecord(
+        name=r.name,
+        holder=r.holder,
+        token=int(r.token),
+        acquired_at=r.acquired_at,
+        expires_at=r.expires_at,
+    )
