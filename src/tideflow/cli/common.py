@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -74,6 +74,7 @@ def build_engine(
     python_allow: Sequence[str] = (),
     recover: bool = False,
     concurrency: int = 1000,
+    **settings_kwargs: Any,
 ) -> Engine:
     registry = ActionRegistry()
     load_action_modules(actions, registry)
@@ -81,5 +82,6 @@ def build_engine(
         recover=recover,
         python_allowed_prefixes=tuple(python_allow),
         concurrency=concurrency,
+        **settings_kwargs,
     )
     return Engine.from_url(db, actions=registry, settings=settings)

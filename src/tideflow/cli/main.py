@@ -10,6 +10,7 @@ import typer
 from .db import db_app
 from .instances import ins_app
 from .run import run_command
+from .server import server_command
 
 app = typer.Typer(
     name="tideflow",
@@ -19,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run")(run_command)
+app.command("server")(server_command)
 app.add_typer(db_app, name="db")
 app.add_typer(ins_app, name="ins")
 

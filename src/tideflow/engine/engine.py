@@ -14,12 +14,12 @@ import copy
 import logging
 import os
 import socket
-import uuid
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..actions.base import ActionRegistry
 from ..actions.builtin import register_builtins
@@ -56,6 +56,9 @@ from .observer import Observers
 from .runner import InstanceRunner
 from .runtime import Runtime
 from .settings import EngineSettings
+
+if TYPE_CHECKING:
+    from ..cluster.node import ClusterNode, ClusterSettings
 
 log = logging.getLogger("tideflow.engine")
 
@@ -107,6 +110,9 @@ class Engine:
                 skip_existing=True,
             )
         self._ids = IdGenerator()
+        self._cluster: ClusterNode | None = None
+        #: coroutines started whenever this node becomes the leader (the cron trigger)
+        self.leader_hooks: list[Callable[[ClusterNode], Awaitable[None]]] = []
         self._incarnation = uuid.uuid4().hex
         self._started_at: datetime | None = None
         self._observers = Observers()
@@ -149,7 +155,14 @@ class Engine:
             return
         await self.store.open(migrate=self.settings.migrate)
         self._started_at = utcnow()
-        commits = GroupCommit(self.store)
+        clustered = self.settings.cluster is not None
+        commits = GroupCommit(
+            self.store,
+            owner=self.node_id if clustered else None,
+            epochs=(lambda: {i: r.inst.epoch for i, r in self._runners.items()})
+            if clustered else None,
+            on_fenced=self._abandon if clustered else None,
+        )
         commits.start()
         self._rt = Runtime(
             settings=self.settings,
@@ -164,6 +177,9 @@ class Engine:
             observers=self._observers,
         )
         self._started = True
+        if self.settings.cluster is not None:
+            await self._start_cluster(self.settings.cluster)
+            return
         if self.settings.recover:
             await self._recover()
         self._background.append(
@@ -171,6 +187,22 @@ class Engine:
                 self._command_loop(), name="tideflow-commands"
             )
         )
+
+    async def _start_cluster(self, cluster: ClusterSettings) -> None:
+        from ..cluster.keeper import Keeper
+        from ..cluster.node import ClusterNode
+        from ..cluster.scheduling import SchedulingStore
+        from ..cluster.waker import make_waker
+
+        store = self.store
+        if not isinstance(store, Keeper) or not isinstance(store, SchedulingStore):
+            raise InputError("this store cannot run a cluster (it has no Keeper)")
+        url = getattr(store, "url", None)
+        waker = make_waker(url.url, url.backend, self.settings.table_prefix) if url else None
+        from ..cluster.waker import Waker
+
+        self._cluster = ClusterNode(self, store, store, waker or Waker(), cluster)
+        await self._cluster.start()
 
     async def close(self) -> None:
         """Stop: running attempts are left as recorded (a restart picks them up), staged state
@@ -188,6 +220,10 @@ class Engine:
                 await t
             except asyncio.CancelledError:
                 pass
+        cluster = self._cluster
+        if cluster is not None:
+            for t in cluster._tasks:
+                t.cancel()  # no new work while the running work stops
         for runner in list(self._runners.values()):
             await runner.shutdown()
         rt = self._rt
@@ -198,6 +234,9 @@ class Engine:
             for t in list(rt.background):
                 t.cancel()
         await rt.commits.close()
+        if cluster is not None:
+            # leaving the node list hands this node's instances to the leader's WatchDog now
+            await cluster.close()
         rt.executor.shutdown()
         await self._close_actions()
         await self.store.close()
@@ -347,24 +386,26 @@ class Engine:
         run_tags = validate_tags(dict(tags or {}))
         run_selector = validate_tags(dict(selector or {}))
         missing = sorted(record.definition.action_names() - self.actions.names())
-        if missing:
+        if missing and self._cluster is None:
             raise InvalidStateError(
                 f"DAG '{dag_id}' uses actions this node does not have: {', '.join(missing)}",
                 state="unrunnable",
             )
         now = utcnow()
+        clustered = self._cluster is not None
         inst = InstanceRecord(
             id=self._ids.new(),
             dag_id=record.id,
             dag_version=record.version,
-            status=InstanceStatus.SCHEDULED,
+            # in a cluster the leader's Dispatcher assigns it to a worker
+            status=InstanceStatus.INIT if clustered else InstanceStatus.SCHEDULED,
             trigger=str(trigger),
             vars=run_vars,
             created_at=now,
             updated_at=now,
             tags=run_tags,
             selector=run_selector,
-            worker=self.node_id,
+            worker=None if clustered else self.node_id,
             priority=priority,
             idempotency_key=idempotency_key,
         )
@@ -391,6 +432,11 @@ class Engine:
                 return await self._existing(found, wait)
         if rt.observers:
             rt.observers.emit("instance_changed", inst, None)
+        if self._cluster is not None:
+            self._cluster.waker.notify()
+            if wait:
+                return await self.wait_for(inst.id, timeout=wait)
+            return self._snapshot(inst)
         started = time.monotonic()
         runner = self._adopt_runner(inst, compiled)
         await runner.start()
@@ -463,7 +509,7 @@ class Engine:
             runner = self._runners.get(instance_id)
         if runner is not None:
             return runner
-        if not self.settings.recover:
+        if not self.settings.recover or self._cluster is not None:
             return None
         inst = await self.store.get_instance(instance_id, with_tasks=False)
         return await self._load_runner(inst.id, recovering=inst.status.is_unfinished)
@@ -516,6 +562,8 @@ class Engine:
         await self.store.add_command(
             CommandRecord(None, instance_id, kind, ids, utcnow())
         )
+        if self._cluster is not None:
+            self._cluster.waker.notify()
         if not wait:
             return inst
         loop = asyncio.get_running_loop()
@@ -726,6 +774,76 @@ class Engine:
             actions=sorted(self.actions.names()),
             is_leader=True,
         )
+
+    # -- what the cluster node asks of the engine ---------------------------------------------
+    @property
+    def incarnation(self) -> str:
+        """This start of the node (a restart is a new incarnation)."""
+        return self._incarnation
+
+    @property
+    def running_tasks(self) -> int:
+        return self._rt.executor.running if self._rt is not None else 0
+
+    @property
+    def owned_count(self) -> int:
+        return len(self._runners)
+
+    def emit(self, method: str, *args: Any) -> None:
+        self._observers.emit(method, *args)
+
+    @property
+    def is_leader(self) -> bool:
+        """True on a single node; in a cluster, whether this node holds the leader lease."""
+        return self._cluster.is_leader if self._cluster is not None else True
+
+    async def dag_actions(self, dag_id: str, version: int) -> set[str]:
+        return set((await self._compiled_dag(dag_id, version)).dag.action_names())
+
+    async def sync_owned(self, owned: Mapping[str, int]) -> bool:
+        """Drive what the leader gave this worker; drop what it moved elsewhere."""
+        stale = {
+            iid for iid, r in self._runners.items()
+            if not r.finished and r.inst.status.is_unfinished
+            and owned.get(iid, -1) != r.inst.epoch
+        }
+        if stale:
+            self._abandon(stale)
+        changed = False
+        for iid in owned:
+            if iid in self._runners:
+                continue
+            try:
+                await self._load_runner(iid, recovering=True)
+                changed = True
+            except TideflowError as exc:
+                log.error("could not pick up instance %s: %s", iid, exc)
+        return changed
+
+    async def apply_queued_commands(self, *, worker: str) -> bool:
+        commands = await self.store.take_commands(worker=worker)
+        for cmd in commands:
+            found = self._runners.get(cmd.instance_id)
+            if found is not None and found.finished:
+                await found.closed.wait()
+                found = self._runners.get(cmd.instance_id)
+            try:
+                runner = found or await self._load_runner(cmd.instance_id, recovering=False)
+                self._apply_or_release(runner, cmd.kind, cmd.task_ids)
+                log.info("applied queued %s to instance %s", cmd.kind, cmd.instance_id)
+            except TideflowError as exc:
+                log.warning("queued %s for instance %s refused: %s",
+                            cmd.kind, cmd.instance_id, exc)
+        return bool(commands)
+
+    def _abandon(self, ids: set[str]) -> None:
+        """Stop driving instances that moved to another worker, writing nothing more."""
+        for iid in ids:
+            runner = self._runners.pop(iid, None)
+            if runner is not None:
+                log.warning("instance %s moved to another worker; dropping it here", iid)
+                if self._rt is not None:
+                    self._rt.spawn(runner.shutdown(), f"tideflow-abandon-{iid}")
 
     @property
     def stats(self) -> dict[str, int]:

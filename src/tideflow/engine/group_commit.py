@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import StoreError, TideflowError
 from ..store.base import Store
@@ -26,9 +26,20 @@ log = logging.getLogger("tideflow.engine")
 
 class GroupCommit:
     def __init__(
-        self, store: Store, *, max_backoff_secs: float = 5.0, linger_secs: float = 0.005
+        self,
+        store: Store,
+        *,
+        max_backoff_secs: float = 5.0,
+        linger_secs: float = 0.005,
+        owner: str | None = None,
+        epochs: Callable[[], Mapping[str, int]] | None = None,
+        on_fenced: Callable[[set[str]], None] | None = None,
     ) -> None:
         self._store = store
+        #: fencing: writes land only for instances ``owner`` still owns at these epochs
+        self._owner = owner
+        self._epochs = epochs
+        self._on_fenced = on_fenced
         self._new: dict[str, InstanceRecord] = {}
         self._instances: dict[str, InstanceRecord] = {}
         self._tasks: dict[tuple[str, str], TaskRecord] = {}
@@ -131,9 +142,18 @@ class GroupCommit:
         tasks: dict[tuple[str, str], TaskRecord],
     ) -> None:
         try:
-            await self._store.write(
-                list(instances.values()), list(tasks.values()), new_instances=list(new.values())
+            fenced = await self._store.write(
+                list(instances.values()),
+                list(tasks.values()),
+                new_instances=list(new.values()),
+                owner=self._owner,
+                epochs=self._epochs() if self._epochs is not None else None,
             )
+            if fenced:
+                log.warning("writes refused for %d instance(s) now owned elsewhere: %s",
+                            len(fenced), ", ".join(sorted(fenced)[:5]))
+                if self._on_fenced is not None:
+                    self._on_fenced(fenced)
         except StoreError:
             raise
         except TideflowError as exc:
@@ -155,6 +175,8 @@ class GroupCommit:
                     [instances[iid]] if iid in instances else [],
                     [t for k, t in tasks.items() if k[0] == iid],
                     new_instances=[new[iid]] if iid in new else [],
+                    owner=self._owner,
+                    epochs=self._epochs() if self._epochs is not None else None,
                 )
             except StoreError:
                 raise

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..cluster.node import ClusterSettings
 
 
 def default_node_id() -> str:
@@ -42,6 +46,9 @@ class EngineSettings:
     cancel_grace_secs: float = 5.0
     #: traces kept per task (oldest dropped first)
     max_traces_per_task: int = 1000
+    #: run as a cluster node (membership, leader election, dispatch); None: a single node
+    #: that runs what it submits itself
+    cluster: ClusterSettings | None = None
     #: labels of this worker, matched against a run's selector
     labels: dict[str, str] = field(default_factory=dict)
 

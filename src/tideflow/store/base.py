@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..definition.model import DagDef
 from ..states import DagStatus
@@ -86,11 +86,16 @@ class Store(ABC):
         tasks: Sequence[TaskRecord],
         *,
         new_instances: Sequence[InstanceRecord] = (),
-    ) -> None:
+        owner: str | None = None,
+        epochs: Mapping[str, int] | None = None,
+    ) -> set[str]:
         """The group commit, in one transaction: insert ``new_instances`` (each with its tags
         and ``tasks``), then write the given instance and task rows as they are now (they
         must exist). The rows are read before the first await, so later changes to the
-        records do not leak into this write."""
+        records do not leak into this write.
+
+        With ``owner`` the writes are fenced: rows of instances that ``owner`` no longer owns
+        at the epoch the records carry are not written, and their ids are returned."""
 
     # -- commands ------------------------------------------------------------------------
     @abstractmethod
@@ -98,8 +103,11 @@ class Store(ABC):
         """Queue a command for the owner of its instance; returns its id."""
 
     @abstractmethod
-    async def take_commands(self, instance_ids: Sequence[str] | None = None) -> list[CommandRecord]:
-        """Remove and return queued commands (for the given instances, or all), oldest first."""
+    async def take_commands(
+        self, instance_ids: Sequence[str] | None = None, *, worker: str | None = None
+    ) -> list[CommandRecord]:
+        """Remove and return queued commands (for the given instances, or for the instances
+        ``worker`` owns, or all), oldest first."""
 
     @abstractmethod
     async def change_marker(self) -> int:

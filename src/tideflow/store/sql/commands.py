@@ -34,15 +34,19 @@ class CommandMethods(Database):
             raise StoreError("the database did not return the new command's id")
         return int(key[0])
 
-    async def take_commands(self, instance_ids: Sequence[str] | None = None) -> list[CommandRecord]:
-        """Remove and return queued commands (for the given instances, or all), oldest first.
-        Two takers never receive the same command."""
-        c = self.tables.commands
+    async def take_commands(
+        self, instance_ids: Sequence[str] | None = None, *, worker: str | None = None
+    ) -> list[CommandRecord]:
+        """Remove and return queued commands (for the given instances, or those owned by
+        ``worker``, or all), oldest first. Two takers never receive the same command."""
+        c, i = self.tables.commands, self.tables.instances
         if instance_ids is not None and not instance_ids:
             return []
         q = sa.select(c).order_by(c.c.id).with_for_update()
         if instance_ids is not None:
             q = q.where(c.c.instance_id.in_(list(instance_ids)))
+        if worker is not None:
+            q = q.where(c.c.instance_id.in_(sa.select(i.c.id).where(i.c.worker == worker)))
         async with self._tx("take commands", write=True) as conn:
             rows = (await conn.execute(q)).all()
             ids = [r.id for r in rows]

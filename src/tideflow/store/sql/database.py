@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ...errors import SchemaError, ConflictError, StoreError, TideflowError
+from ...errors import ConflictError, SchemaError, StoreError, TideflowError
 from ..url import DatabaseURL, parse_url
 from . import migrate as migrations
 from .dialects import IMMEDIATE, driver_error, hooks_for

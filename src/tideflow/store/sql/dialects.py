@@ -12,9 +12,9 @@ import hashlib
 import logging
 import sqlite3
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -222,12 +222,19 @@ class InstanceMethods(Database):
         tasks: Sequence[TaskRecord],
         *,
         new_instances: Sequence[InstanceRecord] = (),
-    ) -> None:
+        owner: str | None = None,
+        epochs: Mapping[str, int] | None = None,
+    ) -> set[str]:
         """Insert ``new_instances`` (with their tags and tasks), then write the given rows as
         they are now, all in one transaction: one executemany statement per table.
-        NotFoundError, and nothing written, when an updated row does not exist."""
+        NotFoundError, and nothing written, when an updated row does not exist.
+
+        With ``owner`` the updates are fenced: the instance rows are locked first, and the
+        rows of every instance no longer owned by ``owner`` at its epoch (from ``epochs``, or
+        the written instance record) are left out; their ids are returned. On SQLite (one executing process per file) nothing is
+        fenced."""
         if not instances and not tasks and not new_instances:
-            return
+            return set()
         new_inst_rows, new_tag_rows, new_task_rows = self._insert_rows(new_instances)
         # rows in key order: concurrent writers then lock rows in the same order (no deadlock)
         task_params = []
@@ -260,12 +267,28 @@ class InstanceMethods(Database):
                     "cannot write the rows: some of the given instance or task rows do not "
                     "exist (deleted meanwhile?); nothing was written"
                 )
-            return
+            return set()
         update_tasks, update_instances = self._write_statements()
+        known_epochs = dict(epochs or {})
+        known_epochs.update({i.id: i.epoch for i in instances})
         for attempt in range(TRIES):
             try:
                 async with self._tx("write instance and task rows", write=True) as conn:
                     t = self.tables
+                    fenced: set[str] = set()
+                    if owner is not None:
+                        ids = sorted(
+                            {p["k_instance_id"] for p in task_params}
+                            | {p["k_id"] for p in instance_params}
+                        )
+                        fenced = await self._fenced(conn, ids, owner, known_epochs)
+                        if fenced:
+                            task_params = [
+                                p for p in task_params if p["k_instance_id"] not in fenced
+                            ]
+                            instance_params = [
+                                p for p in instance_params if p["k_id"] not in fenced
+                            ]
                     if new_inst_rows:
                         await conn.execute(t.instances.insert(), new_inst_rows)
                     if new_tag_rows:
@@ -278,11 +301,35 @@ class InstanceMethods(Database):
                     if instance_params:
                         result = await conn.execute(update_instances, instance_params)
                         self._check_rowcount(conn, result, len(instance_params), "instance")
-                return
+                return fenced
             except StoreError as exc:
                 cause = exc.__cause__
                 if attempt + 1 == TRIES or cause is None or not self._hooks.is_transient(cause):
                     raise
+        return set()  # pragma: no cover - the loop returns or raises
+
+    async def _fenced(
+        self, conn: AsyncConnection, ids: list[str], owner: str, epochs: dict[str, int]
+    ) -> set[str]:
+        """Lock the instance rows about to be written and return those ``owner`` no longer
+        owns (another worker took them over: a larger epoch)."""
+        i = self.tables.instances
+        current: dict[str, tuple[str | None, int]] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            rows = await conn.execute(
+                sa.select(i.c.id, i.c.worker, i.c.epoch)
+                .where(i.c.id.in_(chunk))
+                .order_by(i.c.id)
+                .with_for_update()
+            )
+            current.update({r.id: (r.worker, r.epoch) for r in rows})
+        fenced = set()
+        for iid in ids:
+            worker, epoch = current.get(iid, (None, -1))
+            if worker != owner or (iid in epochs and epochs[iid] != epoch):
+                fenced.add(iid)
+        return fenced
 
 
 def _task_key(t: TaskRecord) -> tuple[str, str]:

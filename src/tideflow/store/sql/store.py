@@ -8,13 +8,16 @@ queries by role in :mod:`.dags`, :mod:`.instances` and :mod:`.commands`.
 from __future__ import annotations
 
 from ..base import Store
+from .cluster import ClusterMethods
 from .commands import CommandMethods
 from .dags import DagMethods
 from .instances import InstanceMethods
 from .keeper import KeeperMethods
 
 
-class SqlStore(DagMethods, InstanceMethods, CommandMethods, KeeperMethods, Store):
+class SqlStore(
+    DagMethods, InstanceMethods, CommandMethods, KeeperMethods, ClusterMethods, Store
+):
     """The store on a SQL database; build it with :func:`tideflow.store.url.make_store`
     (or ``SqlStore(url, table_prefix=...)``).
 

@@ -1,0 +1,129 @@
+"""``tideflow server``: run a node of a cluster (a worker, or a watcher that executes nothing).
+
+Workers share one database; one of them is elected leader and dispatches. The node registers
+every DAG file of ``--dags`` at start (a new version only when the file changed), logs one
+line per leadership change and per dispatched batch, and stops cleanly on SIGTERM/SIGINT:
+it stops taking work, leaves its running attempts to be picked up again, gives up
+leadership and leaves the node list so that others take over at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..cluster.node import ClusterSettings
+from ..definition.loader import load_dag_file
+from ..engine.engine import Engine
+from ..errors import InputError, NotFoundError
+from ..vars import parse_kv_pairs
+from .common import DEFAULT_DB, build_engine, cli_errors, err_console
+
+log = logging.getLogger("tideflow.server")
+
+
+def server_command(
+    role: str = typer.Option("worker", "--role", help="worker or watcher."),
+    db: str = typer.Option(DEFAULT_DB, "--db", envvar="TIDEFLOW_DB", help="Database URL."),
+    dags: Path | None = typer.Option(None, "--dags", help="Register every DAG file in DIR."),
+    actions: list[str] = typer.Option([], "--actions", "-a", help="Action module (repeatable)."),
+    labels: list[str] = typer.Option([], "--labels", "-l", help="Worker label k=v (repeatable)."),
+    concurrency: int = typer.Option(1000, "--concurrency", help="Execution slots."),
+    node_id: str | None = typer.Option(None, "--node-id", help="Node id (default POD_NAME or "
+                                       "host name plus pid)."),
+    python_allow: list[str] = typer.Option(
+        [], "--python-allow", help="A module prefix the python action may call (repeatable)."
+    ),
+    http: str | None = typer.Option(None, "--http", help="Serve the HTTP API on HOST:PORT."),
+    token_file: Path | None = typer.Option(None, "--token-file", help="API tokens, one a line."),
+    token_env: str | None = typer.Option(None, "--token-env",
+                                         help="Environment variable holding API tokens."),
+    unhealthy_secs: float = typer.Option(5.0, "--unhealthy-secs",
+                                         help="A node silent this long is dead."),
+    heartbeat_secs: float = typer.Option(1.0, "--heartbeat-secs", help="Heartbeat interval."),
+) -> None:
+    """Run a tideflow node until SIGTERM or SIGINT."""
+    logging.getLogger("tideflow").setLevel(logging.INFO)
+    with cli_errors():
+        if role not in ("worker", "watcher"):
+            raise InputError(f"--role {role!r}: use worker or watcher")
+        if concurrency < 1:
+            raise InputError("--concurrency must be at least 1")
+        node_labels = parse_kv_pairs(labels, what="--labels")
+        cluster = ClusterSettings(
+            role=role,
+            unhealthy_secs=unhealthy_secs,
+            lease_secs=unhealthy_secs,
+            heartbeat_secs=heartbeat_secs,
+        )
+        engine = build_engine(db, actions=actions, python_allow=python_allow,
+                              concurrency=concurrency, recover=True, cluster=cluster,
+                              labels=node_labels, node_id=node_id or "")
+        asyncio.run(_serve(engine, dags, http, token_file, token_env))
+
+
+async def _register_dir(engine: Engine, folder: Path) -> None:
+    if not folder.is_dir():
+        raise InputError(f"--dags {folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+    for path in files:
+        dag = load_dag_file(path)
+        try:
+            current = await engine.get_dag(dag.id)
+            if current.definition == dag:
+                continue
+        except NotFoundError:
+            pass
+        record = await engine.register_dag(path)
+        log.info("registered %s as %s version %d", path.name, record.id, record.version)
+
+
+async def _serve(
+    engine: Engine,
+    dags: Path | None,
+    http: str | None,
+    token_file: Path | None,
+    token_env: str | None,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await engine.start()
+    servers: list[asyncio.Task[Any]] = []
+    try:
+        if dags is not None:
+            await _register_dir(engine, dags)
+        if http:
+            servers.append(loop.create_task(_http(engine, http, token_file, token_env, stop)))
+        err_console.print(f"node {engine.node_id} running "
+                          f"({engine.settings.cluster.role if engine.settings.cluster else ''})",
+                          highlight=False)
+        await stop.wait()
+    finally:
+        log.info("stopping node %s", engine.node_id)
+        stop.set()
+        for t in servers:
+            try:
+                await asyncio.wait_for(t, 10)
+            except (Exception, asyncio.CancelledError):
+                t.cancel()
+        await engine.close()
+
+
+async def _http(
+    engine: Engine, address: str, token_file: Path | None, token_env: str | None,
+    stop: asyncio.Event,
+) -> None:
+    from ..api import ApiAuth, create_app, serve
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--http {address!r}: use HOST:PORT, e.g. 127.0.0.1:8080")
+    auth = ApiAuth.from_sources(token_file=token_file, token_env=token_env)
+    app = create_app(engine, auth=auth)
+    await serve(app, host, int(port), stop=stop, auth=auth)

@@ -1,0 +1,375 @@
+"""A node's part in the cluster: membership and heartbeats, the leader election, the leader's
+Dispatcher and WatchDog, and the worker's claim loop.
+
+Safety does not rest on a leader noticing in time that it lost its lease: every write the
+leader makes is fenced by its lease token in the same statement, and every write a worker
+makes to an instance is fenced by that instance's ownership epoch. The local checks here
+(stepping down when a renewal fails or is overdue) only keep a deposed leader from wasting
+work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..clock import utcnow
+from ..errors import InputError, TideflowError
+from ..store.records import NodeRecord
+from .keeper import LEADER_LEASE, Keeper
+from .scheduling import LeaderFence, Pending, SchedulingStore
+from .waker import Waker
+
+if TYPE_CHECKING:
+    from ..engine.engine import Engine
+
+log = logging.getLogger("tideflow.cluster")
+
+
+@dataclass
+class ClusterSettings:
+    role: str = "worker"  # worker | watcher
+    #: a node whose heartbeat is older than this is dead (Fastflow's UnhealthyTime)
+    unhealthy_secs: float = 5.0
+    #: the leader's lease; renewed every heartbeat
+    lease_secs: float = 5.0
+    heartbeat_secs: float = 1.0
+    #: poll intervals where the database cannot push (MySQL, SQLite)
+    poll_busy_secs: float = 0.05
+    poll_idle_secs: float = 1.0
+    dispatch_batch: int = 500
+
+
+def holder_id(node_id: str, incarnation: str) -> str:
+    return f"{node_id}/{incarnation}"
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        engine: Engine,
+        keeper: Keeper,
+        sched: SchedulingStore,
+        waker: Waker,
+        settings: ClusterSettings,
+    ) -> None:
+        if settings.role not in ("worker", "watcher"):
+            raise InputError(f"unknown role {settings.role!r}: use worker or watcher")
+        self.engine = engine
+        self.keeper = keeper
+        self.sched = sched
+        self.waker = waker
+        self.settings = settings
+        self.node_id = engine.node_id
+        self.incarnation = engine.incarnation
+        self.holder = holder_id(self.node_id, self.incarnation)
+        self.is_leader = False
+        self.lease_token: int | None = None
+        #: monotonic deadline past which a leader that could not renew stops acting
+        self._lease_valid_until = 0.0
+        self._leader_tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy_until = 0.0
+        self._load: dict[str, int] = {}
+        self.closed = False
+        #: called when this node's row was taken over by a newer incarnation
+        self.on_replaced: Callable[[], Awaitable[None]] | None = None
+
+    @property
+    def is_worker(self) -> bool:
+        return self.settings.role == "worker"
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._register()
+        await self.waker.start()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._membership(), name="tideflow-membership"))
+        if self.is_worker:
+            self._tasks.append(loop.create_task(self._claim_loop(), name="tideflow-claim"))
+
+    async def _register(self) -> None:
+        """Take this node's row. A previous incarnation that still heartbeats gets one lease
+        to stop (a restarted pod); a node that keeps heartbeating is another live node with
+        the same id: an error."""
+        s = self.settings
+        existing = await self.keeper.get_node(self.node_id)
+        if existing is not None and existing.incarnation != self.incarnation:
+            first = existing.heartbeat_at
+            now = await self.keeper.db_now()
+            if (now - first).total_seconds() < s.unhealthy_secs:
+                log.info("node id %s still looks alive; waiting up to %.0fs for it to expire",
+                         self.node_id, s.unhealthy_secs)
+                deadline = time.monotonic() + s.unhealthy_secs
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(min(s.heartbeat_secs, 0.5))
+                    again = await self.keeper.get_node(self.node_id)
+                    if again is None or again.incarnation != existing.incarnation:
+                        break
+                    if again.heartbeat_at > first:
+                        raise InputError(
+                            f"another live node already uses the id {self.node_id!r} "
+                            f"(pid {again.pid} on {again.host}); give this one another "
+                            "--node-id"
+                        )
+        await self.keeper.put_node(self._node_record())
+
+    def _node_record(self) -> NodeRecord:
+        now = utcnow()
+        return NodeRecord(
+            node_id=self.node_id,
+            incarnation=self.incarnation,
+            role=self.settings.role,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=now,
+            heartbeat_at=now,
+            capacity=self.engine.settings.concurrency if self.is_worker else 0,
+            running=0,
+            assigned=0,
+            labels=dict(self.engine.settings.labels),
+            actions=sorted(self.engine.actions.names()) if self.is_worker else [],
+        )
+
+    async def close(self) -> None:
+        """Stop acting, give leadership up at once and leave the node list, so that others
+        take over this node's work right away."""
+        self.closed = True
+        await self._step_down("node stopping")
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        try:
+            if self.lease_token is not None:
+                await self.keeper.release_lease(LEADER_LEASE, self.holder, self.lease_token)
+            await self.keeper.remove_node(self.node_id, self.incarnation)
+        except TideflowError as exc:
+            log.warning("could not deregister cleanly: %s", exc)
+        self.waker.notify()
+        await asyncio.sleep(0)  # let the last notification go out
+        await self.waker.close()
+
+    # -- membership and leadership ---------------------------------------------------------
+    async def _membership(self) -> None:
+        s = self.settings
+        while True:
+            started = time.monotonic()
+            try:
+                ok = await self.keeper.heartbeat(
+                    self.node_id, self.incarnation,
+                    running=self.engine.running_tasks, assigned=self.engine.owned_count,
+                )
+                if not ok:
+                    log.error("node %s was taken over by a newer incarnation; stopping",
+                              self.node_id)
+                    await self._step_down("replaced")
+                    if self.on_replaced is not None:
+                        await self.on_replaced()
+                    return
+                if self.is_worker:
+                    await self._campaign(started)
+            except TideflowError as exc:
+                log.warning("heartbeat failed: %s", exc)
+            if self.is_leader and time.monotonic() > self._lease_valid_until:
+                await self._step_down("could not renew the lease in time")
+            await asyncio.sleep(max(0.0, s.heartbeat_secs - (time.monotonic() - started)))
+
+    async def _campaign(self, started: float) -> None:
+        s = self.settings
+        if self.is_leader and self.lease_token is not None:
+            if await self.keeper.renew_lease(LEADER_LEASE, self.holder, self.lease_token,
+                                             s.lease_secs):
+                self._lease_valid_until = started + s.lease_secs - s.heartbeat_secs
+            else:
+                await self._step_down("lost the lease")
+            return
+        lease = await self.keeper.acquire_lease(LEADER_LEASE, self.holder, s.lease_secs)
+        if lease is not None:
+            self.lease_token = lease.token
+            self._lease_valid_until = started + s.lease_secs - s.heartbeat_secs
+            await self._become_leader()
+
+    async def _become_leader(self) -> None:
+        self.is_leader = True
+        log.warning("leadership: %s is the leader (token %s)", self.node_id, self.lease_token)
+        self.engine.emit("leadership_changed", True)
+        loop = asyncio.get_running_loop()
+        self._load = {}
+        self._leader_tasks = [
+            loop.create_task(self._dispatch_loop(), name="tideflow-dispatcher"),
+            loop.create_task(self._watchdog_loop(), name="tideflow-watchdog"),
+        ]
+        for hook in self.engine.leader_hooks:
+            self._leader_tasks.append(
+                loop.create_task(_run(hook(self)), name="tideflow-leader-hook")
+            )
+
+    async def _step_down(self, why: str) -> None:
+        if not self.is_leader:
+            return
+        self.is_leader = False
+        log.warning("leadership: %s stepped down (%s)", self.node_id, why)
+        self.engine.emit("leadership_changed", False)
+        for t in self._leader_tasks:
+            t.cancel()
+        for t in self._leader_tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._leader_tasks = []
+
+    @property
+    def fence(self) -> LeaderFence:
+        assert self.lease_token is not None
+        return LeaderFence(self.holder, self.lease_token)
+
+    def leading(self) -> bool:
+        return self.is_leader and time.monotonic() < self._lease_valid_until
+
+    # -- waiting -------------------------------------------------------------------------------
+    def mark_busy(self) -> None:
+        self._busy_until = time.monotonic() + 2.0
+
+    def _poll_delay(self) -> float:
+        s = self.settings
+        if self.waker.pushes:
+            return max(s.poll_idle_secs, 2.0)  # a catch-up poll; notifications do the rest
+        return s.poll_busy_secs if time.monotonic() < self._busy_until else s.poll_idle_secs
+
+    # -- the Dispatcher (leader) ---------------------------------------------------------------
+    async def _live_workers(self) -> list[NodeRecord]:
+        nodes = await self.keeper.list_nodes(unhealthy_secs=self.settings.unhealthy_secs)
+        return [n for n in nodes if n.alive and n.role == "worker"]
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            try:
+                if self.leading():
+                    moved = await self.dispatch_once()
+                    if moved:
+                        self.mark_busy()
+                        continue
+            except TideflowError as exc:
+                log.warning("dispatch failed: %s", exc)
+                self.engine.emit("dispatched", 0, 0.0, False)
+            await self.waker.wait(self._poll_delay())
+
+    async def dispatch_once(self) -> int:
+        """Assign waiting instances to live workers; returns how many were assigned."""
+        started = time.monotonic()
+        pending = await self.sched.pending_instances(self.settings.dispatch_batch)
+        if not pending:
+            return 0
+        workers = await self._live_workers()
+        self._load = await self.sched.owner_load()
+        assignments: list[tuple[str, str]] = []
+        waiting: list[tuple[str, str]] = []
+        for p in pending:
+            chosen, why = await self._choose(p, workers)
+            if chosen is None:
+                if why != p.reason:
+                    waiting.append((p.id, why))
+                continue
+            assignments.append((p.id, chosen))
+            self._load[chosen] = self._load.get(chosen, 0) + 1
+        assigned = await self.sched.assign(assignments, self.fence)
+        await self.sched.set_waiting_reason(waiting, self.fence)
+        if assigned:
+            self.waker.notify()
+            per_worker: dict[str, int] = {}
+            for iid, w in assignments:
+                if iid in assigned:
+                    per_worker[w] = per_worker.get(w, 0) + 1
+            log.info("dispatched %d instance(s): %s", len(assigned),
+                     ", ".join(f"{w}={n}" for w, n in sorted(per_worker.items())))
+        self.engine.emit("dispatched", len(assigned), time.monotonic() - started, True)
+        return len(assigned)
+
+    async def _choose(self, p: Pending, workers: list[NodeRecord]) -> tuple[str | None, str]:
+        """The least loaded live worker that has the DAG's actions and matches the selector,
+        or why there is none."""
+        if not workers:
+            return None, "waiting for a worker: no live worker"
+        needed = await self.engine.dag_actions(p.dag_id, p.dag_version)
+        able = [w for w in workers if needed <= set(w.actions)]
+        if not able:
+            return None, ("waiting for a worker: no live worker has the actions "
+                          + ", ".join(sorted(needed)))
+        matching = [w for w in able
+                    if all(w.labels.get(k) == v for k, v in p.selector.items())]
+        if not matching:
+            sel = ", ".join(f"{k}={v}" for k, v in sorted(p.selector.items()))
+            return None, f"waiting for a worker: no live worker matches the selector {sel}"
+        best = min(matching, key=lambda w: (self._load.get(w.node_id, 0) / max(1, w.capacity),
+                                            self._load.get(w.node_id, 0), w.node_id))
+        return best.node_id, ""
+
+    # -- the WatchDog (leader) -----------------------------------------------------------------
+    async def _watchdog_loop(self) -> None:
+        while True:
+            try:
+                if self.leading():
+                    await self.watch_once()
+            except TideflowError as exc:
+                log.warning("watchdog failed: %s", exc)
+            await asyncio.sleep(self.settings.heartbeat_secs)
+
+    async def watch_once(self) -> int:
+        """Move the instances of dead (or departed) workers to live ones."""
+        workers = await self._live_workers()
+        orphans = await self.sched.orphans([w.node_id for w in workers],
+                                           self.settings.dispatch_batch)
+        if not orphans:
+            return 0
+        self._load = await self.sched.owner_load()
+        moves: list[tuple[Pending, str]] = []
+        for p in orphans:
+            chosen, why = await self._choose(p, workers)
+            if chosen is None:
+                log.warning("instance %s of dead worker %s cannot move: %s", p.id, p.worker, why)
+                continue
+            moves.append((p, chosen))
+            self._load[chosen] = self._load.get(chosen, 0) + 1
+        moved = await self.sched.move(moves, self.fence)
+        if moved:
+            self.waker.notify()
+            log.warning("moved %d instance(s) of dead workers %s", len(moved),
+                        ", ".join(sorted({p.worker or "?" for p, _ in moves})))
+        return len(moved)
+
+    # -- the claim loop (every worker) --------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while True:
+            try:
+                changed = await self.claim_once()
+                if changed:
+                    self.mark_busy()
+            except TideflowError as exc:
+                log.warning("could not read this worker's instances: %s", exc)
+            if self.engine.owned_count:
+                self.mark_busy()
+            await self.waker.wait(self._poll_delay())
+
+    async def claim_once(self) -> bool:
+        """Pick up instances assigned to this worker, and its queued commands."""
+        owned = await self.sched.owned(self.node_id)
+        changed = await self.engine.sync_owned(owned)
+        changed |= await self.engine.apply_queued_commands(worker=self.node_id)
+        return changed
+
+    def stats(self) -> dict[str, Any]:
+        return {"leader": self.is_leader, "token": self.lease_token}
+
+
+async def _run(awaitable: Awaitable[None]) -> None:
+    await awaitable

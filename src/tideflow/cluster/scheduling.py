@@ -1,0 +1,70 @@
+"""What the leader's Dispatcher and WatchDog and the worker's claim loop need from the store.
+Every leader write is fenced by the leader's lease token in the same statement."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Pending:
+    """An instance waiting for a worker (or one to move)."""
+
+    id: str
+    dag_id: str
+    dag_version: int
+    priority: int
+    selector: dict[str, str] = field(default_factory=dict)
+    worker: str | None = None
+    epoch: int = 0
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class LeaderFence:
+    """The lease the leader acts under: its writes land only while the lease is still its."""
+
+    holder: str
+    token: int
+
+
+class SchedulingStore(ABC):
+    @abstractmethod
+    async def pending_instances(self, limit: int) -> list[Pending]:
+        """Instances in ``init`` with no worker, highest priority first, then oldest."""
+
+    @abstractmethod
+    async def assign(
+        self, assignments: Sequence[tuple[str, str]], fence: LeaderFence
+    ) -> list[str]:
+        """Give each (instance id, worker) pair to its worker (status ``scheduled``, a new
+        epoch) if the instance is still unassigned; returns the ids assigned."""
+
+    @abstractmethod
+    async def set_waiting_reason(
+        self, reasons: Sequence[tuple[str, str]], fence: LeaderFence
+    ) -> None:
+        """Record why instances still wait for a worker."""
+
+    @abstractmethod
+    async def owner_load(self) -> dict[str, int]:
+        """Unfinished instances per worker."""
+
+    @abstractmethod
+    async def orphans(self, live_workers: Sequence[str], limit: int) -> list[Pending]:
+        """Unfinished instances (or instances with queued commands) whose worker is not
+        among ``live_workers``."""
+
+    @abstractmethod
+    async def move(
+        self, moves: Sequence[tuple[Pending, str]], fence: LeaderFence
+    ) -> list[str]:
+        """Give each orphan to a new worker (a new epoch) if it is still where it was seen;
+        returns the ids moved."""
+
+    @abstractmethod
+    async def owned(self, worker: str) -> dict[str, int]:
+        """Unfinished instances (and instances with queued commands) of ``worker``, with
+        their epochs."""

@@ -1,0 +1,149 @@
+"""The SQL store's queries for the Dispatcher, the WatchDog and the claim loop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ...cluster.keeper import LEADER_LEASE
+from ...cluster.scheduling import LeaderFence, Pending, SchedulingStore
+from ...states import InstanceStatus
+from .database import Database
+from .rows import loads
+
+_UNFINISHED = [s.value for s in InstanceStatus if s.is_unfinished]
+
+
+class ClusterMethods(Database, SchedulingStore):
+    def _leader_holds(self, fence: LeaderFence, now: Any) -> sa.Exists:
+        le = self.tables.leases
+        return sa.exists().where(
+            le.c.name == LEADER_LEASE,
+            le.c.holder == fence.holder,
+            le.c.token == fence.token,
+            le.c.expires_at > now,
+        )
+
+    async def pending_instances(self, limit: int) -> list[Pending]:
+        i = self.tables.instances
+        q = (
+            sa.select(i.c.id, i.c.dag_id, i.c.dag_version, i.c.priority, i.c.selector,
+                      i.c.reason)
+            .where(i.c.status == InstanceStatus.INIT.value, i.c.worker.is_(None))
+            .order_by(i.c.priority.desc(), i.c.id)
+            .limit(limit)
+        )
+        async with self._tx("read instances waiting for a worker") as conn:
+            rows = (await conn.execute(q)).all()
+        return [
+            Pending(r.id, r.dag_id, r.dag_version, r.priority, loads(r.selector) or {},
+                    reason=r.reason)
+            for r in rows
+        ]
+
+    async def _each(
+        self, conn: AsyncConnection, statements: Sequence[sa.Update]
+    ) -> list[bool]:
+        # one statement per row, in one transaction: every row's outcome is known on every
+        # backend (asyncpg reports no row counts for executemany)
+        return [bool((await conn.execute(s)).rowcount) for s in statements]
+
+    async def assign(
+        self, assignments: Sequence[tuple[str, str]], fence: LeaderFence
+    ) -> list[str]:
+        if not assignments:
+            return []
+        i = self.tables.instances
+        async with self._tx("assign instances to workers", write=True) as conn:
+            now = await self._hooks.db_now(conn)
+            done = await self._each(conn, [
+                i.update()
+                .where(i.c.id == iid, i.c.status == InstanceStatus.INIT.value,
+                       i.c.worker.is_(None), self._leader_holds(fence, now))
+                .values(worker=worker, epoch=i.c.epoch + 1,
+                        status=InstanceStatus.SCHEDULED.value, reason=None, updated_at=now)
+                for iid, worker in sorted(assignments)
+            ])
+        return [iid for (iid, _), ok in zip(sorted(assignments), done, strict=True) if ok]
+
+    async def set_waiting_reason(
+        self, reasons: Sequence[tuple[str, str]], fence: LeaderFence
+    ) -> None:
+        if not reasons:
+            return
+        i = self.tables.instances
+        async with self._tx("record why instances wait", write=True) as conn:
+            now = await self._hooks.db_now(conn)
+            await self._each(conn, [
+                i.update()
+                .where(i.c.id == iid, i.c.status == InstanceStatus.INIT.value,
+                       self._leader_holds(fence, now))
+                .values(reason=reason)
+                for iid, reason in sorted(reasons)
+            ])
+
+    async def owner_load(self) -> dict[str, int]:
+        i = self.tables.instances
+        q = (
+            sa.select(i.c.worker, sa.func.count())
+            .where(i.c.status.in_(_UNFINISHED), i.c.worker.is_not(None))
+            .group_by(i.c.worker)
+        )
+        async with self._tx("count instances per worker") as conn:
+            return {r[0]: int(r[1]) for r in await conn.execute(q)}
+
+    async def orphans(self, live_workers: Sequence[str], limit: int) -> list[Pending]:
+        i, c = self.tables.instances, self.tables.commands
+        owned_elsewhere: sa.ColumnElement[bool] = i.c.worker.is_not(None)
+        if live_workers:
+            owned_elsewhere = sa.and_(owned_elsewhere, i.c.worker.not_in(list(live_workers)))
+        q = (
+            sa.select(i.c.id, i.c.dag_id, i.c.dag_version, i.c.priority, i.c.selector,
+                      i.c.worker, i.c.epoch)
+            .where(
+                owned_elsewhere,
+                sa.or_(
+                    i.c.status.in_(_UNFINISHED),
+                    i.c.id.in_(sa.select(c.c.instance_id)),
+                ),
+            )
+            .order_by(i.c.priority.desc(), i.c.id)
+            .limit(limit)
+        )
+        async with self._tx("find the instances of dead workers") as conn:
+            rows = (await conn.execute(q)).all()
+        return [
+            Pending(r.id, r.dag_id, r.dag_version, r.priority, loads(r.selector) or {},
+                    worker=r.worker, epoch=r.epoch)
+            for r in rows
+        ]
+
+    async def move(
+        self, moves: Sequence[tuple[Pending, str]], fence: LeaderFence
+    ) -> list[str]:
+        if not moves:
+            return []
+        i = self.tables.instances
+        ordered = sorted(moves, key=lambda m: m[0].id)
+        async with self._tx("move instances to live workers", write=True) as conn:
+            now = await self._hooks.db_now(conn)
+            done = await self._each(conn, [
+                i.update()
+                .where(i.c.id == p.id, i.c.worker == p.worker, i.c.epoch == p.epoch,
+                       self._leader_holds(fence, now))
+                .values(worker=worker, epoch=i.c.epoch + 1, updated_at=now)
+                for p, worker in ordered
+            ])
+        return [p.id for (p, _), ok in zip(ordered, done, strict=True) if ok]
+
+    async def owned(self, worker: str) -> dict[str, int]:
+        i, c = self.tables.instances, self.tables.commands
+        q = sa.select(i.c.id, i.c.epoch).where(
+            i.c.worker == worker,
+            sa.or_(i.c.status.in_(_UNFINISHED), i.c.id.in_(sa.select(c.c.instance_id))),
+        )
+        async with self._tx("read this worker's instances") as conn:
+            return {r.id: int(r.epoch) for r in await conn.execute(q)}
