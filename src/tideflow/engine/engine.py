@@ -754,6 +754,10 @@ class Engine:
     async def list_nodes(self) -> list[NodeRecord]:
         """The nodes of the deployment with their role, leader flag, heartbeat and load."""
         self._require_rt()
+        if self._cluster is not None:
+            return await self._cluster.keeper.list_nodes(
+                unhealthy_secs=self._cluster.settings.unhealthy_secs
+            )
         return [self._self_node()]
 
     def _self_node(self) -> NodeRecord:

@@ -1,0 +1,33 @@
+"""Actions for the cluster tests: each execution is appended to a log file, one line per
+attempt (node, instance, task, attempt), so the tests can check for lost or doubled work."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from tideflow import ActionContext, ActionRegistry
+
+LOG = os.environ.get("TIDEFLOW_TEST_EXEC_LOG", "/tmp/tideflow-exec.log")
+NODE = os.environ.get("TIDEFLOW_TEST_NODE", "?")
+
+
+def _record(ctx: ActionContext) -> None:
+    line = f"{NODE} {ctx.instance_id} {ctx.task_id} {ctx.attempt}\n".encode()
+    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)  # one write: lines from many processes do not interleave
+    finally:
+        os.close(fd)
+
+
+async def noop(ctx: ActionContext, params: Any) -> None:
+    _record(ctx)
+    delay = float(params.get("sleep", 0)) if isinstance(params, dict) else 0.0
+    if delay:
+        await asyncio.sleep(delay)
+
+
+def register_actions(registry: ActionRegistry) -> None:
+    registry.add_function("noop", noop)
