@@ -231,8 +231,8 @@ class InstanceMethods(Database):
 
         With ``owner`` the updates are fenced: the instance rows are locked first, and the
         rows of every instance no longer owned by ``owner`` at its epoch (from ``epochs``, or
-        the written instance record) are left out; their ids are returned. On SQLite (one executing process per file) nothing is
-        fenced."""
+        the written instance record) are left out; their ids are returned. On SQLite (one
+        executing process per file) nothing is fenced."""
         if not instances and not tasks and not new_instances:
             return set()
         new_inst_rows, new_tag_rows, new_task_rows = self._insert_rows(new_instances)
