@@ -29,5 +29,13 @@ async def noop(ctx: ActionContext, params: Any) -> None:
         await asyncio.sleep(delay)
 
 
+async def fail_while(ctx: ActionContext, params: Any) -> None:
+    """Fails while the file named by ``path`` exists (the test removes it to let it pass)."""
+    _record(ctx)
+    if os.path.exists(params["path"]):
+        raise RuntimeError(f"{params['path']} exists")
+
+
 def register_actions(registry: ActionRegistry) -> None:
     registry.add_function("noop", noop)
+    registry.add_function("fail_while", fail_while)
