@@ -7,6 +7,8 @@ W1  200 runs of 1 -> 8 -> 1 no-op tasks, submitted at once: runs/s and tasks/s
 W2  a chain of 20 no-op tasks, one run at a time: ms per step, p50 / p99
 W3  one DAG with 1,000 parallel 1-second waits: wall seconds
 W4  one task depending on 10,000 no-op tasks: wall seconds
+failover  (with --workload failover; MySQL/PostgreSQL) 3 worker processes, the leader
+          SIGKILLed: seconds until the new leader dispatches a run submitted right after
 
 Each workload runs on a fresh database; the table shows the median of the repeats with the
 min and max, and the results are also written as JSON.
@@ -174,8 +176,42 @@ async def w4(url: str, size: dict[str, int]) -> dict[str, float]:
     return {"wall_s": wall}
 
 
+async def failover(url: str, size: dict[str, int]) -> dict[str, float]:
+    """3 worker processes; SIGKILL the leader, submit a run at once: seconds until the new
+    leader has dispatched it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "cluster"))
+    from harness import Cluster, leader_of
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = Cluster(url, Path(tmp), unhealthy_secs=3.0)
+        for w in ("w1", "w2", "w3"):
+            cluster.start(w)
+        try:
+            async with cluster.client() as client:
+                while await leader_of(client) is None:
+                    await asyncio.sleep(0.1)
+                while True:
+                    try:
+                        await client.get_dag("w1")
+                        break
+                    except Exception:
+                        await asyncio.sleep(0.1)
+                warm = await client.run_dag("w1")
+                await client.wait_for(warm.id, timeout=30, settled=False)
+                leader = await leader_of(client)
+                assert leader is not None
+                killed = time.perf_counter()
+                cluster.kill(leader)
+                inst = await client.run_dag("w1")
+                while (await client.get_instance(inst.id)).worker is None:
+                    await asyncio.sleep(0.02)
+                return {"wall_s": time.perf_counter() - killed}
+        finally:
+            cluster.stop_all()
+
+
 WORKLOADS: dict[str, Callable[[str, dict[str, int]], Awaitable[dict[str, float]]]] = {
-    "W1": w1, "W2": w2, "W3": w3, "W4": w4,
+    "W1": w1, "W2": w2, "W3": w3, "W4": w4, "failover": failover,
 }
 
 
@@ -220,7 +256,7 @@ def main() -> int:
     if args.repeats:
         size["repeats"] = args.repeats
     backends = args.backend or ["sqlite"]
-    workloads = args.workload or list(WORKLOADS)
+    workloads = args.workload or [w for w in WORKLOADS if w != "failover"]
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmpdir:
         for backend in backends:
@@ -232,14 +268,15 @@ def main() -> int:
     print(f"\ntideflow bench, size {args.size} ({size['repeats']} run(s) each; "
           "median (min–max))\n")
     header = ["backend", "W1 tasks/s", "W1 runs/s", "W2 p50 ms", "W2 p99 ms", "W3 wall s",
-              "W4 wall s", "W1 commits/task"]
+              "W4 wall s", "W1 commits/task", "failover s"]
     rows = []
     for backend, res in results.items():
         def cell(w: str, k: str, res: dict[str, Any] = res) -> str:
             return fmt(res[w][k]) if w in res and k in res[w] else "-"
         rows.append([backend, cell("W1", "tasks_per_s"), cell("W1", "runs_per_s"),
                      cell("W2", "p50_ms"), cell("W2", "p99_ms"), cell("W3", "wall_s"),
-                     cell("W4", "wall_s"), cell("W1", "commits_per_task")])
+                     cell("W4", "wall_s"), cell("W1", "commits_per_task"),
+                     cell("failover", "wall_s")])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print("-+-".join("-" * w for w in widths))
