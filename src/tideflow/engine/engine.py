@@ -58,6 +58,7 @@ from .runtime import Runtime
 from .settings import EngineSettings
 
 if TYPE_CHECKING:
+    from ..cluster.mutex import Mutex
     from ..cluster.node import ClusterNode, ClusterSettings
 
 log = logging.getLogger("tideflow.engine")
@@ -778,6 +779,24 @@ class Engine:
             actions=sorted(self.actions.names()),
             is_leader=True,
         )
+
+    def mutex(
+        self,
+        name: str,
+        *,
+        ttl_secs: float = 30.0,
+        identity: str | None = None,
+        auto_extend: bool = False,
+    ) -> Mutex:
+        """A distributed mutex on this engine's database (``async with engine.mutex("x"):``);
+        ``identity`` makes it re-entrant across holders that share it."""
+        from ..cluster.keeper import Keeper
+        from ..cluster.mutex import Mutex
+
+        if not isinstance(self.store, Keeper):
+            raise InputError("this store has no Keeper: mutexes need the SQL store")
+        return Mutex(self.store, name, identity=identity, ttl_secs=ttl_secs,
+                     auto_extend=auto_extend)
 
     # -- what the cluster node asks of the engine ---------------------------------------------
     @property
