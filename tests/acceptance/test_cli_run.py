@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -237,7 +238,18 @@ tasks:
     params: {cmd: ["true"]}
 """)
     proc = cli.popen("run", str(dag), "--json")
-    time.sleep(2)
+    db = cli.tmp / "cli.db"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the long task runs
+        try:
+            with sqlite3.connect(db) as conn:
+                row = conn.execute(
+                    "SELECT status FROM tf_task_instances WHERE task_id = 'long'").fetchone()
+            if row and row[0] == "running":
+                break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err

@@ -76,17 +76,18 @@ async def _drive(
     dag_id: str,
 ) -> int:
     console = Console(stderr=as_json)
+    # from here on Ctrl-C / SIGTERM cancel the run instead of killing the process mid-write
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupted.set)
+        loop.add_signal_handler(signal.SIGTERM, interrupted.set)
+    except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+        pass
     async with engine:
         record = await engine.register_dag(dag_path)
         inst = await engine.run_dag(record.id, run_vars, run_tags)
         secrets = record.definition.secret_vars()
-        interrupted = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        try:
-            loop.add_signal_handler(signal.SIGINT, interrupted.set)
-            loop.add_signal_handler(signal.SIGTERM, interrupted.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
-            pass
         final = await _follow(engine, inst, console, db=db, quiet=as_json,
                               no_wait_blocked=no_wait_blocked, interrupted=interrupted)
         if as_json:
