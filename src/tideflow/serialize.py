@@ -5,10 +5,19 @@ Secret vars are masked wherever they appear."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from .clock import iso
-from .store.records import DagRecord, InstanceRecord, TaskRecord
+from .states import InstanceStatus, TaskStatus
+from .store.records import (
+    AttemptRecord,
+    DagRecord,
+    InstanceRecord,
+    NodeRecord,
+    TaskRecord,
+    TraceEntry,
+)
 from .templates import mask_secrets
 
 MASK = "***"
@@ -93,3 +102,85 @@ def dag_to_json(dag: DagRecord) -> dict[str, Any]:
         "updatedAt": iso(dag.updated_at),
         "definition": dag.definition.to_dict(),
     }
+
+
+def node_to_json(node: NodeRecord) -> dict[str, Any]:
+    """A node as listed: role, leader flag, heartbeat, load, labels and actions."""
+    return {
+        "nodeId": node.node_id,
+        "incarnation": node.incarnation,
+        "role": node.role,
+        "host": node.host,
+        "pid": node.pid,
+        "startedAt": iso(node.started_at),
+        "heartbeatAt": iso(node.heartbeat_at),
+        "heartbeatAgeSecs": round(float(node.heartbeat_age_secs), 3),
+        "alive": node.alive,
+        "isLeader": node.is_leader,
+        "capacity": node.capacity,
+        "running": node.running,
+        "assigned": node.assigned,
+        "labels": dict(node.labels),
+        "actions": list(node.actions),
+    }
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _need_time(value: Any) -> datetime:
+    return _time(value) or datetime.fromtimestamp(0, UTC)
+
+
+def task_from_json(data: dict[str, Any], instance_id: str) -> TaskRecord:
+    """The inverse of :func:`task_to_json` (masked values stay masked)."""
+    return TaskRecord(
+        instance_id=instance_id,
+        task_id=data["taskId"],
+        name=data.get("name") or data["taskId"],
+        action_name=data.get("actionName", ""),
+        status=TaskStatus(data["status"]),
+        reason=data.get("reason"),
+        attempts=int(data.get("attempts") or 0),
+        attempt_history=[
+            AttemptRecord(
+                attempt=int(a["attempt"]),
+                status=TaskStatus(a["status"]),
+                reason=a.get("reason"),
+                started_at=_need_time(a.get("startedAt")),
+                ended_at=_time(a.get("endedAt")),
+                worker=a.get("worker"),
+            )
+            for a in data.get("attemptHistory") or []
+        ],
+        depend_on=list(data.get("dependOn") or []),
+        params=data.get("params"),
+        traces=[TraceEntry(_need_time(t.get("time")), t.get("message", ""))
+                for t in data.get("traces") or []],
+        started_at=_time(data.get("startedAt")),
+        ended_at=_time(data.get("endedAt")),
+    )
+
+
+def instance_from_json(data: dict[str, Any]) -> InstanceRecord:
+    """The inverse of :func:`instance_to_json`, for clients that receive the JSON shape
+    (masked values stay masked)."""
+    return InstanceRecord(
+        id=data["id"],
+        dag_id=data["dagId"],
+        dag_version=int(data.get("dagVersion") or 0),
+        status=InstanceStatus(data["status"]),
+        trigger=data.get("trigger") or "",
+        vars=dict(data.get("vars") or {}),
+        created_at=_need_time(data.get("createdAt")),
+        updated_at=_need_time(data.get("updatedAt")),
+        reason=data.get("reason"),
+        share_data=dict(data.get("shareData") or {}),
+        tags=dict(data.get("tags") or {}),
+        selector=dict(data.get("selector") or {}),
+        worker=data.get("worker"),
+        ended_at=_time(data.get("endedAt")),
+        priority=int(data.get("priority") or 0),
+        tasks=[task_from_json(t, data["id"]) for t in data.get("tasks") or []],
+    )

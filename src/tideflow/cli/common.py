@@ -1,5 +1,19 @@
 """What the CLI commands share: exit codes, error printing, building an engine, loading
-action modules."""
+action modules.
+
+Exit codes of the client verbs (``tideflow dag|ins|node``), for scripts:
+
+====  =========================================================================
+0     done (and an instance it waited for ended in success, or waits for a person)
+1     the operation failed, or the instance it waited for failed or was canceled
+2     bad arguments, input or definition (HTTP 400/413/415/422)
+3     not found: no such DAG, instance or task (HTTP 404)
+4     conflict: the command does not fit the current state (HTTP 409)
+5     the server or database cannot be reached, or refused the token (401/403)
+====  =========================================================================
+
+``tideflow run`` keeps its own: 0 success, 1 failed or canceled, 2 bad definition or
+arguments, 3 waits for a person (with ``--no-wait-blocked``)."""
 
 from __future__ import annotations
 
@@ -15,12 +29,26 @@ from rich.console import Console
 from ..actions.base import ActionRegistry
 from ..engine.engine import Engine
 from ..engine.settings import EngineSettings
-from ..errors import DefinitionError, InputError, TideflowError
+from ..errors import (
+    ConflictError,
+    DefinitionError,
+    InputError,
+    NotFoundError,
+    StoreError,
+    TideflowError,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: ``tideflow run`` only: the instance waits for a person
 EXIT_BLOCKED = 3
+#: client verbs: no such DAG, instance or task
+EXIT_NOT_FOUND = 3
+#: client verbs: the command does not fit the current state
+EXIT_CONFLICT = 4
+#: client verbs: the server or database cannot be reached, or refused the token
+EXIT_UNAVAILABLE = 5
 
 DEFAULT_DB = "sqlite:///tideflow.db"
 
@@ -39,6 +67,25 @@ def cli_errors() -> Iterator[None]:
         yield
     except (DefinitionError, InputError) as exc:
         fail(exc.message, EXIT_BAD_INPUT)
+    except TideflowError as exc:
+        fail(exc.message, EXIT_FAILED)
+
+
+@contextmanager
+def client_errors() -> Iterator[None]:
+    """Like :func:`cli_errors`, with the client verbs' finer exit codes."""
+    from .clients.base import UnavailableError
+
+    try:
+        yield
+    except (DefinitionError, InputError) as exc:
+        fail(exc.message, EXIT_BAD_INPUT)
+    except NotFoundError as exc:
+        fail(exc.message, EXIT_NOT_FOUND)
+    except ConflictError as exc:
+        fail(exc.message, EXIT_CONFLICT)
+    except (UnavailableError, StoreError) as exc:
+        fail(exc.message, EXIT_UNAVAILABLE)
     except TideflowError as exc:
         fail(exc.message, EXIT_FAILED)
 

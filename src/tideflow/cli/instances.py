@@ -1,80 +1,142 @@
-"""``tideflow ins ...``: look at and steer instances straight in the database.
+"""``tideflow ins list|show|retry|cancel|continue|pause|resume|watch``: DAG instances on a
+server or in a database.
 
-Commands for an instance driven by another process are queued for it; that process applies
-them within its poll interval."""
+With ``--db``, a command for an instance that another process drives is queued for it; that
+process applies it within its poll interval."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from ..engine.engine import Engine
-from ..serialize import instance_to_json
-from ..store.records import InstanceRecord
-from .common import DEFAULT_DB, EXIT_FAILED, EXIT_OK, build_engine, cli_errors
-from .progress import summary
+from ..errors import InputError
+from ..vars import parse_kv_pairs
+from .clients import Client, InstanceQuery
+from .common import err_console
+from .connect import DbOpt, JsonOpt, ServerOpt, with_client
+from .render import instance_detail, instances_table, print_json
+from .watch import exit_code_of, follow
 
 ins_app = typer.Typer(help="DAG instances.", no_args_is_help=True)
 
-DbOpt = typer.Option(DEFAULT_DB, "--db", envvar="TIDEFLOW_DB", help="Database URL.")
-JsonOpt = typer.Option(False, "--json", help="Print JSON.")
 TaskOpt = typer.Option([], "--task", help="Only this task (repeatable).")
-WaitOpt = typer.Option(5.0, "--wait", help="Seconds to wait for the effect (0: don't).")
+WaitOpt = typer.Option(5.0, "--wait", min=0,
+                       help="Seconds to wait for the effect (0: don't).")
 
 
-def _with_engine(db: str, fn: Callable[[Engine], Awaitable[Any]]) -> Any:
-    async def _go() -> Any:
-        async with build_engine(db, recover=False) as engine:
-            return await fn(engine)
+def _time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r} is not an ISO 8601 time "
+                         "(e.g. 2025-01-31T08:00:00Z)") from None
 
-    with cli_errors():
-        return asyncio.run(_go())
 
+@ins_app.command("list")
+def list_instances(
+    dag: str | None = typer.Option(None, "--dag", help="Only this DAG's instances."),
+    status: list[str] = typer.Option([], "--status", "-s",
+                                     help="Only in this state (repeatable, or a comma list)."),
+    tag: list[str] = typer.Option(
+        [], "--tag", "-t", help="Only with this tag KEY=VALUE (repeatable, all must match)."
+    ),
+    created_after: str | None = typer.Option(None, "--created-after", help="ISO 8601 time."),
+    created_before: str | None = typer.Option(None, "--created-before", help="ISO 8601 time."),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000, help="Page size."),
+    cursor: str | None = typer.Option(None, "--cursor", help="The next page, as printed."),
+    server: str | None = ServerOpt,
+    db: str = DbOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """List instances, newest first."""
 
-def _print(inst: InstanceRecord, as_json: bool) -> None:
+    async def go(c: Client) -> tuple[list[dict[str, Any]], str | None]:
+        query = InstanceQuery(
+            dag_id=dag,
+            statuses=[s.strip() for v in status for s in v.split(",") if s.strip()],
+            tags=parse_kv_pairs(tag, what="--tag"),
+            created_after=_time(created_after, "--created-after"),
+            created_before=_time(created_before, "--created-before"),
+            limit=limit,
+            cursor=cursor,
+        )
+        return await c.list_instances(query)
+
+    items, next_cursor = with_client(server, db, go)
     if as_json:
-        typer.echo(json.dumps(instance_to_json(inst), indent=2))
-    else:
-        summary(Console(), inst)
+        print_json({"items": items, "nextCursor": next_cursor})
+        return
+    instances_table(Console(), items)
+    if next_cursor:
+        err_console.print(f"more: --cursor {next_cursor}", highlight=False)
 
 
 @ins_app.command("show")
-def show(instance_id: str, db: str = DbOpt, as_json: bool = JsonOpt) -> None:
+def show(instance_id: str, server: str | None = ServerOpt, db: str = DbOpt,
+         as_json: bool = JsonOpt) -> None:
     """Show one instance with its tasks."""
-    inst = _with_engine(db, lambda e: e.get_instance(instance_id))
-    _print(inst, as_json)
+    inst = with_client(server, db, lambda c: c.get_instance(instance_id))
+    if as_json:
+        print_json(inst)
+    else:
+        instance_detail(Console(), inst)
 
 
-def _command(kind: str) -> Callable[..., None]:
-    def cmd(
-        instance_id: str,
-        task: list[str] = TaskOpt,
-        db: str = DbOpt,
-        wait: float = WaitOpt,
-        as_json: bool = JsonOpt,
-    ) -> None:
-        async def _do(engine: Engine) -> InstanceRecord:
-            ids = task or None
-            if kind in ("pause", "resume"):
-                fn = getattr(engine, kind)
-                result: InstanceRecord = await fn(instance_id, wait=wait or None)
-            else:
-                verb = getattr(engine, "continue_" if kind == "continue" else kind)
-                result = await verb(instance_id, ids, wait=wait or None)
-            return result
-
-        inst = _with_engine(db, _do)
-        _print(inst, as_json)
-        raise typer.Exit(EXIT_OK if inst is not None else EXIT_FAILED)
-
-    cmd.__doc__ = f"{kind.capitalize()} an instance (or the given tasks)."
-    return cmd
+@ins_app.command("watch")
+def watch(
+    instance_id: str,
+    settled: bool = typer.Option(
+        False, "--settled", help="Also stop when it waits for a person (blocked, paused)."
+    ),
+    server: str | None = ServerOpt,
+    db: str = DbOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Follow an instance's progress live until it ends. Exit 1 if it failed or was
+    canceled."""
+    console = Console(stderr=True)
+    inst = with_client(server, db, lambda c: follow(c, instance_id, console=console,
+                                                     quiet=as_json, settled=settled))
+    if as_json:
+        print_json(inst)
+    else:
+        instance_detail(Console(), inst)
+    raise typer.Exit(exit_code_of(inst))
 
 
-for _kind in ("retry", "cancel", "continue", "pause", "resume"):
-    ins_app.command(_kind)(_command(_kind))
+def _command(kind: str, with_tasks: bool) -> Callable[..., None]:
+    def run(instance_id: str, task_ids: list[str], wait: float, server: str | None, db: str,
+            as_json: bool) -> None:
+        inst = with_client(server, db, lambda c: c.command(kind, instance_id, task_ids or None,
+                                                           wait or None))
+        if as_json:
+            print_json(inst)
+        else:
+            instance_detail(Console(), inst)
+
+    if with_tasks:
+        def cmd(instance_id: str, task: list[str] = TaskOpt, wait: float = WaitOpt,
+                server: str | None = ServerOpt, db: str = DbOpt, as_json: bool = JsonOpt
+                ) -> None:
+            run(instance_id, task, wait, server, db, as_json)
+
+        cmd.__doc__ = f"{kind.capitalize()} an instance (or only the given tasks)."
+        return cmd
+
+    def whole(instance_id: str, wait: float = WaitOpt, server: str | None = ServerOpt,
+              db: str = DbOpt, as_json: bool = JsonOpt) -> None:
+        run(instance_id, [], wait, server, db, as_json)
+
+    whole.__doc__ = f"{kind.capitalize()} an instance."
+    return whole
+
+
+for _kind, _tasks in (("retry", True), ("cancel", True), ("continue", True),
+                      ("pause", False), ("resume", False)):
+    ins_app.command(_kind)(_command(_kind, _tasks))

@@ -7,8 +7,10 @@ import os
 
 import typer
 
+from .dags import dag_app
 from .db import db_app
 from .instances import ins_app
+from .nodes import node_app
 from .run import run_command
 from .server import server_command
 
@@ -22,7 +24,9 @@ app = typer.Typer(
 app.command("run")(run_command)
 app.command("server")(server_command)
 app.add_typer(db_app, name="db")
+app.add_typer(dag_app, name="dag")
 app.add_typer(ins_app, name="ins")
+app.add_typer(node_app, name="node")
 
 
 def main() -> None:

@@ -1,0 +1,119 @@
+"""The FastAPI app factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from ..engine.engine import Engine
+from ..metrics import MetricsObserver
+from ..views import Views
+from .auth import ApiAuth
+from .errors import install_error_handlers
+from .middleware import AuthMiddleware, BodyLimitMiddleware
+from .routes.dags import dags_router
+from .routes.health import health_router
+from .routes.instances import instances_router
+from .routes.nodes import nodes_router
+from .schemas import DefinitionText, ErrorBody
+
+API_PREFIX = "/api/v1"
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+
+def create_app(
+    engine: Engine,
+    *,
+    auth: ApiAuth | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    metrics: bool | MetricsObserver = True,
+) -> Any:
+    """The HTTP API over ``engine`` (which the caller starts and closes).
+
+    ``auth``: the accepted tokens (none: open, for loopback use). ``max_body_bytes``: larger
+    request bodies are answered 413. ``metrics``: serve ``/metrics`` — True builds a
+    :class:`~tideflow.metrics.MetricsObserver` on the engine, or pass one already built (to
+    also serve it on its own port), or False for no ``/metrics``.
+
+    The app can be mounted into another ASGI app (``parent.mount("/flows", app)``); its
+    routes then live under that prefix. The return type is :class:`fastapi.FastAPI`."""
+    auth = auth or ApiAuth()
+    observer: MetricsObserver | None
+    if isinstance(metrics, MetricsObserver):
+        observer = metrics
+    elif metrics:
+        observer = MetricsObserver(engine)
+    else:
+        observer = None
+    app = FastAPI(
+        title="tideflow",
+        summary="A lightweight, embeddable, distributed DAG workflow engine.",
+        version=_version(),
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.tideflow_engine = engine
+    app.state.tideflow_auth = auth
+    app.state.tideflow_metrics = observer
+    install_error_handlers(app)
+    views = Views(engine)
+    app.include_router(dags_router(engine, views), prefix=API_PREFIX)
+    app.include_router(instances_router(engine, views), prefix=API_PREFIX)
+    app.include_router(nodes_router(engine), prefix=API_PREFIX)
+    app.include_router(health_router(engine, observer))
+    # the last added runs first: auth answers before a body is read
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(AuthMiddleware, auth=auth)
+    app.openapi = lambda: _openapi(app, auth)  # type: ignore[method-assign]
+    return app
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _openapi(app: FastAPI, auth: ApiAuth) -> dict[str, Any]:
+    """FastAPI's document, adjusted to what the API really answers: request-shape problems
+    are 400 (not FastAPI's 422, which here means an invalid definition), in the one error
+    shape; and the bearer-token scheme."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes,
+    )
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for model in (ErrorBody, DefinitionText):
+        schemas[model.__name__] = model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for path, ops in doc.get("paths", {}).items():
+        for method, op in ops.items():
+            responses = op.get("responses", {})
+            if "HTTPValidationError" in str(responses.get("422", {})):
+                del responses["422"]
+                responses.setdefault("400", {"description": "Bad request parameters or body",
+                                             "content": error_ref})
+            if method in ("post", "put", "patch"):
+                responses.setdefault("413", {"description": "The request body is too large",
+                                             "content": error_ref})
+            if auth.enabled and path != "/healthz":
+                op["security"] = [{"bearer": []}]
+                responses.setdefault("401", {"description": "No token, or an unknown one",
+                                             "content": error_ref})
+                responses.setdefault("403", {"description": "A read-only token",
+                                             "content": error_ref})
+    if auth.enabled:
+        components.setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http", "scheme": "bearer",
+        }
+    app.openapi_schema = doc
+    return doc

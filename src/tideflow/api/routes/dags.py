@@ -1,0 +1,153 @@
+"""``/api/v1/dags``: list, apply, get, delete and run DAGs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from ...definition.loader import API_BODY, load_dag_text
+from ...definition.model import DagDef
+from ...engine.engine import Engine
+from ...errors import DefinitionError
+from ...serialize import dag_to_json
+from ...views import Views
+from ..errors import UnsupportedMediaTypeError
+from ..schemas import DagList, DagOut, InstanceOut, RunRequest
+from . import errors_for
+
+YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
+TEXT_TYPES = YAML_TYPES | {"text/plain"}
+JSON_TYPES = frozenset({"application/json"})
+
+APPLY_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            "The definition: YAML (application/yaml or text/yaml), or JSON "
+            "(application/json) — either the definition document itself, or "
+            '`{"definition": "...YAML or JSON text..."}`.'
+        ),
+        "content": {
+            "application/yaml": {"schema": {"type": "string"}},
+            "text/yaml": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/DefinitionText"},
+                        {"type": "object", "description": "The definition document."},
+                    ]
+                }
+            },
+        },
+    }
+}
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(
+            [f"{API_BODY}: is not UTF-8 text (bad byte at offset {exc.start})"], source=API_BODY
+        ) from None
+
+
+def definition_from_body(content_type: str, raw: bytes) -> DagDef:
+    """The DAG in an apply request's body, with the loader's messages when it is invalid."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in JSON_TYPES or media.endswith("+json"):
+        text = _decode(raw)
+        try:
+            doc = json.loads(text)
+        except (ValueError, RecursionError):
+            doc = None  # the loader below says what is wrong with it, within its limits
+        if isinstance(doc, dict) and set(doc) == {"definition"}:
+            inner = doc["definition"]
+            if isinstance(inner, str):
+                return load_dag_text(inner)
+            if isinstance(inner, dict):
+                return load_dag_text(json.dumps(inner), format="json")
+            raise DefinitionError(
+                [f"{API_BODY}: 'definition' must be the definition's YAML or JSON text, or "
+                 "the document itself"],
+                source=API_BODY,
+            )
+        return load_dag_text(text, format="json")
+    if media in YAML_TYPES:
+        return load_dag_text(_decode(raw), format="yaml")
+    if media in TEXT_TYPES:
+        return load_dag_text(_decode(raw))
+    raise UnsupportedMediaTypeError(
+        f"cannot apply a definition sent as {media or 'no content type'}: send YAML "
+        "(application/yaml) or JSON (application/json)"
+    )
+
+
+def dags_router(engine: Engine, views: Views) -> APIRouter:
+    router = APIRouter(prefix="/dags", tags=["dags"])
+
+    @router.get("", response_model=DagList, summary="List DAGs (newest version of each)")
+    async def list_dags() -> JSONResponse:
+        dags = await engine.list_dags()
+        return JSONResponse({"items": [dag_to_json(d) for d in dags]})
+
+    @router.post(
+        "",
+        status_code=201,
+        response_model=DagOut,
+        summary="Create or update a DAG (a new version)",
+        openapi_extra=APPLY_BODY,
+        responses=errors_for(400, 415, 422),
+    )
+    async def apply_dag(request: Request) -> JSONResponse:
+        dag = definition_from_body(request.headers.get("content-type", ""), await request.body())
+        record = await engine.register_dag(dag)
+        return JSONResponse(dag_to_json(record), status_code=201)
+
+    @router.get("/{dag_id}", response_model=DagOut, summary="Get a DAG",
+                responses=errors_for(400, 404))
+    async def get_dag(
+        dag_id: str,
+        version: int | None = Query(None, ge=1, le=2**31 - 1,
+                                    description="A given version (default: the newest)."),
+    ) -> JSONResponse:
+        return JSONResponse(dag_to_json(await engine.get_dag(dag_id, version)))
+
+    @router.delete(
+        "/{dag_id}",
+        status_code=204,
+        summary="Delete a DAG",
+        description="Refused (409) while it has unfinished instances, unless `force=true`: "
+        "then the versions they run on are kept until they end.",
+        responses=errors_for(400, 404, 409),
+    )
+    async def delete_dag(dag_id: str, force: bool = False) -> Response:
+        await engine.delete_dag(dag_id, force=force)
+        return Response(status_code=204)
+
+    @router.post(
+        "/{dag_id}/run",
+        status_code=201,
+        response_model=InstanceOut,
+        summary="Run a DAG",
+        description="Starts an instance of the newest version. With `wait`, answers once it "
+        "ends or waits for a person, or the time is up.",
+        responses=errors_for(400, 404, 409),
+    )
+    async def run_dag(dag_id: str, body: RunRequest | None = None) -> JSONResponse:
+        body = body or RunRequest.model_validate({})
+        inst = await engine.run_dag(
+            dag_id,
+            body.vars,
+            body.tags,
+            selector=body.selector,
+            wait=body.wait or None,
+            priority=body.priority,
+            idempotency_key=body.idempotencyKey,
+        )
+        return JSONResponse(await views.instance(inst), status_code=201)
+
+    return router

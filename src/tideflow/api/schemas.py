@@ -1,0 +1,180 @@
+"""Request bodies and the documented response shapes of the API.
+
+Responses are built by :mod:`tideflow.serialize` (the one JSON shape of instances, DAGs and
+nodes) and returned as they are; the models here only describe them in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_WAIT_SECS = 3600.0
+
+_REQUEST = ConfigDict(extra="forbid")
+
+WaitField = Field(
+    None,
+    ge=0,
+    le=MAX_WAIT_SECS,
+    description="Seconds to wait for the effect before answering (0 or absent: don't wait).",
+)
+
+
+class RunRequest(BaseModel):
+    """Start an instance of the newest version of a DAG."""
+
+    model_config = _REQUEST
+
+    # values are checked by the engine, whose messages name the var and what to do
+    vars: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Values for the DAG's declared vars: text (numbers and true/false are "
+        "taken as their text).",
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="Searchable metadata.")
+    selector: dict[str, str] = Field(
+        default_factory=dict, description="Placement: matched against worker labels."
+    )
+    idempotencyKey: str | None = Field(
+        None,
+        min_length=1,
+        max_length=191,
+        description="A run submitted again with the same key returns the first instance.",
+    )
+    priority: int = Field(0, ge=-1_000_000, le=1_000_000)
+    wait: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_WAIT_SECS,
+        description="Seconds to wait until the instance ends or waits for a person.",
+    )
+
+
+class CommandRequest(BaseModel):
+    """retry / cancel / continue: the whole instance, or only the given tasks."""
+
+    model_config = _REQUEST
+
+    taskIds: list[str] | None = Field(
+        None, min_length=1, description="Only these tasks (absent: the whole instance)."
+    )
+    wait: float | None = WaitField
+
+
+class WaitRequest(BaseModel):
+    """pause / resume, and the commands on one task."""
+
+    model_config = _REQUEST
+
+    wait: float | None = WaitField
+
+
+class DefinitionText(BaseModel):
+    """A definition given as YAML or JSON text inside a JSON body."""
+
+    model_config = _REQUEST
+
+    definition: str
+
+
+# -- responses (documentation only) ------------------------------------------------------------
+class ErrorBody(BaseModel):
+    error: str = Field(description="A short machine-readable code, e.g. invalid_state.")
+    message: str = Field(description="What went wrong, in a sentence.")
+    details: Any = Field(None, description="Structured details (e.g. the state, problems).")
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    status: str
+    reason: str | None
+    startedAt: str | None
+    endedAt: str | None
+    worker: str | None
+
+
+class TraceOut(BaseModel):
+    time: str | None
+    message: str
+
+
+class TaskOut(BaseModel):
+    taskId: str
+    name: str
+    actionName: str
+    status: str
+    reason: str | None
+    attempts: int
+    attemptHistory: list[AttemptOut]
+    dependOn: list[str]
+    params: Any
+    traces: list[TraceOut]
+    startedAt: str | None
+    endedAt: str | None
+
+
+class InstanceOut(BaseModel):
+    id: str
+    dagId: str
+    dagVersion: int
+    status: str
+    reason: str | None
+    trigger: str
+    vars: dict[str, str]
+    shareData: dict[str, str]
+    tags: dict[str, str]
+    selector: dict[str, str]
+    worker: str | None
+    priority: int
+    createdAt: str | None
+    updatedAt: str | None
+    endedAt: str | None
+    tasks: list[TaskOut] = Field(description="Empty in lists; filled when one is read.")
+
+
+class InstancePage(BaseModel):
+    items: list[InstanceOut]
+    nextCursor: str | None = Field(
+        description="Pass as `cursor` for the next (older) page; null on the last page."
+    )
+
+
+class DagOut(BaseModel):
+    id: str
+    version: int
+    status: str
+    createdAt: str | None
+    updatedAt: str | None
+    definition: dict[str, Any] = Field(description="The definition document (camelCase keys).")
+
+
+class DagList(BaseModel):
+    items: list[DagOut]
+
+
+class NodeOut(BaseModel):
+    nodeId: str
+    incarnation: str
+    role: str
+    host: str
+    pid: int
+    startedAt: str | None
+    heartbeatAt: str | None
+    heartbeatAgeSecs: float
+    alive: bool
+    isLeader: bool
+    capacity: int
+    running: int
+    assigned: int
+    labels: dict[str, str]
+    actions: list[str]
+
+
+class NodeList(BaseModel):
+    items: list[NodeOut]
+
+
+class HealthOut(BaseModel):
+    status: str

@@ -1,0 +1,113 @@
+"""The client interface: what ``tideflow dag|ins|node`` need, in the API's JSON shape.
+
+Each verb is written once against :class:`Client`; :func:`open_client` picks the HTTP client
+(``--server``) or the direct one (``--db``)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ...errors import TideflowError
+
+Json = dict[str, Any]
+
+
+class UnavailableError(TideflowError):
+    """The server or database could not be reached, or refused the credentials."""
+
+    code = "unavailable"
+
+
+@dataclass(frozen=True)
+class InstanceQuery:
+    dag_id: str | None = None
+    statuses: Sequence[str] = ()
+    tags: Mapping[str, str] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+class Client(abc.ABC):
+    """Every method returns (or takes) the JSON shape of :mod:`tideflow.serialize`."""
+
+    #: where the client points, for messages ("http://...", "sqlite:///...")
+    target: str = ""
+
+    async def __aenter__(self) -> Client:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect (or get ready to)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def apply_dag(self, path: Path) -> Json:
+        """Register the definition in ``path`` (a new version); the DAG's JSON."""
+
+    @abc.abstractmethod
+    async def list_dags(self) -> list[Json]: ...
+
+    @abc.abstractmethod
+    async def get_dag(self, dag_id: str) -> Json: ...
+
+    @abc.abstractmethod
+    async def delete_dag(self, dag_id: str, *, force: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def run_dag(
+        self,
+        dag_id: str,
+        *,
+        vars: Mapping[str, str],
+        tags: Mapping[str, str],
+        selector: Mapping[str, str],
+        idempotency_key: str | None,
+        wait: float | None,
+    ) -> Json: ...
+
+    @abc.abstractmethod
+    async def list_instances(self, query: InstanceQuery) -> tuple[list[Json], str | None]:
+        """A page of instances (newest first, without tasks) and the next page's cursor."""
+
+    @abc.abstractmethod
+    async def get_instance(self, instance_id: str) -> Json: ...
+
+    @abc.abstractmethod
+    async def command(
+        self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None
+    ) -> Json:
+        """retry, cancel, continue (instance or tasks), pause, resume; the instance after."""
+
+    @abc.abstractmethod
+    async def list_nodes(self) -> list[Json]: ...
+
+
+def open_client(
+    *, server: str | None, db: str, token: str | None = None, actions: Sequence[str] = ()
+) -> Client:
+    """The HTTP client when ``server`` is given, else the direct one on ``db``."""
+    if server:
+        from .http import HttpClient
+
+        return HttpClient(server, token=token)
+    from .direct import DirectClient
+
+    return DirectClient(db, actions=actions)

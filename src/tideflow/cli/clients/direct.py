@@ -1,0 +1,131 @@
+"""The client straight on a database, through an engine that joins the deployment as a
+watcher: it submits, commands and reads, and executes nothing. Runs it submits are dispatched
+to the workers (``tideflow server``) on that database; commands are queued for the worker
+that drives the instance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ...actions.base import ActionContext, function_action
+from ...cluster.node import ClusterSettings
+from ...engine.engine import Engine
+from ...errors import ActionError
+from ...serialize import dag_to_json, node_to_json
+from ...views import Views
+from ..common import build_engine
+from .base import Client, InstanceQuery, Json
+
+
+class DirectClient(Client):
+    def __init__(self, db: str, *, actions: Sequence[str] = ()) -> None:
+        self.target = db
+        self._db = db
+        self._actions = tuple(actions)
+        self._engine: Engine | None = None
+        self._views: Views | None = None
+
+    async def open(self) -> None:
+        engine = build_engine(self._db, actions=self._actions, recover=False,
+                              cluster=ClusterSettings(role="watcher"))
+        await engine.start()
+        self._engine, self._views = engine, Views(engine)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.close()
+
+    @property
+    def engine(self) -> Engine:
+        assert self._engine is not None, "open the client first"
+        return self._engine
+
+    @property
+    def views(self) -> Views:
+        assert self._views is not None, "open the client first"
+        return self._views
+
+    async def apply_dag(self, path: Path) -> Json:
+        await self._know_worker_actions()
+        return dag_to_json(await self.engine.register_dag(path))
+
+    async def _know_worker_actions(self) -> None:
+        """A definition is checked against the actions of the live workers too (DESIGN §1):
+        this watcher executes nothing, so it stands in for theirs with placeholders."""
+        registry = self.engine.actions
+        for node in await self.engine.list_nodes():
+            if not node.alive or node.role != "worker":
+                continue
+            for name in node.actions:
+                if name not in registry.names():
+                    registry.register(function_action(name, _runs_on_workers))
+
+    async def list_dags(self) -> list[Json]:
+        return [dag_to_json(d) for d in await self.engine.list_dags()]
+
+    async def get_dag(self, dag_id: str) -> Json:
+        return dag_to_json(await self.engine.get_dag(dag_id))
+
+    async def delete_dag(self, dag_id: str, *, force: bool) -> None:
+        await self.engine.delete_dag(dag_id, force=force)
+
+    async def run_dag(
+        self,
+        dag_id: str,
+        *,
+        vars: Mapping[str, str],
+        tags: Mapping[str, str],
+        selector: Mapping[str, str],
+        idempotency_key: str | None,
+        wait: float | None,
+    ) -> Json:
+        inst = await self.engine.run_dag(
+            dag_id, vars, tags, selector=selector, idempotency_key=idempotency_key, wait=wait
+        )
+        return await self.views.instance(inst)
+
+    async def list_instances(self, query: InstanceQuery) -> tuple[list[Json], str | None]:
+        found = await self.engine.list_instances(
+            dag_id=query.dag_id,
+            status=list(query.statuses) or None,
+            tags=query.tags or None,
+            created_after=query.created_after,
+            created_before=query.created_before,
+            limit=query.limit + 1,
+            before_id=query.cursor,
+        )
+        page = found[: query.limit]
+        cursor = page[-1].id if len(found) > query.limit else None
+        return [await self.views.instance(i, with_tasks=False) for i in page], cursor
+
+    async def get_instance(self, instance_id: str) -> Json:
+        return await self.views.instance(await self.engine.get_instance(instance_id))
+
+    async def command(
+        self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None
+    ) -> Json:
+        e = self.engine
+        ids = list(task_ids) if task_ids else None
+        if kind == "pause":
+            inst = await e.pause(instance_id, wait=wait)
+        elif kind == "resume":
+            inst = await e.resume(instance_id, wait=wait)
+        elif kind == "retry":
+            inst = await e.retry(instance_id, ids, wait=wait)
+        elif kind == "cancel":
+            inst = await e.cancel(instance_id, ids, wait=wait)
+        else:
+            inst = await e.continue_(instance_id, ids, wait=wait)
+        return await self.views.instance(inst)
+
+    async def list_nodes(self) -> list[Json]:
+        # this client is a node only while the command runs: not part of the deployment
+        nodes = await self.engine.list_nodes()
+        return [node_to_json(n) for n in nodes
+                if (n.node_id, n.incarnation) != (self.engine.node_id, self.engine.incarnation)]
+
+
+def _runs_on_workers(ctx: ActionContext, params: Any) -> None:
+    raise ActionError("this action runs on the workers that have it, not in a client")

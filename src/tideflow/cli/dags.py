@@ -1,0 +1,125 @@
+"""``tideflow dag apply|list|show|delete|run``: DAGs on a server or in a database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from ..vars import parse_kv_pairs
+from .clients import Client
+from .common import EXIT_OK
+from .connect import ActionsOpt, DbOpt, JsonOpt, ServerOpt, with_client
+from .render import dag_detail, dags_table, instance_detail, print_json
+from .watch import exit_code_of, follow
+
+dag_app = typer.Typer(help="DAGs: apply, list, show, delete, run.", no_args_is_help=True)
+
+
+@dag_app.command("apply")
+def apply(
+    file: Path = typer.Argument(..., help="The definition (YAML or JSON)."),
+    server: str | None = ServerOpt,
+    db: str = DbOpt,
+    actions: list[str] = ActionsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create or update a DAG from FILE (each apply makes a new version)."""
+    dag = with_client(server, db, lambda c: c.apply_dag(file), actions=actions)
+    if as_json:
+        print_json(dag)
+    else:
+        typer.echo(f"applied DAG {dag['id']} version {dag['version']}")
+
+
+@dag_app.command("list")
+def list_dags(server: str | None = ServerOpt, db: str = DbOpt, as_json: bool = JsonOpt
+              ) -> None:
+    """List the DAGs (the newest version of each)."""
+    dags = with_client(server, db, lambda c: c.list_dags())
+    if as_json:
+        print_json({"items": dags})
+    else:
+        dags_table(Console(), dags)
+
+
+@dag_app.command("show")
+def show(
+    dag_id: str,
+    next_runs: int = typer.Option(5, "--next", min=0, max=100,
+                                  help="How many next cron fire times to show."),
+    server: str | None = ServerOpt,
+    db: str = DbOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Print a DAG's definition (YAML) and, if it has a cron, its next fire times."""
+    dag = with_client(server, db, lambda c: c.get_dag(dag_id))
+    if as_json:
+        print_json(dag)
+    else:
+        dag_detail(Console(), dag, fire_times=next_runs)
+
+
+@dag_app.command("delete")
+def delete(
+    dag_id: str,
+    force: bool = typer.Option(False, "--force",
+                               help="Even with unfinished instances (they may finish)."),
+    server: str | None = ServerOpt,
+    db: str = DbOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete a DAG (refused while it has unfinished instances, unless --force)."""
+    with_client(server, db, lambda c: c.delete_dag(dag_id, force=force))
+    if as_json:
+        print_json({"id": dag_id, "deleted": True})
+    else:
+        typer.echo(f"deleted DAG {dag_id}")
+
+
+@dag_app.command("run")
+def run(
+    dag_id: str,
+    var: list[str] = typer.Option([], "--var", "-v", help="A run var, KEY=VALUE (repeatable)."),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="A tag, KEY=VALUE (repeatable)."),
+    selector: list[str] = typer.Option(
+        [], "--selector", help="Placement: a worker label KEY=VALUE (repeatable)."
+    ),
+    idempotency_key: str | None = typer.Option(
+        None, "--idempotency-key", help="A run submitted again with this key is not repeated."
+    ),
+    wait: float = typer.Option(0.0, "--wait", min=0,
+                               help="Seconds to wait for it to end (0: don't)."),
+    watch: bool = typer.Option(False, "--watch",
+                               help="Follow its progress until it ends or waits for a person."),
+    server: str | None = ServerOpt,
+    db: str = DbOpt,
+    actions: list[str] = ActionsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Start an instance of DAG_ID (the workers run it). Exit 1 when an instance it waited
+    for (--wait, --watch) failed or was canceled."""
+    console = Console(stderr=True)
+
+    async def go(c: Client) -> tuple[dict[str, Any], bool]:
+        inst = await c.run_dag(
+            dag_id,
+            vars=parse_kv_pairs(var, what="--var"),
+            tags=parse_kv_pairs(tag, what="--tag"),
+            selector=parse_kv_pairs(selector, what="--selector"),
+            idempotency_key=idempotency_key,
+            wait=wait or None,
+        )
+        if watch:
+            return await follow(c, inst["id"], console=console, quiet=as_json,
+                                settled=True), True
+        return inst, bool(wait)
+
+    inst, waited = with_client(server, db, go, actions=actions)
+    if as_json:
+        print_json(inst)
+    else:
+        instance_detail(Console(), inst)
+    raise typer.Exit(exit_code_of(inst) if waited else EXIT_OK)
