@@ -16,7 +16,7 @@ from .errors import InputError
 
 MAX_TAGS = 64
 MAX_TAG_KEY = 128
-MAX_TAG_VALUE = 256
+MAX_TAG_VALUE = 191  # the size of the indexed column that holds it
 
 
 def var_text(name: str, value: Any) -> str:
@@ -85,7 +85,7 @@ def validate_tags(tags: Mapping[str, Any] | None, *, what: str = "tag") -> dict[
     """The tags (or selector labels, with ``what="selector label"``) as a plain dict of text.
 
     Raises :class:`InputError` unless keys are non-empty text of at most 128 characters, values
-    text of at most 256, and there are at most 64 of them."""
+    text of at most 191, and there are at most 64 of them."""
     if not tags:
         return {}
     if not isinstance(tags, Mapping):

@@ -114,3 +114,17 @@ async def test_ending_task_resumes_at_run_after(make_engine: Any) -> None:
 async def _stored_task(make_engine: Any, instance_id: str) -> TaskStatus:
     async with make_engine(recover=False) as peek:
         return (await peek.get_instance(instance_id)).tasks[0].status
+
+
+async def test_instance_whose_action_is_gone_fails_visibly(make_engine: Any) -> None:
+    calls: list[str] = []
+    first = make_engine(registry=_registry(asyncio.Event(), calls))
+    async with first:
+        await first.register_dag(dag("gone", task("a", "hold"), task("b", "hold", ["a"])))
+        inst = await first.run_dag("gone")
+        while not calls:
+            await asyncio.sleep(0.01)
+    async with make_engine(registry=ActionRegistry()) as second:  # no "hold" here
+        done = await second.wait_for(inst.id, timeout=10, settled=False)
+        assert done.status == InstanceStatus.FAILED
+        assert "not registered" in (done.tasks[0].reason or "")

@@ -249,3 +249,40 @@ async def test_python_action_under_allowed_prefix(make_engine: Any) -> None:
             assert "pyfuncs" in (by["denied"].reason or "")
     finally:
         sys.path.remove(str(Path(__file__).parent))
+
+
+async def test_dag_status_change_applies_to_the_next_run(engine: Engine) -> None:
+    _register_common(engine, [])
+    await engine.register_dag(dag("st2", task("a")))
+    await engine.run_dag("st2", wait=5)
+    await engine.set_dag_status("st2", "stopped")
+    with pytest.raises(InvalidStateError, match="stopped"):
+        await engine.run_dag("st2")
+    await engine.set_dag_status("st2", "normal")
+    assert (await engine.run_dag("st2", wait=5)).status == InstanceStatus.SUCCESS
+
+
+async def test_late_share_data_write_of_an_abandoned_thread_is_dropped(engine: Engine) -> None:
+    import threading
+    import time as _time
+
+    wrote = threading.Event()
+    refused: list[BaseException] = []
+
+    def slow_writer(ctx: ActionContext, params: Any) -> None:
+        _time.sleep(0.4)
+        try:
+            ctx.share_data["late"] = "yes"
+        except Exception as exc:  # the attempt is over
+            refused.append(exc)
+        ctx.trace("too late")
+        wrote.set()
+
+    engine.actions.add_function("slow_writer", slow_writer)
+    await engine.register_dag(dag("late", task("a", "slow_writer", timeoutSecs=0.1)))
+    inst = await engine.run_dag("late", wait=5)
+    assert inst.status == InstanceStatus.FAILED
+    await asyncio.get_running_loop().run_in_executor(None, wrote.wait, 5)
+    now = await engine.get_instance(inst.id)
+    assert "late" not in now.share_data
+    assert refused and not any("too late" in t.message for t in now.tasks[0].traces)

@@ -18,7 +18,7 @@ from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from pydantic import TypeAdapter
 
-from ..errors import DefinitionError
+from ..errors import ActionError, DefinitionError
 
 
 class BlockTask(Exception):
@@ -48,15 +48,26 @@ class ShareData(MutableMapping[str, str]):
     def __init__(self, data: dict[str, str], on_write: Callable[[str], None]) -> None:
         self._data = data
         self._on_write = on_write
+        self._closed = False
+
+    def close(self) -> None:
+        """The attempt is over: later writes (from an abandoned thread) are refused."""
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ActionError("this attempt is over: its share data can no longer change")
 
     def __getitem__(self, key: str) -> str:
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
+        self._check_open()
         self._data[key] = value if isinstance(value, str) else json.dumps(value)
         self._on_write(key)
 
     def __delitem__(self, key: str) -> None:
+        self._check_open()
         del self._data[key]
         self._on_write(key)
 

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..actions.base import ActionRegistry
 from ..engine.engine import Engine
@@ -56,7 +57,9 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # the message is plain text: "[mysql]" in it must not be read as markup
+    err_console.print(Text("error: ", style="bold red") + Text(message), highlight=False,
+                      soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -118,6 +118,13 @@ class ClusterNode:
                             "--node-id"
                         )
         await self.keeper.put_node(self._node_record())
+        if self.is_worker:
+            # fencing is by incarnation: whatever an earlier process with this id still
+            # does to its instances is refused from now on
+            fenced = await self.sched.bump_epochs(self.node_id)
+            if fenced:
+                log.warning("took over %d instance(s) of this node id's previous "
+                            "incarnation", fenced)
 
     def _node_record(self) -> NodeRecord:
         now = utcnow()
@@ -169,9 +176,13 @@ class ClusterNode:
                     running=self.engine.running_tasks, assigned=self.engine.owned_count,
                 )
                 if not ok:
-                    log.error("node %s was taken over by a newer incarnation; stopping",
-                              self.node_id)
+                    log.error("node %s was taken over by a newer incarnation; it stops "
+                              "executing", self.node_id)
                     await self._step_down("replaced")
+                    for t in self._tasks:
+                        if t is not asyncio.current_task():
+                            t.cancel()
+                    self.engine.abandon_all()
                     if self.on_replaced is not None:
                         await self.on_replaced()
                     return

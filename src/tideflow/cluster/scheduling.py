@@ -65,6 +65,11 @@ class SchedulingStore(ABC):
         returns the ids moved."""
 
     @abstractmethod
+    async def bump_epochs(self, worker: str) -> int:
+        """A new incarnation of ``worker`` takes its instances over: a new epoch for each
+        unfinished one, so the writes of the previous incarnation are refused."""
+
+    @abstractmethod
     async def owned(self, worker: str) -> dict[str, int]:
         """Unfinished instances (and instances with queued commands) of ``worker``, with
         their epochs."""

@@ -19,6 +19,9 @@ from ..errors import DefinitionError
 from .model import DagDef
 from .problems import listing, raise_problems, suggestion, task_label, where
 
+#: DAG and task ids are stored in indexed columns of this size
+MAX_ID_LEN = 191
+
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _WHITESPACE = re.compile(r"\s")
 # A fixed start keeps cron checks deterministic; an expression that never fires fails from any.
@@ -59,6 +62,8 @@ def find_problems(dag: DagDef, *, known_actions: Collection[str] | None = None) 
     if known_actions is not None:
         _check_actions(dag, known_actions, problems)
     _check_schedule(dag, problems)
+    if len(dag.id) > MAX_ID_LEN:
+        problems.append(f"the DAG id has {len(dag.id)} characters — the limit is {MAX_ID_LEN}")
     for name in dag.vars:
         if not VAR_NAME.match(name):
             problems.append(
@@ -75,6 +80,10 @@ def _task_positions(dag: DagDef, problems: list[str]) -> dict[str, list[int]]:
             problems.append(
                 f"tasks[{i}] has the id {task.id!r} — a task id must be non-empty and contain"
                 " no whitespace"
+            )
+        elif len(task.id) > MAX_ID_LEN:
+            problems.append(
+                f"tasks[{i}] has an id of {len(task.id)} characters — the limit is {MAX_ID_LEN}"
             )
         positions.setdefault(task.id, []).append(i)
     for task_id, found in positions.items():

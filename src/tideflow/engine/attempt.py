@@ -68,8 +68,14 @@ class TaskRun:
         tdef: TaskDef,
         spec: ActionSpec,
         resume: str = Resume.START,
+        *,
+        retried: bool = False,
     ) -> None:
         self.runner = runner
+        #: the next attempt is a retry (manual or automatic): the action's retry_before runs
+        self.retried = retried
+        #: params rendered when the task started; every attempt of this start uses them
+        self.rendered: Any = None
         self.task = task
         self.tdef = tdef
         self.spec = spec
@@ -77,6 +83,7 @@ class TaskRun:
         self.stop: StopRequest | None = None
         self.cancel_event = asyncio.Event()
         self.in_attempt = False
+        self._trace_open = False
         #: monotonic times: when the task became ready to start, and when its attempt began
         self.ready_at = time.monotonic()
         self.began_at = self.ready_at
@@ -87,13 +94,15 @@ class TaskRun:
         return mask_secrets(text, secrets) if secrets else text
 
     def _trace(self, message: str, flush: bool) -> None:
+        if not self._trace_open:
+            return  # the attempt is over (a late line from an abandoned thread)
         task = self.task
         task.traces.append(TraceEntry(utcnow(), self._mask(message)))
         cap = self.runner.rt.settings.max_traces_per_task
         if len(task.traces) > cap:
             del task.traces[: len(task.traces) - cap]
         if flush:
-            self.runner.rt.commits.stage(task=task)
+            self.runner.rt.commits.stage(task=task, urgent=True)
 
     def _timeout_for(self, params: Any) -> float | None:
         if self.tdef.timeout_secs > 0:
@@ -134,6 +143,7 @@ class TaskRun:
             again = await self._attempt()
             if not again:
                 return
+            self.retried = True
             # retrying: back off, cancellable by a cancel command
             policy = self.tdef.retry
             assert policy is not None
@@ -162,10 +172,13 @@ class TaskRun:
         try:
             if resume_after and task.params is not None:
                 rendered = task.params
+            elif self.rendered is not None:
+                rendered = self.rendered
             else:
                 rendered = self.runner.compiled.renderer.render(
                     task.task_id, self.tdef.params, inst.vars, inst.share_data
                 )
+            self.rendered = rendered
             params = spec.parse_params(rendered)
         except (TemplateError, ValidationError, TypeError, ValueError) as exc:
             # bad params are not worth retrying: the same input gives the same error
@@ -202,11 +215,12 @@ class TaskRun:
                 _trace=self._trace,
             )
             rt.executor.running += 1
+            self._trace_open = True
             limit = asyncio.timeout(timeout)
             try:
                 async with limit:
                     if not resume_after:
-                        if task.attempts > 1 and spec.retry_before is not None:
+                        if self.retried and spec.retry_before is not None:
                             await rt.executor.call(spec.retry_before, ctx, params)
                         if spec.run_before is not None:
                             await rt.executor.call(spec.run_before, ctx, params)
@@ -239,6 +253,9 @@ class TaskRun:
                 self._end_attempt(TaskStatus.SUCCESS, None)
         finally:
             self.in_attempt = False
+            # an abandoned sync call may still run in its thread: what it does now is dropped
+            share.close()
+            self._trace_open = False
             if acquired:
                 rt.executor.slots.release()
 

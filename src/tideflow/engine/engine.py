@@ -10,6 +10,7 @@ Every verb is a coroutine; :class:`tideflow.SyncEngine` wraps them for sync call
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import os
@@ -281,11 +282,26 @@ class Engine:
         self._require_rt()
         model = self._load(dag)
         source = _source_of(dag)
-        validate_dag(model, source=source, known_actions=self.actions.names())
+        validate_dag(model, source=source, known_actions=await self._known_actions(model))
         check_templates(model, source=source)
         record = await self.store.save_dag(model)
         self._dag_reads.pop(record.id, None)
         return record
+
+    async def _known_actions(self, dag: DagDef) -> frozenset[str] | None:
+        """The actions a definition may use: this node's, plus in a cluster those live
+        workers advertise. A watcher that sees no live worker cannot tell: it accepts the
+        definition and warns (None: no check)."""
+        own = self.actions.names()
+        cluster = self._cluster
+        if cluster is None or dag.action_names() <= own:
+            return own
+        workers = [n for n in await self.list_nodes() if n.alive and n.role == "worker"]
+        if not workers and not cluster.is_worker:
+            log.warning("no live worker to check the actions of DAG %s against; accepted",
+                        dag.id)
+            return None
+        return own | frozenset(a for n in workers for a in n.actions)
 
     @staticmethod
     def _load(dag: DagSource) -> DagDef:
@@ -375,13 +391,15 @@ class Engine:
             found = await rt.store.find_by_idempotency_key(dag_id, idempotency_key)
             if found is not None:
                 return await self._existing(found, wait)
-        compiled = await self._compiled_dag(dag_id)
+        newest = await self._newest_dag(dag_id)
+        compiled = await self._compiled_dag(newest.id, newest.version)
         record = compiled.record
-        if record.status != DagStatus.NORMAL:
+        # the status is read fresh each run: it changes without a new version
+        if newest.status != DagStatus.NORMAL:
             raise InvalidStateError(
-                f"DAG '{dag_id}' is {record.status.value}: only a normal DAG runs "
+                f"DAG '{dag_id}' is {newest.status.value}: only a normal DAG runs "
                 f"(set its status to normal first)",
-                state=record.status.value,
+                state=newest.status.value,
             )
         run_vars = resolve_run_vars(record.definition, vars)
         run_tags = validate_tags(dict(tags or {}))
@@ -535,7 +553,12 @@ class Engine:
             return await self._queue_command(kind, instance_id, ids, wait)
         self._apply_or_release(runner, kind, ids)
         if wait:
-            await runner.wait_until(_EFFECTS[kind], wait)
+            if kind == "cancel" and ids is None:
+                # done when every task has stopped and the final row is written
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(runner.closed.wait(), wait)
+            else:
+                await runner.wait_until(_EFFECTS[kind], wait)
         return self._snapshot(runner.inst)
 
     @staticmethod
@@ -560,18 +583,22 @@ class Engine:
         drives the instance."""
         inst = await self.store.get_instance(instance_id, with_tasks=True)
         _check_command(kind, inst, ids)
-        await self.store.add_command(
+        command_id = await self.store.add_command(
             CommandRecord(None, instance_id, kind, ids, utcnow())
         )
         if self._cluster is not None:
             self._cluster.waker.notify()
         if not wait:
             return inst
+        # the effect of a queued command is that its owner took and applied it (a retried
+        # instance may well have failed again by the time we look)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        while loop.time() < deadline and await self.store.command_pending(command_id):
+            await asyncio.sleep(0.05)
         while loop.time() < deadline:
             inst = await self.store.get_instance(instance_id, with_tasks=True)
-            if _EFFECTS[kind](inst):
+            if _EFFECTS[kind](inst) or kind == "retry":
                 break
             await asyncio.sleep(0.05)
         return inst
@@ -858,6 +885,10 @@ class Engine:
                 log.warning("queued %s for instance %s refused: %s",
                             cmd.kind, cmd.instance_id, exc)
         return bool(commands)
+
+    def abandon_all(self) -> None:
+        """This node was replaced by a newer incarnation: stop driving everything."""
+        self._abandon(set(self._runners))
 
     def _abandon(self, ids: set[str]) -> None:
         """Stop driving instances that moved to another worker, writing nothing more."""

@@ -60,7 +60,16 @@ class GroupCommit:
             self._run(), name="tideflow-group-commit"
         )
 
-    def stage(self, instance: InstanceRecord | None = None, task: TaskRecord | None = None) -> None:
+    def stage(
+        self,
+        instance: InstanceRecord | None = None,
+        task: TaskRecord | None = None,
+        *,
+        urgent: bool = False,
+    ) -> None:
+        """Stage rows for the next flush; ``urgent`` flushes without the linger."""
+        if urgent:
+            self._urgent.set()
         if instance is not None and instance.id not in self._new:
             self._instances[instance.id] = instance
         if task is not None:

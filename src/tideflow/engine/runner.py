@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..clock import utcnow
-from ..errors import InputError, InvalidStateError
+from ..errors import InvalidStateError, NotFoundError
 from ..states import InstanceStatus, TaskStatus
 from ..store.records import InstanceRecord, TaskRecord
 from .attempt import Resume, StopRequest, TaskRun
@@ -67,6 +67,8 @@ class InstanceRunner:
         self._on_end = on_end
         self._change = asyncio.Event()
         self._ended = False
+        #: tasks a retry command reset: their next attempt calls the action's retry_before
+        self._retried: set[str] = set()
         #: set once the instance's final row is committed and its hooks ran
         self.closed = asyncio.Event()
 
@@ -168,11 +170,19 @@ class InstanceRunner:
             ):
                 self._launch(tid, Resume.START)
 
-    def _launch(self, tid: str, mode: str) -> None:
+    def _launch(self, tid: str, mode: str, *, retried: bool = False) -> None:
         task = self.tasks[tid]
         tdef = self.compiled.tasks[tid]
+        if tdef.action_name not in self.rt.actions:
+            # e.g. picked up after a restart by a node without that action: fail visibly
+            task.status = TaskStatus.FAILED
+            task.reason = f"action '{tdef.action_name}' is not registered on this node"
+            task.ended_at = utcnow()
+            self.rt.commits.stage(task=task)
+            return
         spec = self.rt.actions.get(tdef.action_name)
-        run = TaskRun(self, task, tdef, spec, mode)
+        run = TaskRun(self, task, tdef, spec, mode, retried=retried or tid in self._retried)
+        self._retried.discard(tid)
         handle = asyncio.get_running_loop().create_task(
             self._drive(run), name=f"tideflow-task-{self.inst.id}-{tid}"
         )
@@ -240,13 +250,15 @@ class InstanceRunner:
         self.rt.spawn(self._finalize(status), f"tideflow-finalize-{inst.id}")
 
     async def _finalize(self, status: InstanceStatus) -> None:
-        await self.rt.commits.commit(instance=self.inst)
         event = {
             InstanceStatus.SUCCESS: HookEvent.SUCCESS,
             InstanceStatus.FAILED: HookEvent.FAIL,
             InstanceStatus.CANCELED: HookEvent.CANCEL,
         }[status]
+        # the hook runs before the final row is committed: a crash in between ends the
+        # instance again after the restart and runs the hook again (at least once)
         await self.rt.fire(event, self)
+        await self.rt.commits.commit(instance=self.inst)
         self._on_end(self)
         self.closed.set()
         self._notify()
@@ -272,7 +284,7 @@ class InstanceRunner:
         for tid in task_ids:
             t = self.tasks.get(tid)
             if t is None:
-                raise InputError(f"instance {self.inst.id} has no task '{tid}'")
+                raise NotFoundError(f"instance {self.inst.id} has no task '{tid}'")
             if t.status not in allowed:
                 raise InvalidStateError(
                     f"cannot {verb} task '{tid}' of instance {self.inst.id}: it is "
@@ -333,6 +345,7 @@ class InstanceRunner:
             t.status = TaskStatus.INIT
             t.reason = None
             t.ended_at = None
+            self._retried.add(t.task_id)
             self.rt.commits.stage_many([t])
         self._ended = False
         self.inst.ended_at = None

@@ -110,6 +110,10 @@ class Store(ABC):
         ``worker`` owns, or all), oldest first."""
 
     @abstractmethod
+    async def command_pending(self, command_id: int) -> bool:
+        """Whether the command is still queued (not yet taken by its instance's owner)."""
+
+    @abstractmethod
     async def change_marker(self) -> int:
         """A number that changes when another connection or process commits (SQLite's
         ``PRAGMA data_version``; a cheap counter elsewhere). Used to poll for outside commands

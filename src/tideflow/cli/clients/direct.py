@@ -7,12 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from ...actions.base import ActionContext, function_action
 from ...cluster.node import ClusterSettings
 from ...engine.engine import Engine
-from ...errors import ActionError
 from ...serialize import dag_to_json, node_to_json
 from ...views import Views
 from ..common import build_engine
@@ -48,19 +45,7 @@ class DirectClient(Client):
         return self._views
 
     async def apply_dag(self, path: Path) -> Json:
-        await self._know_worker_actions()
         return dag_to_json(await self.engine.register_dag(path))
-
-    async def _know_worker_actions(self) -> None:
-        """A definition is checked against the actions of the live workers too (DESIGN §1):
-        this watcher executes nothing, so it stands in for theirs with placeholders."""
-        registry = self.engine.actions
-        for node in await self.engine.list_nodes():
-            if not node.alive or node.role != "worker":
-                continue
-            for name in node.actions:
-                if name not in registry.names():
-                    registry.register(function_action(name, _runs_on_workers))
 
     async def list_dags(self) -> list[Json]:
         return [dag_to_json(d) for d in await self.engine.list_dags()]
@@ -126,6 +111,3 @@ class DirectClient(Client):
         return [node_to_json(n) for n in nodes
                 if (n.node_id, n.incarnation) != (self.engine.node_id, self.engine.incarnation)]
 
-
-def _runs_on_workers(ctx: ActionContext, params: Any) -> None:
-    raise ActionError("this action runs on the workers that have it, not in a client")

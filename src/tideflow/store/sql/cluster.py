@@ -139,6 +139,16 @@ class ClusterMethods(Database, SchedulingStore):
             ])
         return [p.id for (p, _), ok in zip(ordered, done, strict=True) if ok]
 
+    async def bump_epochs(self, worker: str) -> int:
+        i = self.tables.instances
+        async with self._tx("fence the previous incarnation", write=True) as conn:
+            done = await conn.execute(
+                i.update()
+                .where(i.c.worker == worker, i.c.status.in_(_UNFINISHED))
+                .values(epoch=i.c.epoch + 1)
+            )
+        return int(done.rowcount or 0)
+
     async def owned(self, worker: str) -> dict[str, int]:
         i, c = self.tables.instances, self.tables.commands
         q = sa.select(i.c.id, i.c.epoch).where(

@@ -63,6 +63,13 @@ class CommandMethods(Database):
             for r in rows
         ]
 
+    async def command_pending(self, command_id: int) -> bool:
+        """Whether the command is still queued (not yet taken by its instance's owner)."""
+        c = self.tables.commands
+        async with self._tx("read a queued command") as conn:
+            row = (await conn.execute(sa.select(c.c.id).where(c.c.id == command_id))).first()
+        return row is not None
+
     async def change_marker(self) -> int:
         """SQLite files: ``PRAGMA data_version``, which changes on every commit by another
         process or by this store's other connections (not by :meth:`write`); elsewhere the
