@@ -1,0 +1,43 @@
+"""A simulated cloud provider, shared by every cluster action.
+
+Each call waits as long as a remote call would and then records what it did, both as a trace
+line and in the run's share data under ``op.<step id>``: the run itself becomes the audit trail
+of which worker did what, on which attempt. Nothing leaves the process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+
+from tideflow import ActionContext
+
+from workflow.consts import OUT_OP_PREFIX
+
+
+class CloudError(Exception):
+    """The provider refused a call. The step fails with this message as its reason."""
+
+
+def new_id(kind: str) -> str:
+    return f"{kind}-{uuid.uuid4().hex[:10]}"
+
+
+def performer() -> str:
+    """The worker doing the work: its pod name in Kubernetes, else host and process id."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}/{os.getpid()}"
+
+
+async def call(ctx: ActionContext, what: str, latency_secs: float) -> None:
+    """Make one simulated API call that does ``what``."""
+    # An async wait, like a real request's: a cancel or a timeout interrupts the step here.
+    await asyncio.sleep(latency_secs)
+    record(ctx, what)
+
+
+def record(ctx: ActionContext, what: str) -> None:
+    ctx.trace(what)
+    ctx.share_data[OUT_OP_PREFIX + ctx.task_id] = (
+        f"{what} (attempt {ctx.attempt} on {performer()})"
+    )
