@@ -291,3 +291,37 @@ def test_bad_arguments_exit_2(cli: Cli) -> None:
     assert "KEY=VALUE" in malformed.stderr
     missing = cli.run("run", str(cli.tmp / "absent.yaml"))
     assert missing.returncode == 2
+
+
+def test_retry_after_the_run_ended_drives_it_here(cli: Cli, task_by_id: ById) -> None:
+    marker = cli.tmp / "broken"
+    marker.write_text("")
+    dag = cli.write("fixable.yaml", f"""
+tasks:
+  - id: check
+    actionName: shell
+    params: {{cmd: ["sh", "-c", "test ! -e {marker}"]}}
+  - id: after
+    actionName: shell
+    dependOn: [check]
+    params: {{cmd: ["echo", "done"]}}
+""")
+    failed = cli.run("run", str(dag), "--json")
+    assert failed.returncode == 1
+    instance_id = cli.as_json(failed)["id"]
+    marker.unlink()
+    retried = cli.run("ins", "retry", instance_id, "--json")
+    assert retried.returncode == 0, retried.stderr
+    inst = cli.as_json(retried)
+    assert inst["status"] == "success"
+    assert task_by_id(inst)["check"]["attempts"] == 2
+    assert task_by_id(inst)["after"]["status"] == "success"
+
+
+def test_dag_run_without_a_worker_runs_here(cli: Cli) -> None:
+    dag = cli.write("solo.yaml", "tasks:\n  - {id: a, actionName: shell, "
+                                 "params: {cmd: [echo, solo]}}\n")
+    assert cli.run("dag", "apply", str(dag)).returncode == 0
+    proc = cli.run("dag", "run", "solo", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert cli.as_json(proc)["status"] == "success"

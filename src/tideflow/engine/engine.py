@@ -112,6 +112,9 @@ class Engine:
                 skip_existing=True,
             )
         self._ids = IdGenerator()
+        #: the id of the command the last command call queued for another process (None
+        #: when it was applied here)
+        self.last_queued_command: int | None = None
         self._cluster: ClusterNode | None = None
         #: coroutines started whenever this node becomes the leader (the cron trigger)
         self.leader_hooks: list[Callable[[ClusterNode], Awaitable[None]]] = []
@@ -547,6 +550,7 @@ class Engine:
         self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None
     ) -> InstanceRecord:
         self._require_rt()
+        self.last_queued_command = None
         ids = list(task_ids) if task_ids is not None else None
         runner = await self._runner_for_command(instance_id)
         if runner is None:
@@ -586,22 +590,30 @@ class Engine:
         command_id = await self.store.add_command(
             CommandRecord(None, instance_id, kind, ids, utcnow())
         )
+        self.last_queued_command = command_id
         if self._cluster is not None:
             self._cluster.waker.notify()
         if not wait:
             return inst
+        return await self.wait_for_command(instance_id, kind, command_id, wait)
+
+    async def wait_for_command(
+        self, instance_id: str, kind: str, command_id: int | None, wait: float
+    ) -> InstanceRecord:
+        """Wait (up to ``wait`` seconds) until the owner of the instance took a queued command
+        and its effect shows; returns the instance as it is then."""
         # the effect of a queued command is that its owner took and applied it (a retried
         # instance may well have failed again by the time we look)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        while loop.time() < deadline and await self.store.command_pending(command_id):
+        while (command_id is not None and loop.time() < deadline
+               and await self.store.command_pending(command_id)):
             await asyncio.sleep(0.05)
-        while loop.time() < deadline:
+        while True:
             inst = await self.store.get_instance(instance_id, with_tasks=True)
-            if _EFFECTS[kind](inst) or kind == "retry":
-                break
+            if _EFFECTS[kind](inst) or kind == "retry" or loop.time() >= deadline:
+                return inst
             await asyncio.sleep(0.05)
-        return inst
 
     async def _command_loop(self) -> None:
         """Commands queued by other processes (CLI, API servers) for instances driven here."""
@@ -806,6 +818,18 @@ class Engine:
             actions=sorted(self.actions.names()),
             is_leader=True,
         )
+
+    async def adopt(self, instance_id: str) -> InstanceRecord:
+        """Drive an instance in this engine from now on (e.g. one whose process stopped, on a
+        database no other node serves). Attempts found in flight are run again."""
+        self._require_rt()
+        if self._cluster is not None:
+            raise InputError("a cluster node gets its instances from the leader, not adopt()")
+        runner = self._runners.get(instance_id)
+        if runner is None:
+            inst = await self.store.get_instance(instance_id, with_tasks=False)
+            runner = await self._load_runner(inst.id, recovering=inst.status.is_unfinished)
+        return self._snapshot(runner.inst)
 
     def mutex(
         self,

@@ -1,19 +1,32 @@
 """The client straight on a database, through an engine that joins the deployment as a
 watcher: it submits, commands and reads, and executes nothing. Runs it submits are dispatched
 to the workers (``tideflow server``) on that database; commands are queued for the worker
-that drives the instance."""
+that drives the instance.
+
+When nothing takes the work — no worker on the database, no ``tideflow run`` driving the
+instance (the embedded SQLite case) — the client drives it itself, to its end or until it
+waits for a person, so that ``tideflow ins retry ID`` after a failed ``tideflow run`` really
+retries."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...cluster.node import ClusterSettings
 from ...engine.engine import Engine
 from ...serialize import dag_to_json, node_to_json
+from ...store.records import InstanceRecord
 from ...views import Views
 from ..common import build_engine
 from .base import Client, InstanceQuery, Json
+
+log = logging.getLogger("tideflow.cli")
+
+#: how long a queued command or a new run may wait for a worker before the client drives it
+_HANDOVER_SECS = 2.0
 
 
 class DirectClient(Client):
@@ -56,6 +69,42 @@ class DirectClient(Client):
     async def delete_dag(self, dag_id: str, *, force: bool) -> None:
         await self.engine.delete_dag(dag_id, force=force)
 
+    async def _nobody_took(self, instance_id: str, command_id: int | None) -> bool:
+        """Wait a moment for a worker or another process to take the work; True when none
+        did (the queued command, if any, is taken back)."""
+        store = self.engine.store
+        deadline = asyncio.get_running_loop().time() + _HANDOVER_SECS
+        while asyncio.get_running_loop().time() < deadline:
+            if command_id is not None:
+                if not await store.command_pending(command_id):
+                    return False
+            else:
+                inst = await store.get_instance(instance_id, with_tasks=False)
+                if inst.worker is not None or inst.status.value != "init":
+                    return False
+            await asyncio.sleep(0.1)
+        if any(n.alive and n.role == "worker" for n in await self.engine.list_nodes()):
+            return False  # a worker is there; it will take it (maybe after a failover)
+        if command_id is not None:
+            taken = await store.take_commands([instance_id])
+            return any(c.id == command_id for c in taken)
+        return True
+
+    async def _drive_here(
+        self, instance_id: str, kind: str | None, task_ids: list[str] | None
+    ) -> InstanceRecord:
+        log.warning("no worker or process drives instance %s: driving it here", instance_id)
+        engine = build_engine(self._db, actions=self._actions, recover=False)
+        async with engine:
+            await engine.adopt(instance_id)
+            if kind is not None:
+                verb = getattr(engine, "continue_" if kind == "continue" else kind)
+                if kind in ("pause", "resume"):
+                    await verb(instance_id)
+                else:
+                    await verb(instance_id, task_ids)
+            return await engine.wait_for(instance_id, settled=True)
+
     async def run_dag(
         self,
         dag_id: str,
@@ -67,8 +116,12 @@ class DirectClient(Client):
         wait: float | None,
     ) -> Json:
         inst = await self.engine.run_dag(
-            dag_id, vars, tags, selector=selector, idempotency_key=idempotency_key, wait=wait
+            dag_id, vars, tags, selector=selector, idempotency_key=idempotency_key
         )
+        if inst.status.value == "init" and await self._nobody_took(inst.id, None):
+            inst = await self._drive_here(inst.id, None, None)
+        elif wait:
+            inst = await self.engine.wait_for(inst.id, timeout=wait)
         return await self.views.instance(inst)
 
     async def list_instances(self, query: InstanceQuery) -> tuple[list[Json], str | None]:
@@ -94,15 +147,20 @@ class DirectClient(Client):
         e = self.engine
         ids = list(task_ids) if task_ids else None
         if kind == "pause":
-            inst = await e.pause(instance_id, wait=wait)
+            inst = await e.pause(instance_id)
         elif kind == "resume":
-            inst = await e.resume(instance_id, wait=wait)
+            inst = await e.resume(instance_id)
         elif kind == "retry":
-            inst = await e.retry(instance_id, ids, wait=wait)
+            inst = await e.retry(instance_id, ids)
         elif kind == "cancel":
-            inst = await e.cancel(instance_id, ids, wait=wait)
+            inst = await e.cancel(instance_id, ids)
         else:
-            inst = await e.continue_(instance_id, ids, wait=wait)
+            inst = await e.continue_(instance_id, ids)
+        command_id = e.last_queued_command
+        if command_id is not None and await self._nobody_took(instance_id, command_id):
+            inst = await self._drive_here(instance_id, kind, ids)
+        elif wait:
+            inst = await e.wait_for_command(instance_id, kind, command_id, wait)
         return await self.views.instance(inst)
 
     async def list_nodes(self) -> list[Json]:
