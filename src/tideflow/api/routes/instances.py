@@ -186,4 +186,17 @@ def instances_router(engine: Engine, views: Views) -> APIRouter:
                             body: WaitRequest | None = None) -> JSONResponse:
         return await task_command("continue", instance_id, task_id, body)
 
-    return router
+    # the same task routes under the resource name DESIGN §6 uses: a task instance is
+    # addressed by its instance id and its task id
+    tasks = APIRouter(prefix="/task-instances", tags=["task-instances"])
+    tasks.add_api_route("/{instance_id}/{task_id}", get_task, methods=["GET"],
+                        response_model=TaskOut, summary="Get one task instance",
+                        responses=errors_for(404))
+    for verb, handler in (("retry", retry_task), ("cancel", cancel_task),
+                          ("continue", continue_task)):
+        tasks.add_api_route(f"/{{instance_id}}/{{task_id}}/{verb}", handler, methods=["POST"],
+                            summary=f"{verb.capitalize()} one task instance", **task_doc)
+    combined = APIRouter()
+    combined.include_router(router)
+    combined.include_router(tasks)
+    return combined
