@@ -102,6 +102,27 @@ async def wait_until(pred: Any, timeout: float, what: str, step: float = 0.2) ->
         await asyncio.sleep(step)
 
 
+async def ready(engine: Engine, workers: int, dag_id: str = "w1", timeout: float = 30) -> str:
+    """Wait until ``workers`` workers are alive, one leads, and the DAG is registered; returns
+    the leader."""
+
+    async def alive() -> bool:
+        nodes = await engine.list_nodes()
+        return sum(1 for n in nodes if n.alive and n.role == "worker") >= workers
+
+    async def registered() -> bool:
+        try:
+            await engine.get_dag(dag_id)
+            return True
+        except Exception:
+            return False
+
+    await wait_until(alive, timeout, f"{workers} live workers")
+    await wait_until(registered, timeout, f"DAG {dag_id} registered")
+    leader: str = await wait_until(lambda: leader_of(engine), timeout, "a leader")
+    return leader
+
+
 async def leader_of(engine: Engine) -> str | None:
     leaders = [n.node_id for n in await engine.list_nodes() if n.is_leader and n.alive]
     assert len(leaders) <= 1, f"more than one leader: {leaders}"

@@ -13,7 +13,7 @@ import pytest
 
 from tideflow import InstanceStatus
 
-from .harness import Cluster, all_final, leader_of, wait_until
+from .harness import Cluster, all_final, leader_of, ready, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -55,7 +55,7 @@ async def test_one_leader_and_runs_spread(cluster: Cluster) -> None:
         watcher = nodes["watch"]
         assert watcher.role == "watcher" and not watcher.is_leader  # type: ignore[attr-defined]
         assert leader in ("w1", "w2", "w3")
-        await wait_until(lambda: _dag_present(client), 30, "the DAG registered")
+        await ready(client, 3)
         insts = [await client.run_dag("w1", {"sleep": "0.05"}) for _ in range(60)]
         ids = [i.id for i in insts]
         done = await wait_until(lambda: all_final(client, ids), 120, "all runs final")
@@ -67,18 +67,9 @@ async def test_one_leader_and_runs_spread(cluster: Cluster) -> None:
     assert "leadership" in cluster.log_text(leader)
 
 
-async def _dag_present(client: object) -> bool:
-    try:
-        await client.get_dag("w1")  # type: ignore[attr-defined]
-        return True
-    except Exception:
-        return False
-
-
 async def test_kill_leader_mid_runs(cluster: Cluster) -> None:
     async with cluster.client() as client:
-        leader = await wait_until(lambda: leader_of(client), 30, "a leader")
-        await wait_until(lambda: _dag_present(client), 30, "the DAG registered")
+        leader = await ready(client, 3)
         ids = [(await client.run_dag("w1", {"sleep": "0.02"})).id for _ in range(200)]
         await asyncio.sleep(1.0)
         killed_at = time.monotonic()
@@ -101,9 +92,8 @@ async def _new_leader(client: object, old: str) -> str | None:
 
 async def test_kill_worker_moves_its_instances(cluster: Cluster) -> None:
     async with cluster.client() as client:
-        leader = await wait_until(lambda: leader_of(client), 30, "a leader")
+        leader = await ready(client, 3)
         victim = next(w for w in ("w1", "w2", "w3") if w != leader)
-        await wait_until(lambda: _dag_present(client), 30, "the DAG registered")
         ids = [(await client.run_dag("w1", {"sleep": "0.3"})).id for _ in range(30)]
 
         async def victim_has_work() -> bool:
@@ -124,8 +114,7 @@ async def test_kill_worker_moves_its_instances(cluster: Cluster) -> None:
 
 async def test_paused_leader_steps_down_and_is_fenced(cluster: Cluster) -> None:
     async with cluster.client() as client:
-        leader = await wait_until(lambda: leader_of(client), 30, "a leader")
-        await wait_until(lambda: _dag_present(client), 30, "the DAG registered")
+        leader = await ready(client, 3)
         first = await client.store.get_lease("leader")  # type: ignore[attr-defined]
         ids = [(await client.run_dag("w1", {"sleep": "0.4"})).id for _ in range(30)]
 

@@ -11,7 +11,7 @@ import pytest
 
 from tideflow import Engine, InstanceStatus, TaskStatus
 
-from .harness import Cluster, leader_of, wait_until
+from .harness import Cluster, ready, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -33,16 +33,7 @@ async def _status(client: Engine, iid: str, status: InstanceStatus) -> bool:
 
 
 async def _ready(client: Engine) -> None:
-    await wait_until(lambda: leader_of(client), 30, "a leader")
-
-    async def dag() -> bool:
-        try:
-            await client.get_dag("steer")
-            return True
-        except Exception:
-            return False
-
-    await wait_until(dag, 30, "the DAG registered")
+    await ready(client, 2, "steer")
 
 
 async def test_continue_cancel_pause_resume_retry_from_a_watcher(
