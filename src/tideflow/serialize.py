@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .clock import iso
+from .clock import iso, utcnow
+from .cluster.cron import next_fire_times
 from .states import InstanceStatus, TaskStatus
 from .store.records import (
     AttemptRecord,
@@ -93,14 +94,21 @@ def instance_to_json(
     }
 
 
-def dag_to_json(dag: DagRecord) -> dict[str, Any]:
+def dag_to_json(dag: DagRecord, *, now: datetime | None = None) -> dict[str, Any]:
+    """A DAG as listed and shown; ``nextFireTimes`` holds its next 5 cron ticks while it is
+    scheduled (a cron and status normal), else ``[]``."""
+    d = dag.definition
+    upcoming: list[str | None] = []
+    if d.cron and dag.status.value == "normal":
+        upcoming = [iso(t) for t in next_fire_times(d.cron, d.timezone, now or utcnow(), 5)]
     return {
         "id": dag.id,
         "version": dag.version,
         "status": dag.status.value,
         "createdAt": iso(dag.created_at),
         "updatedAt": iso(dag.updated_at),
-        "definition": dag.definition.to_dict(),
+        "nextFireTimes": upcoming,
+        "definition": d.to_dict(),
     }
 
 

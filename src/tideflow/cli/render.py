@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import typer
 import yaml
-from croniter import croniter
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..cluster.cron import next_fire_times
 from ..serialize import instance_from_json
 from .progress import summary
 
@@ -63,15 +63,6 @@ def dags_table(console: Console, dags: list[Json]) -> None:
     console.print(table)
 
 
-def next_fire_times(cron: str, timezone: str | None, count: int,
-                    now: datetime | None = None) -> list[datetime]:
-    """The next ``count`` times ``cron`` fires, in ``timezone`` (UTC when None)."""
-    zone = ZoneInfo(timezone) if timezone else UTC
-    start = (now or datetime.now(UTC)).astimezone(zone)
-    it = croniter(cron, start)
-    return [it.get_next(datetime) for _ in range(count)]
-
-
 def dag_detail(console: Console, dag: Json, *, fire_times: int) -> None:
     definition = dag.get("definition") or {}
     console.print(Text(f"# DAG {dag['id']} version {dag['version']} ({dag['status']})",
@@ -82,8 +73,11 @@ def dag_detail(console: Console, dag: Json, *, fire_times: int) -> None:
     if cron and fire_times > 0:
         zone = definition.get("timezone") or "UTC"
         console.print(Text(f"\nnext runs ({cron}, {zone}):", style="bold"))
-        for when in next_fire_times(cron, definition.get("timezone"), fire_times):
-            console.print(f"  {when.isoformat()}", highlight=False)
+        upcoming = next_fire_times(cron, definition.get("timezone"), datetime.now(UTC),
+                                   fire_times)
+        shown_in = ZoneInfo(definition["timezone"]) if definition.get("timezone") else UTC
+        for when in upcoming:  # people read a schedule in its own time zone
+            console.print(f"  {when.astimezone(shown_in).isoformat()}", highlight=False)
 
 
 def instances_table(console: Console, items: list[Json]) -> None:

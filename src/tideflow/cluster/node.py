@@ -283,9 +283,21 @@ class ClusterNode:
             return 0
         workers = await self._live_workers()
         self._load = await self.sched.owner_load()
+        limits: dict[str, int] = {}
+        for p in pending:
+            limit = (await self.engine.dag_def(p.dag_id, p.dag_version)).max_active_runs
+            if limit is not None:
+                limits[p.dag_id] = limit
+        active = await self.sched.active_counts(list(limits))
         assignments: list[tuple[str, str]] = []
         waiting: list[tuple[str, str]] = []
         for p in pending:
+            limit = limits.get(p.dag_id)
+            if limit is not None and active.get(p.dag_id, 0) >= limit:
+                why = f"waiting: maxActiveRuns {limit} reached"
+                if why != p.reason:
+                    waiting.append((p.id, why))
+                continue
             chosen, why = await self._choose(p, workers)
             if chosen is None:
                 if why != p.reason:
@@ -293,6 +305,7 @@ class ClusterNode:
                 continue
             assignments.append((p.id, chosen))
             self._load[chosen] = self._load.get(chosen, 0) + 1
+            active[p.dag_id] = active.get(p.dag_id, 0) + 1
         assigned = await self.sched.assign(assignments, self.fence)
         await self.sched.set_waiting_reason(waiting, self.fence)
         if assigned:
@@ -321,6 +334,11 @@ class ClusterNode:
         if not matching:
             sel = ", ".join(f"{k}={v}" for k, v in sorted(p.selector.items()))
             return None, f"waiting for a worker: no live worker matches the selector {sel}"
+        # a worker whose slots are all busy takes nothing more: the waiting instances then
+        # go out by priority as slots free up
+        matching = [w for w in matching if w.running < w.capacity]
+        if not matching:
+            return None, "waiting for a worker: every matching worker is busy"
         best = min(matching, key=lambda w: (self._load.get(w.node_id, 0) / max(1, w.capacity),
                                             self._load.get(w.node_id, 0), w.node_id))
         return best.node_id, ""

@@ -6,6 +6,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..store.records import InstanceRecord
 
 
 @dataclass
@@ -63,6 +66,21 @@ class SchedulingStore(ABC):
     ) -> list[str]:
         """Give each orphan to a new worker (a new epoch) if it is still where it was seen;
         returns the ids moved."""
+
+    @abstractmethod
+    async def last_cron_tick(self, dag_id: str) -> datetime | None:
+        """The newest tick of ``dag_id`` that fired (or was skipped)."""
+
+    @abstractmethod
+    async def fire_cron_tick(
+        self, dag_id: str, tick: datetime, instance: InstanceRecord | None
+    ) -> bool:
+        """Record the tick and create its instance in one transaction; False when the tick
+        fired already (anywhere in the cluster)."""
+
+    @abstractmethod
+    async def active_counts(self, dag_ids: Sequence[str]) -> dict[str, int]:
+        """Instances per DAG that count against maxActiveRuns (assigned, not final)."""
 
     @abstractmethod
     async def bump_epochs(self, worker: str) -> int:

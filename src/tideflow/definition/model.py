@@ -128,10 +128,19 @@ class DagDef(BaseModel):
     vars: dict[str, VarDef] = Field(default_factory=dict)
     cron: str | None = None
     timezone: str | None = None
+    #: vars of the runs the cron trigger starts (over the declared defaults)
+    cron_vars: dict[str, str] = Field(default_factory=dict, alias="cronVars")
+    #: after the scheduler was down: run only the latest missed tick, or each (capped)
+    catchup: Literal["latest", "all"] = "latest"
+    max_catchup: int = Field(10, alias="maxCatchup", ge=1, le=10_000)
+    #: at most this many unfinished instances; more wait in `init`, in submission order
+    max_active_runs: int | None = Field(None, alias="maxActiveRuns", ge=1)
+    #: a cron tick when maxActiveRuns is reached: queue it, or skip it
+    cron_overlap: Literal["queue", "skip"] = Field("queue", alias="cronOverlap")
     status: DagStatus = DagStatus.NORMAL
     tasks: tuple[TaskDef, ...] = Field(min_length=1)
 
-    @field_validator("vars", mode="before")
+    @field_validator("vars", "cron_vars", mode="before")
     @classmethod
     def _none_vars(cls, v: Any) -> Any:
         return {} if v is None else v

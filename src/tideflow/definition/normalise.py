@@ -162,6 +162,11 @@ class Normaliser:
                 doc[key] = None if isinstance(text, str) and not text.strip() else text
             elif key == "vars":
                 doc[key] = self.vars(value)
+            elif key == "cronVars" and isinstance(value, Mapping):
+                # run vars are text, as everywhere else
+                doc[key] = {
+                    str(k): self.text(v, "cronVars", (str(k),)) for k, v in value.items()
+                }
             elif key == "tasks":
                 doc[key] = self.tasks(value)
             else:

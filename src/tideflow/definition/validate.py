@@ -62,6 +62,12 @@ def find_problems(dag: DagDef, *, known_actions: Collection[str] | None = None) 
     if known_actions is not None:
         _check_actions(dag, known_actions, problems)
     _check_schedule(dag, problems)
+    for name in dag.cron_vars:
+        if name not in dag.vars:
+            problems.append(
+                f"cronVars sets '{name}', which the DAG does not declare — declare it under"
+                " vars first"
+            )
     if len(dag.id) > MAX_ID_LEN:
         problems.append(f"the DAG id has {len(dag.id)} characters — the limit is {MAX_ID_LEN}")
     for name in dag.vars:
@@ -200,7 +206,8 @@ def _check_actions(dag: DagDef, known: Collection[str], problems: list[str]) -> 
 def _check_schedule(dag: DagDef, problems: list[str]) -> None:
     if dag.cron is not None:
         fields = dag.cron.split()
-        if len(fields) != 5:
+        # 5 fields as everywhere; a 6th (seconds, last) is accepted for sub-minute schedules
+        if len(fields) not in (5, 6):
             problems.append(
                 f"cron {dag.cron!r} must have 5 fields (minute hour day-of-month month"
                 f" day-of-week), found {len(fields)} — for example '0 2 * * *' for 02:00 daily"

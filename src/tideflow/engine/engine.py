@@ -10,6 +10,7 @@ Every verb is a coroutine; :class:`tideflow.SyncEngine` wraps them for sync call
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import logging
@@ -59,6 +60,7 @@ from .runtime import Runtime
 from .settings import EngineSettings
 
 if TYPE_CHECKING:
+    from ..cluster.cron import CronTrigger
     from ..cluster.mutex import Mutex
     from ..cluster.node import ClusterNode, ClusterSettings
 
@@ -123,6 +125,8 @@ class Engine:
         self._observers = Observers()
         self._compiled: dict[tuple[str, int], CompiledDag] = {}
         self._dag_reads: dict[str, asyncio.Future[DagRecord]] = {}
+        #: single node: instances held back by their DAG's maxActiveRuns, oldest first
+        self._waiting: dict[str, collections.deque[tuple[InstanceRecord, CompiledDag]]] = {}
         self._runners: dict[str, InstanceRunner] = {}
         self._rt: Runtime | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -187,6 +191,12 @@ class Engine:
             return
         if self.settings.recover:
             await self._recover()
+            # a single node that drives its database is its own leader: it runs the schedules
+            self._background.append(
+                asyncio.get_running_loop().create_task(
+                    self._cron_trigger().run(), name="tideflow-cron"
+                )
+            )
         self._background.append(
             asyncio.get_running_loop().create_task(
                 self._command_loop(), name="tideflow-commands"
@@ -207,7 +217,20 @@ class Engine:
         from ..cluster.waker import Waker
 
         self._cluster = ClusterNode(self, store, store, waker or Waker(), cluster)
+        trigger = self._cron_trigger()
+        self.leader_hooks.append(lambda node: trigger.run())
         await self._cluster.start()
+
+    def _cron_trigger(self) -> CronTrigger:
+        from ..cluster.cron import CronTrigger
+        from ..cluster.keeper import Keeper
+        from ..cluster.scheduling import SchedulingStore
+
+        store = self.store
+        if not isinstance(store, SchedulingStore) or not isinstance(store, Keeper):
+            raise InputError("this store cannot keep schedules")
+        return CronTrigger(self.store.list_dags, store.last_cron_tick, store.db_now,
+                           self.fire_cron_tick)
 
     async def close(self) -> None:
         """Stop: running attempts are left as recorded (a restart picks them up), staged state
@@ -413,34 +436,12 @@ class Engine:
                 f"DAG '{dag_id}' uses actions this node does not have: {', '.join(missing)}",
                 state="unrunnable",
             )
-        now = utcnow()
-        clustered = self._cluster is not None
-        inst = InstanceRecord(
-            id=self._ids.new(),
-            dag_id=record.id,
-            dag_version=record.version,
-            # in a cluster the leader's Dispatcher assigns it to a worker
-            status=InstanceStatus.INIT if clustered else InstanceStatus.SCHEDULED,
-            trigger=str(trigger),
-            vars=run_vars,
-            created_at=now,
-            updated_at=now,
-            tags=run_tags,
-            selector=run_selector,
-            worker=None if clustered else self.node_id,
-            priority=priority,
-            idempotency_key=idempotency_key,
-        )
-        inst.tasks = [
-            TaskRecord(
-                instance_id=inst.id,
-                task_id=t.id,
-                name=t.display_name,
-                action_name=t.action_name,
-                depend_on=list(t.depend_on),
-            )
-            for t in record.definition.tasks
-        ]
+        inst = self._new_instance(record, run_vars, run_tags, run_selector, str(trigger),
+                                  priority, idempotency_key)
+        held = self._over_limit(record.definition)
+        if held:
+            inst.status = InstanceStatus.INIT
+            inst.reason = held
         if idempotency_key is None:
             await rt.commits.create(inst)
         else:
@@ -452,10 +453,78 @@ class Engine:
                 if found is None:
                     raise
                 return await self._existing(found, wait)
+        return await self._launch_new(inst, compiled, wait)
+
+    def _new_instance(
+        self,
+        record: DagRecord,
+        run_vars: dict[str, str],
+        tags: dict[str, str],
+        selector: dict[str, str],
+        trigger: str,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        cron_tick: datetime | None = None,
+    ) -> InstanceRecord:
+        now = utcnow()
+        clustered = self._cluster is not None
+        inst = InstanceRecord(
+            id=self._ids.new(),
+            dag_id=record.id,
+            dag_version=record.version,
+            # in a cluster the leader's Dispatcher assigns it to a worker
+            status=InstanceStatus.INIT if clustered else InstanceStatus.SCHEDULED,
+            trigger=trigger,
+            vars=run_vars,
+            created_at=now,
+            updated_at=now,
+            tags=tags,
+            selector=selector,
+            worker=None if clustered else self.node_id,
+            priority=priority,
+            idempotency_key=idempotency_key,
+            cron_tick=cron_tick,
+        )
+        inst.tasks = [
+            TaskRecord(
+                instance_id=inst.id,
+                task_id=t.id,
+                name=t.display_name,
+                action_name=t.action_name,
+                depend_on=list(t.depend_on),
+            )
+            for t in record.definition.tasks
+        ]
+        return inst
+
+    def _over_limit(self, dag: DagDef) -> str | None:
+        """On a single node: why a new instance of ``dag`` must wait (maxActiveRuns), or
+        None. In a cluster the Dispatcher applies the limit."""
+        limit = dag.max_active_runs
+        if limit is None or self._cluster is not None:
+            return None
+        active = sum(1 for r in self._runners.values()
+                     if r.inst.dag_id == dag.id and r.inst.status != InstanceStatus.INIT
+                     and not r.finished)
+        if active < limit and not self._waiting.get(dag.id):
+            return None
+        return f"waiting: maxActiveRuns {limit} reached"
+
+    async def _launch_new(
+        self, inst: InstanceRecord, compiled: CompiledDag, wait: float | None
+    ) -> InstanceRecord:
+        """Hand a just-created instance on: to the Dispatcher (cluster), to the queue of its
+        DAG (limit reached), or to a runner here."""
+        rt = self._require_rt()
         if rt.observers:
             rt.observers.emit("instance_changed", inst, None)
         if self._cluster is not None:
             self._cluster.waker.notify()
+            if wait:
+                return await self.wait_for(inst.id, timeout=wait)
+            return self._snapshot(inst)
+        if inst.status == InstanceStatus.INIT:
+            self._waiting.setdefault(inst.dag_id, collections.deque()).append((inst, compiled))
             if wait:
                 return await self.wait_for(inst.id, timeout=wait)
             return self._snapshot(inst)
@@ -467,6 +536,54 @@ class Engine:
         if wait:
             await runner.wait_until(_settled, wait)
         return self._snapshot(runner.inst)
+
+    async def _admit_waiting(self, dag_id: str) -> None:
+        """Start the oldest waiting instances of ``dag_id`` the limit now allows."""
+        queue = self._waiting.get(dag_id)
+        while queue:
+            inst, compiled = queue[0]
+            limit = compiled.dag.max_active_runs or 0
+            active = sum(1 for r in self._runners.values()
+                         if r.inst.dag_id == dag_id and r.inst.status != InstanceStatus.INIT
+                         and not r.finished)
+            if active >= limit:
+                return
+            queue.popleft()
+            inst.reason = None
+            runner = self._adopt_runner(inst, compiled)
+            await runner.start()
+
+    async def fire_cron_tick(self, record: DagRecord, tick: datetime) -> bool:
+        """Start the run of one cron tick (exactly once across the cluster: False when the
+        tick fired already)."""
+        rt = self._require_rt()
+        dag = record.definition
+        sched = rt.store
+        from ..cluster.scheduling import SchedulingStore
+
+        if not isinstance(sched, SchedulingStore):
+            raise InputError("this store cannot keep schedules")
+        compiled = await self._compiled_dag(record.id, record.version)
+        limit = dag.max_active_runs
+        if limit is not None and dag.cron_overlap == "skip":
+            if self._cluster is not None:
+                active = (await sched.active_counts([dag.id])).get(dag.id, 0)
+            else:
+                active = 0 if self._over_limit(dag) is None else limit
+            if active >= limit:
+                log.warning("cron: %s tick %s skipped: maxActiveRuns %d reached",
+                            dag.id, tick.isoformat(), limit)
+                return await sched.fire_cron_tick(dag.id, tick, None)
+        inst = self._new_instance(record, resolve_run_vars(dag, dag.cron_vars), {}, {},
+                                  Trigger.CRON, cron_tick=tick)
+        held = self._over_limit(dag)
+        if held:
+            inst.status = InstanceStatus.INIT
+            inst.reason = held
+        if not await sched.fire_cron_tick(dag.id, tick, inst):
+            return False
+        await self._launch_new(inst, compiled, None)
+        return True
 
     async def _existing(self, instance_id: str, wait: float | None) -> InstanceRecord:
         if wait:
@@ -491,6 +608,8 @@ class Engine:
     def _runner_ended(self, runner: InstanceRunner) -> None:
         if self._runners.get(runner.inst.id) is runner:
             del self._runners[runner.inst.id]
+        if self._waiting.get(runner.inst.dag_id) and self._rt is not None:
+            self._rt.spawn(self._admit_waiting(runner.inst.dag_id), "tideflow-admit")
 
     async def _recover(self) -> None:
         """Pick up every unfinished instance recorded in the store (single node: all of
@@ -507,6 +626,14 @@ class Engine:
             before = page[-1].id
         for brief in reversed(found):  # oldest first
             try:
+                if brief.status == InstanceStatus.INIT:
+                    compiled = await self._compiled_dag(brief.dag_id, brief.dag_version)
+                    if self._over_limit(compiled.dag):
+                        inst = await self.store.get_instance(brief.id, with_tasks=True)
+                        inst.worker = self.node_id
+                        self._waiting.setdefault(inst.dag_id, collections.deque()).append(
+                            (inst, compiled))
+                        continue
                 await self._load_runner(brief.id, recovering=True)
             except TideflowError as exc:
                 log.error("could not pick up instance %s: %s", brief.id, exc)
@@ -870,6 +997,9 @@ class Engine:
     def is_leader(self) -> bool:
         """True on a single node; in a cluster, whether this node holds the leader lease."""
         return self._cluster.is_leader if self._cluster is not None else True
+
+    async def dag_def(self, dag_id: str, version: int) -> DagDef:
+        return (await self._compiled_dag(dag_id, version)).dag
 
     async def dag_actions(self, dag_id: str, version: int) -> set[str]:
         return set((await self._compiled_dag(dag_id, version)).dag.action_names())

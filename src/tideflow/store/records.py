@@ -81,6 +81,8 @@ class InstanceRecord:
     priority: int = 0
     #: a run submitted again with the same key (for the same DAG) is this instance
     idempotency_key: str | None = None
+    #: the cron tick a scheduled run was started for
+    cron_tick: datetime | None = None
     #: tasks, when read with them
     tasks: list[TaskRecord] = field(default_factory=list)
 

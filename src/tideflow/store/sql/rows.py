@@ -173,6 +173,7 @@ def instance_row(i: InstanceRecord) -> dict[str, Any]:
         trigger=i.trigger,
         created_at=i.created_at,
         idempotency_key=i.idempotency_key,
+        cron_tick=i.cron_tick,
     )
     return values
 
@@ -199,5 +200,6 @@ def instance_from_row(
         ended_at=row.ended_at,
         priority=row.priority,
         idempotency_key=row.idempotency_key,
+        cron_tick=row.cron_tick,
         tasks=list(tasks),
     )

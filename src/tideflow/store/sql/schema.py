@@ -84,6 +84,7 @@ class Tables:
     commands: sa.Table
     nodes: sa.Table
     leases: sa.Table
+    cron_ticks: sa.Table
 
     @property
     def version_table(self) -> str:
@@ -137,6 +138,8 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sa.Column("ended_at", UtcDateTime, nullable=True),
         # a run submitted twice with one key is one instance (unique per DAG)
         sa.Column("idempotency_key", sa.String(NAME_LEN), nullable=True),
+        # the cron tick a scheduled run was started for
+        sa.Column("cron_tick", UtcDateTime, nullable=True),
         sa.Index(f"{p}dag_instances_status_idx", "status"),
         sa.Index(f"{p}dag_instances_dag_created_idx", "dag_id", "created_at"),
         sa.Index(f"{p}dag_instances_worker_status_idx", "worker", "status"),
@@ -230,4 +233,15 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sa.Column("expires_at", UtcDateTime, nullable=True),
         **_MYSQL_TABLE_ARGS,
     )
-    return Tables(p, md, dags, dag_versions, instances, tags, tasks, commands, nodes, leases)
+    # one row per cron tick that fired (or was skipped): the primary key makes a tick fire once
+    cron_ticks = sa.Table(
+        f"{p}cron_ticks",
+        md,
+        sa.Column("dag_id", sa.String(NAME_LEN), primary_key=True),
+        sa.Column("tick", UtcDateTime, primary_key=True),
+        sa.Column("instance_id", sa.String(ID_LEN), nullable=True),
+        sa.Column("fired_at", UtcDateTime, nullable=False),
+        **_MYSQL_TABLE_ARGS,
+    )
+    return Tables(p, md, dags, dag_versions, instances, tags, tasks, commands, nodes, leases,
+                  cron_ticks)

@@ -13,10 +13,17 @@ from .commands import CommandMethods
 from .dags import DagMethods
 from .instances import InstanceMethods
 from .keeper import KeeperMethods
+from .schedules import ScheduleMethods
 
 
 class SqlStore(
-    DagMethods, InstanceMethods, CommandMethods, KeeperMethods, ClusterMethods, Store
+    DagMethods,
+    InstanceMethods,
+    CommandMethods,
+    KeeperMethods,
+    ClusterMethods,
+    ScheduleMethods,
+    Store,
 ):
     """The store on a SQL database; build it with :func:`tideflow.store.url.make_store`
     (or ``SqlStore(url, table_prefix=...)``).
