@@ -44,7 +44,8 @@ async def test_every_tick_once_while_the_leader_dies(cluster: Cluster) -> None:
             leader = await leader_of(client)
             assert leader is not None
             cluster.kill(leader)
-            await wait_until(lambda: _other_leader(client, leader), 20, "a new leader")
+            await wait_until(lambda old=leader: _other_leader(client, old), 20,  # type: ignore[misc]
+                             "a new leader")
             cluster.start(leader)
         await asyncio.sleep(3)
         await client.set_dag_status("every-second", "stopped")

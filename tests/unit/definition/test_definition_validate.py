@@ -105,7 +105,8 @@ def test_unknown_action_lists_known_ones() -> None:
     ("cron", "fragment"),
     [
         ("0 2 * *", "must have 5 fields"),
-        ("0 2 * * * * *", "must have 5 fields (minute hour day-of-month month day-of-week), found 7"),
+        ("0 2 * * * * *",
+         "must have 5 fields (minute hour day-of-month month day-of-week), found 7"),
         ("61 * * * *", "is not a valid cron expression"),
         ("0 0 31 2 *", "never fires"),
         ("a b c d e", "is not a valid cron expression"),
