@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from tideflow import ActionContext, ActionRegistry
@@ -36,6 +37,17 @@ async def fail_while(ctx: ActionContext, params: Any) -> None:
         raise RuntimeError(f"{params['path']} exists")
 
 
+async def fragile(ctx: ActionContext, params: Any) -> None:
+    """At most one at a time across the cluster: logs its start and end times."""
+    path = params["log"]
+    with open(path, "a") as f:
+        f.write(f"start {time.time():.6f} {NODE}\n")
+    await asyncio.sleep(0.15)
+    with open(path, "a") as f:
+        f.write(f"end {time.time():.6f} {NODE}\n")
+
+
 def register_actions(registry: ActionRegistry) -> None:
+    registry.add_function("fragile", fragile, max_concurrency=1)
     registry.add_function("noop", noop)
     registry.add_function("fail_while", fail_while)

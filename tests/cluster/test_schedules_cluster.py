@@ -85,3 +85,24 @@ async def test_max_active_runs_across_nodes(cluster: Cluster) -> None:
         assert all(d.status == InstanceStatus.SUCCESS for d in done)
         assert peak == 2
         assert len({d.worker for d in done}) >= 2
+
+
+async def test_action_max_concurrency_across_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    log = tmp_path / "fragile.log"
+    async with cluster.client() as client:
+        await ready(client, 3)
+        await client.register_dag({
+            "id": "fragile", "tasks": [
+                {"id": f"t{i}", "actionName": "fragile", "params": {"log": str(log)}}
+                for i in range(4)]})
+        ids = [(await client.run_dag("fragile")).id for _ in range(3)]
+        for i in ids:
+            done = await client.wait_for(i, timeout=60, settled=False)
+            assert done.status == InstanceStatus.SUCCESS, done.reason
+    events = [line.split() for line in log.read_text().splitlines()]
+    assert len(events) == 24
+    assert len({e[2] for e in events}) >= 2  # it ran on several workers
+    depth = 0
+    for kind, _, _ in sorted(events, key=lambda e: float(e[1])):
+        depth += 1 if kind == "start" else -1
+        assert depth <= 1, "two attempts of a max_concurrency=1 action overlapped"

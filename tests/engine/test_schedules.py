@@ -66,3 +66,21 @@ async def test_max_active_runs_holds_back_in_order(engine: Engine) -> None:
     assert all(d.status == InstanceStatus.SUCCESS for d in done)
     assert peak == 2
     assert order == ids  # in submission order
+
+
+async def test_action_max_concurrency(engine: Engine) -> None:
+    running = 0
+    peak = 0
+
+    async def fragile(ctx: ActionContext, params: Any) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.1)
+        running -= 1
+
+    engine.actions.add_function("fragile", fragile, max_concurrency=2)
+    await engine.register_dag(dag("frag", *[task(f"t{i}", "fragile") for i in range(6)]))
+    inst = await engine.run_dag("frag", wait=30)
+    assert inst.status == InstanceStatus.SUCCESS
+    assert peak == 2

@@ -134,6 +134,13 @@ class ActionSpec:
         self._adapter: TypeAdapter[Any] | None = TypeAdapter(model) if model is not None else None
         #: whether an attempt occupies one of the executor's slots (waits and approvals do not)
         self.holds_slot: bool = bool(getattr(action, "holds_slot", True))
+        #: attempts of this action running at once across the whole cluster (None: no limit),
+        #: for actions that call a fragile API
+        limit = getattr(action, "max_concurrency", None)
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise DefinitionError([f"action '{self.name}': max_concurrency must be a positive"
+                                   " integer"])
+        self.max_concurrency: int | None = limit
 
     @staticmethod
     def is_async(fn: Hook) -> bool:
@@ -158,11 +165,17 @@ class ActionSpec:
 
 class _FunctionAction:
     def __init__(
-        self, name: str, fn: Callable[..., Any], params_model: Any = None, holds_slot: bool = True
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        params_model: Any = None,
+        holds_slot: bool = True,
+        max_concurrency: int | None = None,
     ) -> None:
         self.name = name
         self.params_model = params_model
         self.holds_slot = holds_slot
+        self.max_concurrency = max_concurrency
         self._fn = fn
         # keep the coroutine-ness of the wrapped function visible to ActionSpec
         self.run: Callable[..., Any] = fn
@@ -172,10 +185,14 @@ class _FunctionAction:
 
 
 def function_action(
-    name: str, fn: Callable[[ActionContext, Any], Any | Awaitable[Any]], params_model: Any = None
+    name: str,
+    fn: Callable[[ActionContext, Any], Any | Awaitable[Any]],
+    params_model: Any = None,
+    *,
+    max_concurrency: int | None = None,
 ) -> Any:
     """Make an action from one ``fn(ctx, params)`` function (sync or async)."""
-    return _FunctionAction(name, fn, params_model)
+    return _FunctionAction(name, fn, params_model, max_concurrency=max_concurrency)
 
 
 class ActionRegistry:
@@ -200,8 +217,10 @@ class ActionRegistry:
         *,
         params_model: Any = None,
         replace: bool = False,
+        max_concurrency: int | None = None,
     ) -> None:
-        self.register(function_action(name, fn, params_model), replace=replace)
+        self.register(function_action(name, fn, params_model, max_concurrency=max_concurrency),
+                      replace=replace)
 
     def action(
         self, name: str, *, params_model: Any = None

@@ -191,8 +191,13 @@ class TaskRun:
         slot = spec.holds_slot
         timeout: float | None = None
         acquired = False
+        cluster_slot = None
         self.in_attempt = True  # from here on a cancel command interrupts us
         try:
+            if spec.max_concurrency is not None:
+                holder = f"{rt.node_id}/{inst.id}/{task.task_id}/{task.attempts + 1}"
+                cluster_slot = await rt.action_slot(spec.name, spec.max_concurrency, holder,
+                                                    self.cancel_event)
             if slot:
                 await rt.executor.slots.acquire()
                 acquired = True
@@ -258,6 +263,11 @@ class TaskRun:
             self._trace_open = False
             if acquired:
                 rt.executor.slots.release()
+            if cluster_slot is not None:
+                try:
+                    await cluster_slot.release()
+                except TideflowError as exc:  # it expires with its TTL anyway
+                    log.warning("could not release a slot of action %s: %s", spec.name, exc)
 
         if task.status == TaskStatus.FAILED and self._retry_owed():
             rt.commits.stage(task=task)

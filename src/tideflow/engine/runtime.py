@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import random
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from .observer import Observers
 from .settings import EngineSettings
 
 if TYPE_CHECKING:
+    from ..cluster.mutex import Mutex
     from .runner import InstanceRunner
 
 
@@ -32,6 +34,28 @@ class Runtime:
     hooks: Hooks
     observers: Observers = field(default_factory=Observers)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def action_slot(self, name: str, limit: int, holder: str,
+                          cancelled: asyncio.Event) -> Mutex | None:
+        """One of the ``limit`` cluster-wide slots of action ``name`` (a lease each), waiting
+        until one is free; None when the store keeps no leases (no limit then)."""
+        from ..cluster.keeper import Keeper
+        from ..cluster.mutex import Mutex
+
+        if not isinstance(self.store, Keeper):
+            return None
+        delay = 0.05
+        while True:
+            for i in range(limit):
+                # a lease, auto-extended while held, so a dead holder frees it after its TTL
+                slot = Mutex(self.store, f"action:{name}:{i}", identity=holder, ttl_secs=30,
+                             auto_extend=True)
+                if await slot.try_acquire():
+                    return slot
+            if cancelled.is_set():
+                raise asyncio.CancelledError
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``coro`` in the background, tracked so that closing the engine can end it."""

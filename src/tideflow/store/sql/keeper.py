@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ...cluster.keeper import LEADER_LEASE, Keeper
+from ...errors import ConflictError
 from ..records import LeaseRecord, NodeRecord
 from .database import Database
 from .rows import dumps, loads
@@ -93,8 +94,17 @@ class KeeperMethods(Database, Keeper):
         return out
 
     async def acquire_lease(self, name: str, holder: str, ttl_secs: float) -> LeaseRecord | None:
+        try:
+            return await self._acquire_lease(name, holder, ttl_secs)
+        except ConflictError:
+            return None  # another node created the lease row first: it holds it
+
+    async def _acquire_lease(
+        self, name: str, holder: str, ttl_secs: float
+    ) -> LeaseRecord | None:
         le = self.tables.leases
-        async with self._tx(f"acquire lease {name!r}", write=True) as conn:
+        async with self._tx(f"acquire lease {name!r}", write=True,
+                            conflict=f"lease {name!r} was created concurrently") as conn:
             now = await self._hooks.db_now(conn)
             expires = now + timedelta(seconds=ttl_secs)
             mine = await conn.execute(
