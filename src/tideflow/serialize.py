@@ -87,6 +87,7 @@ def instance_to_json(
         "selector": dict(inst.selector),
         "worker": inst.worker,
         "priority": inst.priority,
+        "cronTick": iso(inst.cron_tick),
         "createdAt": iso(inst.created_at),
         "updatedAt": iso(inst.updated_at),
         "endedAt": iso(inst.ended_at),
@@ -190,5 +191,6 @@ def instance_from_json(data: dict[str, Any]) -> InstanceRecord:
         worker=data.get("worker"),
         ended_at=_time(data.get("endedAt")),
         priority=int(data.get("priority") or 0),
+        cron_tick=_time(data.get("cronTick")),
         tasks=[task_from_json(t, data["id"]) for t in data.get("tasks") or []],
     )

@@ -128,6 +128,7 @@ class InstanceOut(BaseModel):
     selector: dict[str, str]
     worker: str | None
     priority: int
+    cronTick: str | None = Field(None, description="The cron tick a scheduled run is for.")
     createdAt: str | None
     updatedAt: str | None
     endedAt: str | None
@@ -147,6 +148,8 @@ class DagOut(BaseModel):
     status: str
     createdAt: str | None
     updatedAt: str | None
+    nextFireTimes: list[str] = Field(
+        default_factory=list, description="The next cron ticks (UTC), while scheduled.")
     definition: dict[str, Any] = Field(description="The definition document (camelCase keys).")
 
 
