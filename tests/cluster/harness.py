@@ -28,7 +28,7 @@ class Cluster:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
 
-    def start(self, node_id: str, role: str = "worker") -> subprocess.Popen[bytes]:
+    def start(self, node_id: str, role: str = "worker", *extra: str) -> subprocess.Popen[bytes]:
         log = self.tmp / f"{node_id}.log"
         self.logs[node_id] = log
         env = {
@@ -41,7 +41,7 @@ class Cluster:
                "--db", self.db_url, "--node-id", node_id, "--dags", str(HERE / "dags"),
                "--actions", "cluster_actions",
                "--unhealthy-secs", str(self.unhealthy_secs),
-               "--heartbeat-secs", str(self.unhealthy_secs / 5)]
+               "--heartbeat-secs", str(self.unhealthy_secs / 5), *extra]
         with open(log, "ab") as out:
             proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.procs[node_id] = proc

@@ -106,3 +106,35 @@ async def test_action_max_concurrency_across_nodes(cluster: Cluster, tmp_path: P
     for kind, _, _ in sorted(events, key=lambda e: float(e[1])):
         depth += 1 if kind == "start" else -1
         assert depth <= 1, "two attempts of a max_concurrency=1 action overlapped"
+
+
+@pytest.mark.postgres
+async def test_priority_first_when_workers_are_saturated(postgres_url: str,
+                                                         tmp_path: Path) -> None:
+    c = Cluster(postgres_url, tmp_path, unhealthy_secs=2.0)
+    c.start("solo", "worker", "--concurrency", "1")
+    try:
+        async with c.client() as client:
+            await ready(client, 1)
+            await client.register_dag({
+                "id": "one", "vars": {"sleep": {"defaultValue": "0"}},
+                "tasks": [{"id": "first", "actionName": "noop",
+                           "params": {"sleep": "{{sleep}}"}}]})
+            blocker = await client.run_dag("one", {"sleep": "3"})
+
+            async def busy() -> bool:
+                # the worker has told the leader its only slot is taken
+                nodes = await client.list_nodes()
+                return any(n.node_id == "solo" and n.running >= 1 for n in nodes)
+
+            await wait_until(busy, 30, "the blocker running", step=0.05)
+            assert (await client.get_instance(blocker.id)).status == InstanceStatus.RUNNING
+            low = [(await client.run_dag("one", priority=0)).id for _ in range(3)]
+            high = (await client.run_dag("one", priority=10)).id
+            for iid in [*low, high]:
+                done = await client.wait_for(iid, timeout=90, settled=False)
+                assert done.status == InstanceStatus.SUCCESS
+        started = [iid for _, iid, tid, _ in c.executions() if tid == "first"]
+        assert started.index(high) < min(started.index(i) for i in low), started
+    finally:
+        c.stop_all()

@@ -84,3 +84,22 @@ async def test_action_max_concurrency(engine: Engine) -> None:
     inst = await engine.run_dag("frag", wait=30)
     assert inst.status == InstanceStatus.SUCCESS
     assert peak == 2
+
+
+async def test_cron_overlap_skip_records_the_tick_without_a_run(engine: Engine) -> None:
+    gate = asyncio.Event()
+
+    async def hold(ctx: ActionContext, params: Any) -> None:
+        await gate.wait()
+
+    engine.actions.add_function("hold", hold)
+    await engine.register_dag(dag("skippy", task("a", "hold"), cron="* * * * * *",
+                                  maxActiveRuns=1, cronOverlap="skip"))
+    await asyncio.sleep(3.5)
+    found = await engine.list_instances(dag_id="skippy")
+    assert len(found) == 1  # the first tick runs; the next ones are skipped, not queued
+    store: Any = engine.store
+    last = await store.last_cron_tick("skippy")
+    assert last is not None and last > found[0].cron_tick
+    gate.set()
+    await engine.set_dag_status("skippy", "stopped")

@@ -76,6 +76,7 @@ class ClusterNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._busy_until = 0.0
         self._load: dict[str, int] = {}
+        self._round: dict[str, int] = {}
         self.closed = False
         #: called when this node's row was taken over by a newer incarnation
         self.on_replaced: Callable[[], Awaitable[None]] | None = None
@@ -283,6 +284,8 @@ class ClusterNode:
             return 0
         workers = await self._live_workers()
         self._load = await self.sched.owner_load()
+        # what this round gives each worker counts against its free slots until it reports
+        self._round = {}
         limits: dict[str, int] = {}
         for p in pending:
             limit = (await self.engine.dag_def(p.dag_id, p.dag_version)).max_active_runs
@@ -305,6 +308,7 @@ class ClusterNode:
                 continue
             assignments.append((p.id, chosen))
             self._load[chosen] = self._load.get(chosen, 0) + 1
+            self._round[chosen] = self._round.get(chosen, 0) + 1
             active[p.dag_id] = active.get(p.dag_id, 0) + 1
         assigned = await self.sched.assign(assignments, self.fence)
         await self.sched.set_waiting_reason(waiting, self.fence)
@@ -336,7 +340,8 @@ class ClusterNode:
             return None, f"waiting for a worker: no live worker matches the selector {sel}"
         # a worker whose slots are all busy takes nothing more: the waiting instances then
         # go out by priority as slots free up
-        matching = [w for w in matching if w.running < w.capacity]
+        matching = [w for w in matching
+                    if w.running + self._round.get(w.node_id, 0) < w.capacity]
         if not matching:
             return None, "waiting for a worker: every matching worker is busy"
         best = min(matching, key=lambda w: (self._load.get(w.node_id, 0) / max(1, w.capacity),
@@ -361,6 +366,7 @@ class ClusterNode:
         if not orphans:
             return 0
         self._load = await self.sched.owner_load()
+        self._round = {}
         moves: list[tuple[Pending, str]] = []
         for p in orphans:
             chosen, why = await self._choose(p, workers)
