@@ -1,0 +1,116 @@
+"""What a cluster node (:mod:`tideflow.cluster.node`) asks of the engine it belongs to."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..definition.model import DagDef
+from ..errors import TideflowError
+from .observer import Observers
+from .runner import InstanceRunner
+
+if TYPE_CHECKING:
+    from ..cluster.node import ClusterNode
+    from ..store.base import Store
+    from .compiled import CompiledDag
+    from .runtime import Runtime
+
+log = logging.getLogger("tideflow.engine")
+
+
+class ClusterHost:
+    """The engine's side of the cluster: its identity, load, and the instances it drives."""
+
+    if TYPE_CHECKING:
+        store: Store
+        _incarnation: str
+        _rt: Runtime | None
+        _observers: Observers
+        _cluster: ClusterNode | None
+        _runners: dict[str, InstanceRunner]
+
+        async def _compiled_dag(self, dag_id: str, version: int | None = None
+                                ) -> CompiledDag: ...
+        async def _load_runner(self, instance_id: str, *, recovering: bool
+                               ) -> InstanceRunner: ...
+        def _apply_or_release(self, runner: InstanceRunner, kind: str,
+                              ids: list[str] | None) -> None: ...
+
+    # -- what the cluster node asks of the engine ---------------------------------------------
+    @property
+    def incarnation(self) -> str:
+        """This start of the node (a restart is a new incarnation)."""
+        return self._incarnation
+
+    @property
+    def running_tasks(self) -> int:
+        return self._rt.executor.running if self._rt is not None else 0
+
+    @property
+    def owned_count(self) -> int:
+        return len(self._runners)
+
+    def emit(self, method: str, *args: Any) -> None:
+        self._observers.emit(method, *args)
+
+    @property
+    def is_leader(self) -> bool:
+        """True on a single node; in a cluster, whether this node holds the leader lease."""
+        return self._cluster.is_leader if self._cluster is not None else True
+
+    async def dag_def(self, dag_id: str, version: int) -> DagDef:
+        return (await self._compiled_dag(dag_id, version)).dag
+
+    async def dag_actions(self, dag_id: str, version: int) -> set[str]:
+        return set((await self._compiled_dag(dag_id, version)).dag.action_names())
+
+    async def sync_owned(self, owned: Mapping[str, int]) -> bool:
+        """Drive what the leader gave this worker; drop what it moved elsewhere."""
+        stale = {
+            iid for iid, r in self._runners.items()
+            if not r.finished and r.inst.status.is_unfinished
+            and owned.get(iid, -1) != r.inst.epoch
+        }
+        if stale:
+            self._abandon(stale)
+        changed = False
+        for iid in owned:
+            if iid in self._runners:
+                continue
+            try:
+                await self._load_runner(iid, recovering=True)
+                changed = True
+            except TideflowError as exc:
+                log.error("could not pick up instance %s: %s", iid, exc)
+        return changed
+
+    async def apply_queued_commands(self, *, worker: str) -> bool:
+        commands = await self.store.take_commands(worker=worker)
+        for cmd in commands:
+            found = self._runners.get(cmd.instance_id)
+            if found is not None and found.finished:
+                await found.closed.wait()
+                found = self._runners.get(cmd.instance_id)
+            try:
+                runner = found or await self._load_runner(cmd.instance_id, recovering=False)
+                self._apply_or_release(runner, cmd.kind, cmd.task_ids)
+                log.info("applied queued %s to instance %s", cmd.kind, cmd.instance_id)
+            except TideflowError as exc:
+                log.warning("queued %s for instance %s refused: %s",
+                            cmd.kind, cmd.instance_id, exc)
+        return bool(commands)
+
+    def abandon_all(self) -> None:
+        """This node was replaced by a newer incarnation: stop driving everything."""
+        self._abandon(set(self._runners))
+
+    def _abandon(self, ids: set[str]) -> None:
+        """Stop driving instances that moved to another worker, writing nothing more."""
+        for iid in ids:
+            runner = self._runners.pop(iid, None)
+            if runner is not None:
+                log.warning("instance %s moved to another worker; dropping it here", iid)
+                if self._rt is not None:
+                    self._rt.spawn(runner.shutdown(), f"tideflow-abandon-{iid}")
