@@ -12,7 +12,7 @@ from ..metrics import MetricsObserver
 from ..views import Views
 from .auth import ApiAuth
 from .errors import install_error_handlers
-from .middleware import AuthMiddleware, BodyLimitMiddleware
+from .middleware import UI_PATH, AuthMiddleware, BodyLimitMiddleware
 from .routes.dags import dags_router
 from .routes.health import health_router
 from .routes.instances import instances_router
@@ -64,11 +64,21 @@ def create_app(
     app.include_router(instances_router(engine, views), prefix=API_PREFIX)
     app.include_router(nodes_router(engine), prefix=API_PREFIX)
     app.include_router(health_router(engine, observer))
+    _mount_ui(app)
     # the last added runs first: auth answers before a body is read
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(AuthMiddleware, auth=auth)
     app.openapi = lambda: _openapi(app, auth)  # type: ignore[method-assign]
     return app
+
+
+def _mount_ui(app: FastAPI) -> None:
+    """The web UI's static files at ``/ui/`` (``/ui`` redirects there)."""
+    from fastapi.staticfiles import StaticFiles
+
+    from ..ui import STATIC_DIR
+
+    app.mount(UI_PATH, StaticFiles(directory=STATIC_DIR, html=True), name="ui")
 
 
 def _version() -> str:

@@ -13,6 +13,12 @@ from .auth import ApiAuth
 
 #: routes that never need a token: liveness must be observable by a bare probe
 OPEN_PATHS = frozenset({"/healthz"})
+#: the web UI's static files carry no data (the page asks for a token when the API needs one)
+UI_PATH = "/ui"
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path == UI_PATH or path.startswith(UI_PATH + "/")
 
 
 def route_path(scope: Scope) -> str:
@@ -44,7 +50,7 @@ class AuthMiddleware:
         self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.auth.enabled or route_path(scope) in OPEN_PATHS:
+        if scope["type"] != "http" or not self.auth.enabled or is_open(route_path(scope)):
             await self.app(scope, receive, send)
             return
         header = None
