@@ -52,6 +52,31 @@ function duration(a, b) {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
+// The definition as YAML, the form people write it in (the API keeps it as JSON).
+function yamlScalar(v) {
+  if (v === null || v === undefined) return "null";
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  const text = String(v);
+  // quote anything YAML could read as another type or as syntax
+  return /^[A-Za-z_./][\w ./:-]*$/.test(text) && !/^(true|false|yes|no|on|off|null|~)$/i.test(text)
+    && !/: |\s$/.test(text) ? text : JSON.stringify(text);
+}
+function yaml(value, indent = "") {
+  if (Array.isArray(value)) {
+    if (!value.length) return " []";
+    return value.map((item) => {
+      const inner = yaml(item, indent + "  ");
+      return `\n${indent}- ${inner.startsWith("\n") ? inner.trimStart() : inner.trim()}`;
+    }).join("");
+  }
+  if (value && typeof value === "object") {
+    const keys = Object.keys(value);
+    if (!keys.length) return " {}";
+    return keys.map((k) => `\n${indent}${yamlScalar(k)}:${yaml(value[k], indent + "  ")}`).join("");
+  }
+  return " " + yamlScalar(value);
+}
+
 function json(value) {
   return JSON.stringify(value, null, 2);
 }
@@ -407,7 +432,8 @@ function dagCard(dag) {
       Object.entries(def.vars).map(([n, v]) => h("tr", {}, h("td", {}, n),
         h("td", {}, v.secret ? "***" : (v.defaultValue ?? "")), h("td", {}, v.desc || "")))) : null,
     h("h3", {}, "Run"), form,
-    h("details", {}, h("summary", {}, `Definition (${def.tasks.length} tasks)`), h("pre", {}, json(def))));
+    h("details", {}, h("summary", {}, `Definition (${def.tasks.length} tasks)`),
+      h("pre", { class: "yaml" }, yaml(def).trimStart())));
 }
 
 // ---------------------------------------------------------------- nodes
