@@ -121,6 +121,9 @@ def test_dags_view_runs_a_dag_and_nodes_view_shows_the_leader(
     page.goto(f"{server.url}/ui/#/dags")
     card = page.locator('.card[data-dag-id="ui-cron"]')
     card.filter(has_text="0 3 * * *").filter(has_text="next:").wait_for()
+    definition = card.locator("pre.yaml").text_content() or ""
+    assert "cron: 0 3 * * *" in definition or 'cron: "0 3 * * *"' in definition
+    assert "actionName:" in definition and "- id:" in definition  # YAML, not JSON
     card.locator('input[name="var-who"]').fill("browser")
     card.locator('input[name="tags"]').fill("from=ui")
     card.locator('button[type="submit"]').click()
