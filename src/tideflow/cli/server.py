@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +94,25 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # the HTTP settings are checked before the node joins: a bad address, token source or a
+    # missing `server` extra stops it at once instead of leaving a node without its API
+    web = _http_parts(engine, http, token_file, token_env) if http else None
     await engine.start()
     servers: list[asyncio.Task[Any]] = []
+    failure: list[BaseException] = []
     try:
         if dags is not None:
             await _register_dir(engine, dags)
-        if http:
-            servers.append(loop.create_task(_http(engine, http, token_file, token_env, stop)))
+        if web is not None:
+            task = loop.create_task(web(stop))
+
+            def _ended(t: asyncio.Task[Any]) -> None:
+                if not t.cancelled() and t.exception() is not None:
+                    failure.append(t.exception())  # type: ignore[arg-type]
+                    stop.set()
+
+            task.add_done_callback(_ended)
+            servers.append(task)
         err_console.print(f"node {engine.node_id} running "
                           f"({engine.settings.cluster.role if engine.settings.cluster else ''})",
                           highlight=False)
@@ -113,12 +126,13 @@ async def _serve(
             except (Exception, asyncio.CancelledError):
                 t.cancel()
         await engine.close()
+    if failure:
+        raise failure[0]
 
 
-async def _http(
+def _http_parts(
     engine: Engine, address: str, token_file: Path | None, token_env: str | None,
-    stop: asyncio.Event,
-) -> None:
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     from ..api import ApiAuth, create_app, serve
 
     host, _, port = address.rpartition(":")
@@ -126,4 +140,8 @@ async def _http(
         raise InputError(f"--http {address!r}: use HOST:PORT, e.g. 127.0.0.1:8080")
     auth = ApiAuth.from_sources(token_file=token_file, token_env=token_env)
     app = create_app(engine, auth=auth)
-    await serve(app, host, int(port), stop=stop, auth=auth)
+
+    async def run(stop: asyncio.Event) -> None:
+        await serve(app, host, int(port), stop=stop, auth=auth)
+
+    return run
