@@ -27,7 +27,7 @@ def _unavailable(why: str) -> None:
     pytest.skip(f"the web UI tests need {why}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
