@@ -493,12 +493,15 @@ class Engine(CommandVerbs, ClusterHost):
         limit = dag.max_active_runs
         if limit is None or self._cluster is not None:
             return None
-        active = sum(1 for r in self._runners.values()
-                     if r.inst.dag_id == dag.id and r.inst.status != InstanceStatus.INIT
-                     and not r.finished)
-        if active < limit and not self._waiting.get(dag.id):
+        if self._active_here(dag.id) < limit and not self._waiting.get(dag.id):
             return None
         return f"waiting: maxActiveRuns {limit} reached"
+
+    def _active_here(self, dag_id: str) -> int:
+        """Instances of ``dag_id`` this node drives that count against maxActiveRuns."""
+        return sum(1 for r in self._runners.values()
+                   if r.inst.dag_id == dag_id and r.inst.status != InstanceStatus.INIT
+                   and not r.finished)
 
     async def _launch_new(
         self, inst: InstanceRecord, compiled: CompiledDag, wait: float | None
@@ -532,11 +535,7 @@ class Engine(CommandVerbs, ClusterHost):
         queue = self._waiting.get(dag_id)
         while queue:
             inst, compiled = queue[0]
-            limit = compiled.dag.max_active_runs or 0
-            active = sum(1 for r in self._runners.values()
-                         if r.inst.dag_id == dag_id and r.inst.status != InstanceStatus.INIT
-                         and not r.finished)
-            if active >= limit:
+            if self._active_here(dag_id) >= (compiled.dag.max_active_runs or 0):
                 return
             queue.popleft()
             inst.reason = None

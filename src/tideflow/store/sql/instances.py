@@ -21,6 +21,7 @@ from .rows import (
     task_from_row,
     task_values,
 )
+from .schema import Tables
 from .sqlite_direct import CompiledStatement
 
 #: rows per statement when reading by a list of ids (far below every bind-parameter limit)
@@ -129,13 +130,7 @@ class InstanceMethods(Database):
             conflict=f"DAG instance {instance.id!r} already exists (or two of its tasks share "
             "an id)",
         ) as conn:
-            await conn.execute(t.instances.insert(), inst_row)
-            if tags:
-                await conn.execute(t.tags.insert(), tags)
-            if task_rows:
-                # executemany: SQLAlchemy batches these into multi-row INSERTs within the
-                # backends' bind-parameter limits
-                await conn.execute(t.tasks.insert(), task_rows)
+            await insert_new(conn, t, ([inst_row], tags, task_rows))
 
     async def find_by_idempotency_key(self, dag_id: str, key: str) -> str | None:
         """The id of the instance of ``dag_id`` started with ``key``, if any."""
@@ -289,12 +284,7 @@ class InstanceMethods(Database):
                             instance_params = [
                                 p for p in instance_params if p["k_id"] not in fenced
                             ]
-                    if new_inst_rows:
-                        await conn.execute(t.instances.insert(), new_inst_rows)
-                    if new_tag_rows:
-                        await conn.execute(t.tags.insert(), new_tag_rows)
-                    if new_task_rows:
-                        await conn.execute(t.tasks.insert(), new_task_rows)
+                    await insert_new(conn, t, (new_inst_rows, new_tag_rows, new_task_rows))
                     if task_params:
                         result = await conn.execute(update_tasks, task_params)
                         self._check_rowcount(conn, result, len(task_params), "task")
@@ -338,6 +328,23 @@ def _task_key(t: TaskRecord) -> tuple[str, str]:
 
 def _instance_key(i: InstanceRecord) -> str:
     return i.id
+
+
+async def insert_new(
+    conn: AsyncConnection,
+    t: Tables,
+    rows: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    """Insert the rows of new instances (instances, tags, tasks: see ``_insert_rows``)."""
+    instances, tags, tasks = rows
+    if instances:
+        await conn.execute(t.instances.insert(), instances)
+    if tags:
+        await conn.execute(t.tags.insert(), tags)
+    if tasks:
+        # executemany: SQLAlchemy batches these into multi-row INSERTs within the backends'
+        # bind-parameter limits
+        await conn.execute(t.tasks.insert(), tasks)
 
 
 def _with_tasks(instance: InstanceRecord, tasks: Sequence[TaskRecord]) -> InstanceRecord:

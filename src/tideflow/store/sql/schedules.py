@@ -11,6 +11,7 @@ from ...errors import ConflictError
 from ...states import InstanceStatus
 from ..records import InstanceRecord
 from .database import Database, utcnow
+from .instances import InstanceMethods, insert_new
 
 #: instances that count against maxActiveRuns (those still waiting in `init` do not)
 ACTIVE = [
@@ -49,12 +50,7 @@ class ScheduleMethods(Database):
                     instance_id=None if instance is None else instance.id,
                 ))
                 if instance is not None:
-                    rows, tags, tasks = self._insert_rows([instance])  # type: ignore[attr-defined]
-                    await conn.execute(t.instances.insert(), rows)
-                    if tags:
-                        await conn.execute(t.tags.insert(), tags)
-                    if tasks:
-                        await conn.execute(t.tasks.insert(), tasks)
+                    await insert_new(conn, t, InstanceMethods._insert_rows([instance]))
         except ConflictError:
             return False
         return True
