@@ -7,6 +7,13 @@ W1  200 runs of 1 -> 8 -> 1 no-op tasks, submitted at once: runs/s and tasks/s
 W2  a chain of 20 no-op tasks, one run at a time: ms per step, p50 / p99
 W3  one DAG with 1,000 parallel 1-second waits: wall seconds
 W4  one task depending on 10,000 no-op tasks: wall seconds
+idle      database queries per second of an idle node: a cluster worker that is the leader,
+          and a single node (statements counted by the driver; on PostgreSQL also
+          transactions from pg_stat_database)
+scaleout  (with --workload scaleout; MySQL/PostgreSQL) W1 on 1 and on 3 `tideflow server`
+          worker processes (runs submitted at once by a watcher): tasks/s of each and their
+          ratio, and on PostgreSQL the database's cost per task (commits, rows written,
+          WAL bytes) from pg_stat_database and the WAL position
 failover  (with --workload failover; MySQL/PostgreSQL) 3 worker processes, the leader
           SIGKILLed: seconds until the new leader dispatches a run submitted right after
 
@@ -28,11 +35,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from tideflow import ActionContext, ActionRegistry, Engine, EngineSettings, InstanceStatus
 
 SIZES: dict[str, dict[str, int]] = {
-    "quick": {"w1_runs": 40, "w2_runs": 5, "w3_tasks": 200, "w4_parents": 1000, "repeats": 1},
-    "full": {"w1_runs": 200, "w2_runs": 20, "w3_tasks": 1000, "w4_parents": 10000, "repeats": 3},
+    "quick": {"w1_runs": 40, "w2_runs": 5, "w3_tasks": 200, "w4_parents": 1000, "repeats": 1,
+              "idle_secs": 5, "scale_runs": 100},
+    "full": {"w1_runs": 200, "w2_runs": 20, "w3_tasks": 1000, "w4_parents": 10000, "repeats": 3,
+             "idle_secs": 20, "scale_runs": 600},
 }
 
 MYSQL = "mysql://root@127.0.0.1:3306"
@@ -81,6 +92,19 @@ class FreshDb:
             async with conn.cursor() as cur:
                 await cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
             conn.close()
+
+
+async def pg_xacts(name: str) -> int:
+    """Transactions (committed and rolled back) of database ``name`` so far."""
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{POSTGRES}/postgres")
+    try:
+        value = await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1", name)
+        return int(value or 0)
+    finally:
+        await conn.close()
 
 
 async def pg_commits(name: str) -> int:
@@ -176,6 +200,134 @@ async def w4(url: str, size: dict[str, int]) -> dict[str, float]:
     return {"wall_s": wall}
 
 
+async def _idle_rate(eng: Engine, url: str, secs: float) -> tuple[float, float]:
+    """Statements and (PostgreSQL) transactions per second of ``eng`` left alone."""
+    from sqlalchemy import event
+
+    statements = [0]
+
+    def count(*args: Any) -> None:
+        statements[0] += 1
+
+    sync_engine = eng.store.engine.sync_engine  # type: ignore[attr-defined]
+    event.listen(sync_engine, "before_cursor_execute", count)
+    pg = url.startswith("postgresql")
+    name = url.rsplit("/", 1)[1]
+    await asyncio.sleep(3.0)  # settle: start-up reads, the first beats, the leader's first look
+    s0, x0 = statements[0], await pg_xacts(name) if pg else 0
+    await asyncio.sleep(secs)
+    s1, x1 = statements[0], await pg_xacts(name) if pg else 0
+    event.remove(sync_engine, "before_cursor_execute", count)
+    return (s1 - s0) / secs, ((x1 - x0) / secs if pg else float("nan"))
+
+
+async def idle(url: str, size: dict[str, int]) -> dict[str, float]:
+    from tideflow.cluster.node import ClusterSettings
+
+    secs = size["idle_secs"]
+    out: dict[str, float] = {}
+    if not url.startswith("sqlite"):
+        settings = EngineSettings(node_id="idle-leader", cluster=ClusterSettings())
+        async with Engine.from_url(url, actions=registry(), settings=settings) as eng:
+            while not eng.is_leader:
+                await asyncio.sleep(0.05)
+            out["leader_qps"], out["leader_xps"] = await _idle_rate(eng, url, secs)
+    settings = EngineSettings(node_id="idle-single")
+    async with Engine.from_url(url, actions=registry(), settings=settings) as eng:
+        out["single_qps"], out["single_xps"] = await _idle_rate(eng, url, secs)
+    return {k: v for k, v in out.items() if v == v}  # drop the NaNs
+
+
+async def _pg_cost(name: str) -> tuple[int, int, int]:
+    """Commits, rows written and the WAL position (bytes) of database ``name``."""
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{POSTGRES}/postgres")
+    try:
+        row = await conn.fetchrow(
+            "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted AS rows, "
+            "pg_current_wal_lsn() - '0/0'::pg_lsn AS wal "
+            "FROM pg_stat_database WHERE datname = $1", name)
+        return int(row["xact_commit"]), int(row["rows"]), int(row["wal"])
+    finally:
+        await conn.close()
+
+
+async def _w1_on_workers(url: str, workers: int, runs: int, tmp: Path) -> dict[str, float]:
+    """W1 on ``workers`` server processes; the runs are submitted at once by a watcher."""
+    import subprocess
+
+    from tideflow.cluster.node import ClusterSettings
+
+    here = Path(__file__).resolve().parent
+    env = {**__import__("os").environ, "PYTHONPATH": str(here)}
+    procs = []
+    for i in range(workers):
+        out = open(tmp / f"worker{i}.log", "ab")  # noqa: SIM115 - closed with the process
+        procs.append((subprocess.Popen(
+            [sys.executable, "-m", "tideflow.cli.main", "server", "--role", "worker",
+             "--db", url, "--node-id", f"w{i}", "--actions", "bench_actions"],
+            env=env, stdout=out, stderr=subprocess.STDOUT), out))
+    client = Engine.from_url(url, settings=EngineSettings(
+        node_id="bench-client", cluster=ClusterSettings(role="watcher")))
+    try:
+        async with client:
+            while sum(1 for n in await client.list_nodes()
+                      if n.alive and n.role == "worker") < workers:
+                await asyncio.sleep(0.1)
+            mids = [f"m{i}" for i in range(8)]
+            await client.register_dag({"id": "w1", "tasks": [
+                _t("first"), *[_t(m, ["first"]) for m in mids], _t("last", mids)]})
+            warm = await client.run_dag("w1")
+            await client.wait_for(warm.id, timeout=60, settled=False)
+            pg = url.startswith("postgresql")
+            name = url.rsplit("/", 1)[1]
+            before = await _pg_cost(name) if pg else (0, 0, 0)
+            start = time.perf_counter()
+            insts = await asyncio.gather(*[client.run_dag("w1") for _ in range(runs)])
+            assert len(insts) == runs
+            count = sa.text("SELECT count(*) FROM tf_dag_instances "
+                            "WHERE dag_id = 'w1' AND status = 'success'")
+            engine = client.store.engine  # type: ignore[attr-defined]
+            while True:  # one cheap count a poll: watching must not load the database
+                await asyncio.sleep(0.02)
+                async with engine.connect() as conn:
+                    if (await conn.execute(count)).scalar_one() >= runs + 1:
+                        break
+            wall = time.perf_counter() - start
+            tasks = runs * 10
+            out = {"tasks_per_s": tasks / wall, "wall_s": wall}
+            if pg:
+                await asyncio.sleep(1.0)  # the statistics are reported with a delay
+                after = await _pg_cost(name)
+                out["commits_per_task"] = (after[0] - before[0]) / tasks
+                out["rows_per_task"] = (after[1] - before[1]) / tasks
+                out["wal_bytes_per_task"] = (after[2] - before[2]) / tasks
+            return out
+    finally:
+        for proc, _log in procs:
+            proc.terminate()
+        for proc, log in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+
+
+async def scaleout(url: str, size: dict[str, int]) -> dict[str, float]:
+    """W1 on one worker process, then on three, each on a fresh database."""
+    backend = url.split(":", 1)[0]
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (1, 3):
+            async with FreshDb(backend, Path(tmp)) as fresh:
+                res = await _w1_on_workers(fresh, n, size["scale_runs"], Path(tmp))
+            out.update({f"{k}_{n}": v for k, v in res.items()})
+    out["ratio"] = out["tasks_per_s_3"] / out["tasks_per_s_1"]
+    return out
+
+
 async def failover(url: str, size: dict[str, int]) -> dict[str, float]:
     """3 worker processes; SIGKILL the leader, submit a run at once: seconds until the new
     leader has dispatched it."""
@@ -183,9 +335,10 @@ async def failover(url: str, size: dict[str, int]) -> dict[str, float]:
     from harness import Cluster, leader_of
 
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = Cluster(url, Path(tmp), unhealthy_secs=3.0)
+        # the server's defaults: unhealthy 5 s, lease 3 s, a beat every 1.5 s
+        cluster = Cluster(url, Path(tmp), unhealthy_secs=5.0)
         for w in ("w1", "w2", "w3"):
-            cluster.start(w)
+            cluster.start(w, "worker", "--heartbeat-secs", "1.5")
         try:
             async with cluster.client() as client:
                 while await leader_of(client) is None:
@@ -211,7 +364,8 @@ async def failover(url: str, size: dict[str, int]) -> dict[str, float]:
 
 
 WORKLOADS: dict[str, Callable[[str, dict[str, int]], Awaitable[dict[str, float]]]] = {
-    "W1": w1, "W2": w2, "W3": w3, "W4": w4, "failover": failover,
+    "W1": w1, "W2": w2, "W3": w3, "W4": w4, "idle": idle, "scaleout": scaleout,
+    "failover": failover,
 }
 
 
@@ -256,7 +410,7 @@ def main() -> int:
     if args.repeats:
         size["repeats"] = args.repeats
     backends = args.backend or ["sqlite"]
-    workloads = args.workload or [w for w in WORKLOADS if w != "failover"]
+    workloads = args.workload or [w for w in WORKLOADS if w not in ("failover", "scaleout")]
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmpdir:
         for backend in backends:
@@ -268,7 +422,8 @@ def main() -> int:
     print(f"\ntideflow bench, size {args.size} ({size['repeats']} run(s) each; "
           "median (min–max))\n")
     header = ["backend", "W1 tasks/s", "W1 runs/s", "W2 p50 ms", "W2 p99 ms", "W3 wall s",
-              "W4 wall s", "W1 commits/task", "failover s"]
+              "W4 wall s", "W1 commits/task", "idle leader q/s", "idle single q/s",
+              "failover s"]
     rows = []
     for backend, res in results.items():
         def cell(w: str, k: str, res: dict[str, Any] = res) -> str:
@@ -276,6 +431,7 @@ def main() -> int:
         rows.append([backend, cell("W1", "tasks_per_s"), cell("W1", "runs_per_s"),
                      cell("W2", "p50_ms"), cell("W2", "p99_ms"), cell("W3", "wall_s"),
                      cell("W4", "wall_s"), cell("W1", "commits_per_task"),
+                     cell("idle", "leader_qps"), cell("idle", "single_qps"),
                      cell("failover", "wall_s")])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))

@@ -10,6 +10,7 @@ from typing import Any
 
 from .clock import iso, utcnow
 from .cluster.cron import next_fire_times
+from .redact import MASK, mask_value, secret_forms
 from .states import InstanceStatus, TaskStatus
 from .store.records import (
     AttemptRecord,
@@ -19,25 +20,12 @@ from .store.records import (
     TaskRecord,
     TraceEntry,
 )
-from .templates import mask_secrets
-
-MASK = "***"
 
 
-def _masker(secrets: frozenset[str], vars: dict[str, str]) -> tuple[str, ...]:
-    return tuple(v for k, v in vars.items() if k in secrets and v)
-
-
-def _mask_any(value: Any, secret_values: tuple[str, ...]) -> Any:
-    if not secret_values:
-        return value
-    if isinstance(value, str):
-        return mask_secrets(value, secret_values)
-    if isinstance(value, dict):
-        return {k: _mask_any(v, secret_values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_any(v, secret_values) for v in value]
-    return value
+def secret_values_of(secrets: frozenset[str], vars: dict[str, str]) -> tuple[str, ...]:
+    """The forms (see :func:`tideflow.redact.secret_forms`) of the values of the vars named
+    in ``secrets``: what :func:`task_to_json` masks."""
+    return secret_forms(v for k, v in vars.items() if k in secrets and v)
 
 
 def task_to_json(task: TaskRecord, secret_values: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -47,13 +35,13 @@ def task_to_json(task: TaskRecord, secret_values: tuple[str, ...] = ()) -> dict[
         "name": task.name,
         "actionName": task.action_name,
         "status": task.status.value,
-        "reason": _mask_any(task.reason, m),
+        "reason": mask_value(task.reason, m),
         "attempts": task.attempts,
         "attemptHistory": [
             {
                 "attempt": a.attempt,
                 "status": a.status.value,
-                "reason": _mask_any(a.reason, m),
+                "reason": mask_value(a.reason, m),
                 "startedAt": iso(a.started_at),
                 "endedAt": iso(a.ended_at),
                 "worker": a.worker,
@@ -61,8 +49,8 @@ def task_to_json(task: TaskRecord, secret_values: tuple[str, ...] = ()) -> dict[
             for a in task.attempt_history
         ],
         "dependOn": list(task.depend_on),
-        "params": _mask_any(task.params, m),
-        "traces": [{"time": iso(t.time), "message": _mask_any(t.message, m)}
+        "params": mask_value(task.params, m),
+        "traces": [{"time": iso(t.time), "message": mask_value(t.message, m)}
                    for t in task.traces],
         "startedAt": iso(task.started_at),
         "endedAt": iso(task.ended_at),
@@ -73,16 +61,16 @@ def instance_to_json(
     inst: InstanceRecord, *, secrets: frozenset[str] = frozenset(), with_tasks: bool = True
 ) -> dict[str, Any]:
     """``secrets`` are the names of the DAG's secret vars; their values are masked."""
-    values = _masker(secrets, inst.vars)
+    values = secret_values_of(secrets, inst.vars)
     return {
         "id": inst.id,
         "dagId": inst.dag_id,
         "dagVersion": inst.dag_version,
         "status": inst.status.value,
-        "reason": _mask_any(inst.reason, values),
+        "reason": mask_value(inst.reason, values),
         "trigger": inst.trigger,
         "vars": {k: (MASK if k in secrets and v else v) for k, v in inst.vars.items()},
-        "shareData": _mask_any(dict(inst.share_data), values),
+        "shareData": mask_value(dict(inst.share_data), values),
         "tags": dict(inst.tags),
         "selector": dict(inst.selector),
         "worker": inst.worker,
@@ -109,8 +97,29 @@ def dag_to_json(dag: DagRecord, *, now: datetime | None = None) -> dict[str, Any
         "createdAt": iso(dag.created_at),
         "updatedAt": iso(dag.updated_at),
         "nextFireTimes": upcoming,
-        "definition": d.to_dict(),
+        "definition": _masked_definition(d.to_dict()),
     }
+
+
+def _masked_definition(definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition with the values its secret vars get by default (``defaultValue``, and
+    ``cronVars`` for scheduled runs) shown as ``***``: a DAG that declares them carries the
+    secret itself."""
+    declared = definition.get("vars")
+    if not isinstance(declared, dict):
+        return definition
+    secret = {n for n, spec in declared.items() if isinstance(spec, dict) and spec.get("secret")}
+    if not secret:
+        return definition
+    shown = {
+        name: {**spec, "defaultValue": MASK} if name in secret and spec.get("defaultValue")
+        else spec
+        for name, spec in declared.items()
+    }
+    cron_vars = definition.get("cronVars")
+    if isinstance(cron_vars, dict):
+        cron_vars = {k: MASK if k in secret and v else v for k, v in cron_vars.items()}
+    return {**definition, "vars": shown, "cronVars": cron_vars}
 
 
 def node_to_json(node: NodeRecord) -> dict[str, Any]:

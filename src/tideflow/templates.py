@@ -15,8 +15,11 @@ hold templates, so a task without any costs a dictionary lookup.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import shlex
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +31,7 @@ from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
+from jinja2.visitor import NodeTransformer
 
 from .definition.model import DagDef
 from .definition.problems import (
@@ -47,6 +51,11 @@ MASK = "***"
 # taking the node's memory.
 _MAX_BUILT = 1_000_000
 _MAX_POWER_BITS = 100_000
+# A render that runs longer than this (nested loops, recursive macros) fails: it runs on the
+# node's event loop, where a minute of rendering would stall every other task.
+_MAX_RENDER_SECS = 1.0
+# The name under which each render's time budget is reached from compiled templates.
+_BUDGET = "__tideflow_budget"
 # Beyond this many distinct strings, templates met outside the DAG are compiled but not kept.
 _MAX_CACHED = 100_000
 
@@ -115,11 +124,111 @@ class _Missing(StrictUndefined):
         return message
 
 
+class _Budget:
+    """How long one render may still run; checked at every loop step and every call."""
+
+    __slots__ = ("deadline",)
+
+    def __init__(self) -> None:
+        self.deadline = time.monotonic() + _MAX_RENDER_SECS
+
+    def check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise SecurityError(f"the template ran longer than {_MAX_RENDER_SECS:g}s")
+
+    def steps(self, iterable: Any) -> Iterator[Any]:
+        for item in iterable:
+            self.check()
+            yield item
+
+
+class _LimitLoops(NodeTransformer):
+    """Makes every ``{% for %}`` iterate through the render's :class:`_Budget`."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        budget = nodes.Getattr(nodes.Name(_BUDGET, "load"), "steps", "load")
+        node.iter = nodes.Call(budget, [node.iter], [], None, None)
+        return node
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _check_format(fmt: str, args: Any = ()) -> None:
+    """Refuse a format string whose width or precision would build a huge string."""
+    for number in _DIGITS.findall(fmt):
+        if len(number) > 7 or int(number) > _MAX_BUILT:
+            raise SecurityError(f"a format width of {number} is too large")
+    if "*" in fmt:
+        values = args if isinstance(args, tuple) else (args,)
+        if any(isinstance(v, int) and abs(v) > _MAX_BUILT for v in values):
+            raise SecurityError("a format width is too large")
+
+
+def _bounded(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """A filter whose number arguments (widths, counts) may not exceed what a param can
+    hold: ``'x'|center(10**9)`` fails instead of building a gigabyte."""
+
+    @functools.wraps(fn)  # keeps Jinja's pass_* marker
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, int) and not isinstance(value, bool) and value > _MAX_BUILT:
+                raise SecurityError(f"{value} is too large an argument for '{name}'")
+        return fn(*args, **kwargs)
+
+    return bounded
+
+
+def _bounded_replace(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def replace(eval_ctx: Any, s: Any, old: Any, new: Any, count: Any = None) -> Any:
+        text, old_text, new_text = str(s), str(old), str(new)
+        times = text.count(old_text) if old_text else len(text) + 1
+        if len(text) + times * len(new_text) > _MAX_BUILT:
+            raise SecurityError(f"the result would exceed {_MAX_BUILT:,} characters")
+        return fn(eval_ctx, s, old, new, count)
+
+    return replace
+
+
+def _bounded_format(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def format_(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_format(str(value), args)
+        return fn(value, *args, **kwargs)
+
+    return format_
+
+
 class _Sandbox(SandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def _generate(
+        self, source: nodes.Template, name: str | None, filename: str | None,
+        defer_init: bool = False,
+    ) -> str:
+        # only templates compiled for rendering get the budget; registration checks parse
+        tree = _LimitLoops().visit(source)
+        return super()._generate(tree, name, filename, defer_init)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        # a macro calling itself twice per level never loops, yet runs forever
+        budget = __context.get(_BUDGET)
+        if isinstance(budget, _Budget):
+            budget.check()
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _check_format(str(value.__self__))
+        return wrapped
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
+        if operator == "%" and isinstance(left, str):
+            _check_format(left, right)
+        elif operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if (
                     isinstance(seq, str | list | tuple)
@@ -133,9 +242,34 @@ class _Sandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
-def _environment() -> _Sandbox:
+def _shell_quoted(value: Any) -> str:
+    return shlex.quote(str(value))
+
+
+def _environment(*, shell_quoted: bool = False) -> _Sandbox:
+    """The sandbox; with ``shell_quoted``, every ``{{ ... }}`` is inserted shell-quoted (for a
+    script given to ``/bin/sh -c``, where an unquoted value would be code)."""
     # keep_trailing_newline: a param's text must come out exactly as written around the tags
-    return _Sandbox(undefined=_Missing, autoescape=False, keep_trailing_newline=True)
+    env = _Sandbox(undefined=_Missing, autoescape=False, keep_trailing_newline=True,
+                   finalize=_shell_quoted if shell_quoted else None)
+    # lorem ipsum has no use in a param and builds as much text as asked
+    env.globals.pop("lipsum", None)
+    for name in ("center", "indent", "wordwrap", "truncate", "batch", "slice"):
+        env.filters[name] = _bounded(env.filters[name], name)
+    env.filters["replace"] = _bounded_replace(env.filters["replace"])
+    env.filters["format"] = _bounded_format(env.filters["format"])
+    return env
+
+
+def shell_script_tasks(dag: DagDef) -> frozenset[str]:
+    """The tasks whose ``cmd`` is a shell script: ``shell`` tasks with a string ``cmd`` (a
+    string is only accepted with ``shell: true``; a ``shell`` that is itself a template is
+    covered too). Values rendered into such a script are shell-quoted."""
+    return frozenset(
+        t.id for t in dag.tasks
+        if t.action_name == "shell" and isinstance(t.params, dict)
+        and isinstance(t.params.get("cmd"), str)
+    )
 
 
 # -- Fastflow forms -----------------------------------------------------------------------------
@@ -261,21 +395,27 @@ class TemplateRenderer:
         self.dag = dag
         self.var_names = frozenset(dag.vars)
         self._env = _environment()
+        self._quoting_env = _environment(shell_quoted=True)
+        self._scripts = shell_script_tasks(dag)
         self._compiled: dict[str, Template] = {}
+        self._compiled_quoted: dict[str, Template] = {}
         self._plans: dict[str, tuple[Any, _Plan | None]] = {}
 
-    def compile(self, source: str) -> Template:
-        """The compiled template for ``source`` (cached); raises :class:`TemplateError`."""
-        template = self._compiled.get(source)
+    def compile(self, source: str, *, shell_quoted: bool = False) -> Template:
+        """The compiled template for ``source`` (cached); raises :class:`TemplateError`.
+        ``shell_quoted``: every value is inserted through ``shlex.quote``."""
+        cache = self._compiled_quoted if shell_quoted else self._compiled
+        env = self._quoting_env if shell_quoted else self._env
+        template = cache.get(source)
         if template is None:
             try:
-                template = self._env.from_string(rewrite_fastflow_forms(source, self.var_names))
+                template = env.from_string(rewrite_fastflow_forms(source, self.var_names))
             except TemplateSyntaxError as exc:
                 raise TemplateError(_syntax_message(exc)) from None
             except Exception as exc:  # Jinja's parser can also run out of recursion
                 raise TemplateError(f"cannot compile the template: {exc}") from None
-            if len(self._compiled) < _MAX_CACHED:
-                self._compiled[source] = template
+            if len(cache) < _MAX_CACHED:
+                cache[source] = template
         return template
 
     def render(
@@ -299,14 +439,16 @@ class TemplateRenderer:
         context: dict[str, Any] = dict(vars)
         context["vars"] = _Namespace("vars", vars)
         context["shareData"] = _Namespace("shareData", share_data)
+        context[_BUDGET] = _Budget()
         return self._apply(task_id, params, plan, context, vars, share_data)
 
     def _plan(self, task_id: str, params: Any) -> _Plan | None:
         root: dict[str | int, Any] = {}
         found = False
+        script = task_id in self._scripts
         for path, source in _template_strings(params):
             try:
-                template = self.compile(source)
+                template = self.compile(source, shell_quoted=script and path == ("cmd",))
             except TemplateError as exc:
                 raise TemplateError(
                     f"task '{task_id}': {format_path(path)} ({short_repr(source)}): {exc}"

@@ -7,16 +7,29 @@ dropped it silently, which hid typos.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .definition.model import DagDef
-from .definition.problems import did_you_mean, listing, short_repr
+from .definition.problems import (
+    did_you_mean,
+    int_too_large,
+    listing,
+    short_repr,
+    too_large_number,
+)
 from .errors import InputError
 
 MAX_TAGS = 64
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 191  # the size of the indexed column that holds it
+# An unknown var is named in the message with a suggestion; past this many, naming each one
+# makes a message nobody reads (and suggesting costs a comparison with every declared var).
+_MAX_NAMED = 20
+# Tags live in indexed text columns: PostgreSQL refuses NUL, no database stores a lone
+# surrogate, and a control character cannot be typed back to search for the tag.
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def var_text(name: str, value: Any) -> str:
@@ -25,6 +38,8 @@ def var_text(name: str, value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if int_too_large(value):
+        raise InputError(f"run var '{name}' is {too_large_number()} — give it as text")
     if isinstance(value, int | float):
         return str(value)
     if value is None:
@@ -48,20 +63,32 @@ def resolve_run_vars(dag: DagDef, given: Mapping[str, Any] | None) -> dict[str, 
     if unknown:
         declared = sorted(resolved)
         named = []
-        for name in unknown:
-            text = name if isinstance(name, str) else short_repr(name)
-            close = did_you_mean(text, declared) if isinstance(name, str) else None
+        for name in unknown[:_MAX_NAMED]:
+            text = _shown(name)
+            close = did_you_mean(name, declared) if isinstance(name, str) else None
             named.append(f"'{text}' (did you mean '{close}'?)" if close else f"'{text}'")
+        if len(unknown) > _MAX_NAMED:
+            named.append(f"{len(unknown) - _MAX_NAMED:,} more")
         what = "var" if len(unknown) == 1 else "vars"
         verb = "is" if len(unknown) == 1 else "are"
         declares = f"it declares: {listing(declared, limit=30)}" if declared else "it declares none"
         raise InputError(
             f"run {what} {', '.join(named)} {verb} not declared by DAG '{dag.id}'; {declares}",
-            details={"unknown": [str(n) for n in unknown], "declared": declared},
+            details={
+                "unknown": [_shown(n) for n in unknown[:_MAX_NAMED]],
+                "declared": declared[:100],
+            },
         )
     for name, value in given.items():
         resolved[name] = var_text(name, value)
     return resolved
+
+
+def _shown(name: object) -> str:
+    """A var name as given, cut to fit in a sentence (any text can be a key of a body)."""
+    if isinstance(name, str):
+        return name if len(name) <= 60 else name[:57] + "..."
+    return short_repr(name)
 
 
 def parse_kv_pairs(items: Sequence[str], *, what: str) -> dict[str, str]:
@@ -71,12 +98,13 @@ def parse_kv_pairs(items: Sequence[str], *, what: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
+        # items come from a command line or a query string: quote them back cut to size
         if not sep:
-            raise InputError(f"{what} {item!r} is not KEY=VALUE")
+            raise InputError(f"{what} {short_repr(item)} is not KEY=VALUE")
         if not key:
-            raise InputError(f"{what} {item!r} has an empty KEY: write KEY=VALUE")
+            raise InputError(f"{what} {short_repr(item)} has an empty KEY: write KEY=VALUE")
         if key in pairs:
-            raise InputError(f"{what} {key!r} is given twice — give each KEY once")
+            raise InputError(f"{what} {short_repr(key)} is given twice — give each KEY once")
         pairs[key] = value
     return pairs
 
@@ -101,12 +129,24 @@ def validate_tags(tags: Mapping[str, Any] | None, *, what: str = "tag") -> dict[
                 f"{what} key {short_repr(key)} is {len(key)} characters long;"
                 f" the limit is {MAX_TAG_KEY}"
             )
+        if _UNSTORABLE.search(key):
+            raise InputError(
+                f"{what} key {short_repr(key)} holds a control character or a lone surrogate"
+                " — use printable text"
+            )
         if not isinstance(value, str):
-            raise InputError(f"{what} '{key}' must have a text value, not {short_repr(value)}")
+            raise InputError(
+                f"{what} {short_repr(key)} must have a text value, not {short_repr(value)}"
+            )
         if len(value) > MAX_TAG_VALUE:
             raise InputError(
-                f"{what} '{key}' has a value of {len(value)} characters;"
+                f"{what} {short_repr(key)} has a value of {len(value)} characters;"
                 f" the limit is {MAX_TAG_VALUE}"
+            )
+        if _UNSTORABLE.search(value):
+            raise InputError(
+                f"{what} {short_repr(key)} has the value {short_repr(value)}, which holds a"
+                " control character or a lone surrogate — use printable text"
             )
         out[key] = value
     return out

@@ -7,7 +7,7 @@ from typing import Any
 
 from .engine.engine import Engine
 from .errors import NotFoundError
-from .serialize import instance_to_json, task_to_json
+from .serialize import instance_to_json, secret_values_of, task_to_json
 from .store.records import InstanceRecord, TaskRecord
 
 _CACHE_LIMIT = 4096
@@ -44,8 +44,7 @@ class Views:
     async def task(self, inst: InstanceRecord, task_id: str) -> dict[str, Any]:
         task = find_task(inst, task_id)
         secrets = await self.secrets_of(inst)
-        values = tuple(v for k, v in inst.vars.items() if k in secrets and v)
-        return task_to_json(task, values)
+        return task_to_json(task, secret_values_of(secrets, inst.vars))
 
 
 def find_task(inst: InstanceRecord, task_id: str) -> TaskRecord:

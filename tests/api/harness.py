@@ -17,8 +17,9 @@ REPO = HERE.parents[1]
 
 class ApiServer:
     def __init__(self, db_url: str, tmp: Path, *, tokens: list[str] | None = None,
-                 node_id: str = "api-test-node") -> None:
+                 node_id: str = "api-test-node", max_body: int | None = None) -> None:
         self.db_url = db_url
+        self.max_body = max_body
         self.tmp = tmp
         self.node_id = node_id
         self.token_file: Path | None = None
@@ -34,6 +35,8 @@ class ApiServer:
                "--node-id", self.node_id]
         if self.token_file:
             cmd += ["--token-file", str(self.token_file)]
+        if self.max_body is not None:
+            cmd += ["--max-body", str(self.max_body)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log, "w") as err:
             self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,

@@ -41,8 +41,9 @@ def test_apply_yaml_json_and_wrapped_text(client: httpx.Client) -> None:
     assert client.get("/api/v1/dags/ap-json", params={"version": 1}).json()["version"] == 1
     listed = {d["id"]: d for d in client.get("/api/v1/dags").json()["items"]}
     assert {"ap-yaml", "ap-json", "ap-text"} <= set(listed)
-    # strings stay strings, also through the API
-    assert got["definition"]["vars"]["password"]["defaultValue"] == "hunter22"
+    # strings stay strings, also through the API; a secret var's default is not shown
+    assert got["definition"]["vars"]["region"]["defaultValue"] == "eu"
+    assert got["definition"]["vars"]["password"]["defaultValue"] == "***"
 
 
 def test_apply_invalid_definitions_422_with_the_loaders_messages(client: httpx.Client) -> None:

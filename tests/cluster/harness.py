@@ -36,6 +36,8 @@ class Cluster:
             "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
             "TIDEFLOW_TEST_EXEC_LOG": str(self.exec_log),
             "TIDEFLOW_TEST_NODE": node_id,
+            # for actions that use the cluster's database themselves (the mutex workload)
+            "TIDEFLOW_TEST_DB": self.db_url,
         }
         cmd = [sys.executable, "-m", "tideflow.cli.main", "server", "--role", role,
                "--db", self.db_url, "--node-id", node_id, "--dags", str(HERE / "dags"),
@@ -54,6 +56,14 @@ class Cluster:
         proc = self.procs[node_id]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+
+    def pause(self, node_id: str) -> None:
+        """Freeze the node (SIGSTOP): it neither heartbeats nor notices time passing."""
+        self.procs[node_id].send_signal(signal.SIGSTOP)
+
+    def resume(self, node_id: str) -> None:
+        """Let a paused node go on (SIGCONT) from where it stopped."""
+        self.procs[node_id].send_signal(signal.SIGCONT)
 
     def stop_all(self) -> None:
         for proc in self.procs.values():

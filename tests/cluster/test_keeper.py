@@ -90,3 +90,42 @@ async def test_mutex_auto_extend_keeps_it(keeper: SqlStore) -> None:
     async with held:
         await asyncio.sleep(0.8)
         assert not await Mutex(keeper, "long", identity="b", ttl_secs=1).try_acquire()
+
+
+async def test_beat_heartbeats_renews_and_campaigns(keeper: SqlStore) -> None:
+    """One beat: heartbeat, and either renew the lease held with a token or take a free or
+    expired one; it reports the lease as it stands and, when asked, the live nodes."""
+    await keeper.put_node(_node("n1", "i1"))
+    await keeper.put_node(_node("n2", "i2"))
+    kw = {"running": 1, "assigned": 2, "lease_secs": 0.6}
+    # no lease row yet: a beat does not create it (acquire_lease does)
+    first = await keeper.beat("n1", "i1", holder="n1/i1", token=None, campaign=True, **kw)
+    assert first.alive and first.lease is None and first.live is None
+    taken = await keeper.acquire_lease("leader", "n1/i1", 0.6)
+    assert taken is not None
+    # a follower's campaign leaves a held lease alone
+    other = await keeper.beat("n2", "i2", holder="n2/i2", token=None, campaign=True, **kw)
+    assert other.lease is not None and other.lease.holder == "n1/i1"
+    assert other.lease.token == taken.token
+    # the holder renews with its token and sees both nodes live
+    renewed = await keeper.beat("n1", "i1", holder="n1/i1", token=taken.token,
+                                campaign=False, unhealthy_secs=5, **kw)
+    assert renewed.lease is not None and renewed.lease.token == taken.token
+    assert renewed.lease.expires_at is not None and renewed.lease.expires_at > renewed.now
+    assert renewed.live == frozenset({"n1/i1", "n2/i2"})
+    node = await keeper.get_node("n1")
+    assert node is not None and (node.running, node.assigned) == (1, 2)
+    # once it expires, the follower's beat takes it with a larger token ...
+    await asyncio.sleep(0.8)
+    won = await keeper.beat("n2", "i2", holder="n2/i2", token=None, campaign=True, **kw)
+    assert won.lease is not None and won.lease.holder == "n2/i2"
+    assert won.lease.token > taken.token
+    # ... and the old holder's renewal with its stale token changes nothing
+    stale = await keeper.beat("n1", "i1", holder="n1/i1", token=taken.token, campaign=False,
+                              **kw)
+    assert stale.lease is not None and stale.lease.holder == "n2/i2"
+    assert stale.lease.token == won.lease.token
+    # a node whose row a newer incarnation took is told so
+    await keeper.put_node(_node("n1", "i3"))
+    gone = await keeper.beat("n1", "i1", holder="n1/i1", token=None, campaign=False, **kw)
+    assert not gone.alive

@@ -36,8 +36,14 @@ class PythonParams(BaseModel):
     @classmethod
     def _check_func(cls, value: str) -> str:
         value = value.strip()
-        if not _FUNC.match(value):
+        match = _FUNC.match(value)
+        if not match:
             raise ValueError(f"func {value!r} is not of the form package.module:function")
+        # dunder names reach Python's machinery (__class__, __globals__, __builtins__...),
+        # never a task function
+        parts = [*match.group("module").split("."), match.group("name")]
+        if any(p.startswith("__") for p in parts):
+            raise ValueError(f"func {value!r}: names starting with '__' cannot be called")
         return value
 
     def target(self) -> tuple[str, str]:

@@ -50,7 +50,11 @@ class AuthMiddleware:
         self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.auth.enabled or is_open(route_path(scope)):
+        kind = scope["type"]
+        # a websocket route (none today, but one may be mounted) needs a token like the rest
+        if kind not in ("http", "websocket") or not self.auth.enabled or is_open(
+            route_path(scope)
+        ):
             await self.app(scope, receive, send)
             return
         header = None
@@ -61,6 +65,9 @@ class AuthMiddleware:
         failure = self.auth.check(header, scope.get("method", "GET"))
         if failure is None:
             await self.app(scope, receive, send)
+            return
+        if kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # policy violation
             return
         extra = {"WWW-Authenticate": "Bearer"} if failure.status == 401 else None
         await send_error(send, failure.status, failure.code, failure.message, extra)

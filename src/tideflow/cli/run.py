@@ -19,7 +19,7 @@ from ..engine.engine import Engine
 from ..serialize import instance_to_json
 from ..states import InstanceStatus
 from ..store.records import InstanceRecord
-from ..vars import parse_kv_pairs
+from ..vars import parse_kv_pairs, resolve_run_vars, validate_tags
 from .common import (
     DEFAULT_DB,
     EXIT_BLOCKED,
@@ -56,6 +56,9 @@ def run_command(
         run_vars = parse_kv_pairs(var, what="--var")
         run_tags = parse_kv_pairs(tag, what="--tag")
         dag = load_dag_file(file)
+        # bad run input must be refused before the DAG is registered: a refusal writes nothing
+        resolve_run_vars(dag, run_vars)
+        validate_tags(run_tags)
         engine = build_engine(db, actions=actions, python_allow=python_allow)
         code = asyncio.run(
             _drive(engine, dag_path=file, db=db, run_vars=run_vars, run_tags=run_tags,

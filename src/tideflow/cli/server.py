@@ -45,7 +45,13 @@ def server_command(
                                          help="Environment variable holding API tokens."),
     unhealthy_secs: float = typer.Option(5.0, "--unhealthy-secs",
                                          help="A node silent this long is dead."),
-    heartbeat_secs: float = typer.Option(1.0, "--heartbeat-secs", help="Heartbeat interval."),
+    heartbeat_secs: float = typer.Option(
+        1.5, "--heartbeat-secs",
+        help="Heartbeat interval (each heartbeat also renews the leader's lease)."),
+    lease_secs: float | None = typer.Option(
+        None, "--lease-secs",
+        help="The leader's lease: a dead leader is replaced within it "
+             "[default: 3, or --unhealthy-secs if smaller]."),
 ) -> None:
     """Run a tideflow node until SIGTERM or SIGINT."""
     logging.getLogger("tideflow").setLevel(logging.INFO)
@@ -55,10 +61,15 @@ def server_command(
         if concurrency < 1:
             raise InputError("--concurrency must be at least 1")
         node_labels = parse_kv_pairs(labels, what="--labels")
+        lease = lease_secs if lease_secs is not None else min(3.0, unhealthy_secs)
+        if heartbeat_secs <= 0 or heartbeat_secs > lease * 0.6:
+            raise InputError(
+                f"--heartbeat-secs {heartbeat_secs:g} must be above 0 and at most 0.6 x the "
+                f"lease ({lease:g} s), so that the leader renews it in time")
         cluster = ClusterSettings(
             role=role,
             unhealthy_secs=unhealthy_secs,
-            lease_secs=unhealthy_secs,
+            lease_secs=lease,
             heartbeat_secs=heartbeat_secs,
         )
         engine = build_engine(db, actions=actions, python_allow=python_allow,

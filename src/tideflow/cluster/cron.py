@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from ..definition.model import DagDef
 from ..errors import TideflowError
 from ..states import DagStatus
 from ..store.records import DagRecord
+from .waker import WakeChannel
 
 log = logging.getLogger("tideflow.cron")
 
@@ -61,7 +63,15 @@ Fire = Callable[[DagRecord, datetime], Awaitable[bool]]
 
 
 class CronTrigger:
-    """Looks at the scheduled DAGs about once a second (four times for second-level ones)."""
+    """Fires the due ticks of the scheduled DAGs, then sleeps until the next one is due.
+
+    Where the database pushes changes (``wake``), a registered or changed DAG wakes it and
+    otherwise it re-reads the DAG list only every ``recheck_secs``; elsewhere it looks every
+    second. Either way it looks at most once a second unless a tick is due sooner, so a
+    stream of wake-ups on a busy cluster costs nothing extra."""
+
+    #: the shortest pause between two looks when no tick is due sooner
+    min_gap_secs = 1.0
 
     def __init__(
         self,
@@ -75,27 +85,30 @@ class CronTrigger:
         self._now = now
         self._fire = fire
 
-    async def run(self) -> None:
+    async def run(self, wake: WakeChannel | None = None, recheck_secs: float = 30.0) -> None:
         while True:
-            fast = False
+            delay = self.min_gap_secs
             try:
-                fast = await self.tick_once()
+                delay = await self.tick_once()
             except TideflowError as exc:
                 log.warning("cron trigger: %s", exc)
-            await asyncio.sleep(0.25 if fast else 1.0)
+            first = min(delay, self.min_gap_secs)
+            await asyncio.sleep(first)
+            if wake is not None and delay > first:
+                await wake.wait(min(delay - first, recheck_secs))
 
-    async def tick_once(self) -> bool:
-        """Fire what is due; True when some schedule has second-level ticks."""
-        fast = False
+    async def tick_once(self) -> float:
+        """Fire what is due; return the seconds until the next tick of any scheduled DAG
+        (infinity when none is scheduled)."""
         dags = [d for d in await self._list_dags()
                 if d.definition.cron and d.status == DagStatus.NORMAL]
         if not dags:
-            return False
+            return math.inf
         now = await self._now()
+        soonest = math.inf
         for rec in dags:
             dag: DagDef = rec.definition
             assert dag.cron is not None
-            fast |= len(dag.cron.split()) == 6
             last = await self._last_tick(rec.id)
             # a DAG (re-)registered or re-enabled starts from then: no backfill of the time
             # before it was scheduled or while it was stopped
@@ -104,4 +117,7 @@ class CronTrigger:
                                   catchup=dag.catchup, max_catchup=dag.max_catchup):
                 if await self._fire(rec, tick):
                     log.info("cron: %s fired for %s", rec.id, tick.isoformat())
-        return fast
+            upcoming = next_fire_times(dag.cron, dag.timezone, now, 1)[0]
+            soonest = min(soonest, (upcoming - now).total_seconds())
+        # a hair past the tick, so that the database's clock has reached it
+        return max(0.0, soonest) + 0.005

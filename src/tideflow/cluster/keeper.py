@@ -5,12 +5,32 @@ clock, never a node's."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import datetime
 
 from ..store.records import LeaseRecord, NodeRecord
 
 #: the lease the leader holds
 LEADER_LEASE = "leader"
+
+
+def holder_id(node_id: str, incarnation: str) -> str:
+    """How a node names itself as a lease holder: a restarted node is a new holder."""
+    return f"{node_id}/{incarnation}"
+
+
+@dataclass(frozen=True)
+class Beat:
+    """What one heartbeat learned."""
+
+    #: False: this node id was taken over by a newer incarnation
+    alive: bool
+    #: the database's clock at the beat
+    now: datetime
+    #: the leader's lease after the beat (None: it was never taken)
+    lease: LeaseRecord | None
+    #: holder ids of the nodes whose heartbeat is fresh (only when asked for)
+    live: frozenset[str] | None = None
 
 
 class Keeper(ABC):
@@ -56,3 +76,38 @@ class Keeper(ABC):
 
     @abstractmethod
     async def get_lease(self, name: str) -> LeaseRecord | None: ...
+
+    async def beat(
+        self,
+        node_id: str,
+        incarnation: str,
+        *,
+        running: int,
+        assigned: int,
+        holder: str,
+        token: int | None,
+        campaign: bool,
+        lease_secs: float,
+        unhealthy_secs: float | None = None,
+    ) -> Beat:
+        """A node's periodic round trip: refresh its heartbeat and, with ``token``, renew the
+        leader's lease held with it, or else with ``campaign``, take the lease if it is free
+        or expired (it does not create a missing lease row: ``acquire_lease`` does). With
+        ``unhealthy_secs``, also list the live nodes.
+
+        This default makes one call per part; a store overrides it to make the whole beat
+        one transaction (or one statement) — an idle node's load on the database is mostly
+        this beat."""
+        alive = await self.heartbeat(node_id, incarnation, running=running, assigned=assigned)
+        if token is not None:
+            await self.renew_lease(LEADER_LEASE, holder, token, lease_secs)
+        elif campaign:
+            lease = await self.get_lease(LEADER_LEASE)
+            if lease is not None:
+                await self.acquire_lease(LEADER_LEASE, holder, lease_secs)
+        live = None
+        if unhealthy_secs is not None:
+            live = frozenset(holder_id(n.node_id, n.incarnation)
+                             for n in await self.list_nodes(unhealthy_secs=unhealthy_secs)
+                             if n.alive)
+        return Beat(alive, await self.db_now(), await self.get_lease(LEADER_LEASE), live)

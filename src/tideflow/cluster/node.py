@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..clock import utcnow
 from ..errors import InputError, TideflowError
 from ..store.records import NodeRecord
-from .keeper import LEADER_LEASE, Keeper
+from .keeper import LEADER_LEASE, Beat, Keeper, holder_id
 from .scheduling import LeaderFence, Pending, SchedulingStore
 from .waker import Waker
 
@@ -30,23 +30,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tideflow.cluster")
 
+#: how much of a lease a leader trusts, counted from the moment it asked for it: the lease
+#: ends by the database's clock, which can run a little faster than this node's
+_LEASE_TRUST = 0.8
+
 
 @dataclass
 class ClusterSettings:
     role: str = "worker"  # worker | watcher
     #: a node whose heartbeat is older than this is dead (Fastflow's UnhealthyTime)
     unhealthy_secs: float = 5.0
-    #: the leader's lease; renewed every heartbeat
-    lease_secs: float = 5.0
-    heartbeat_secs: float = 1.0
+    #: the leader's lease, renewed every heartbeat; a killed leader is replaced within it
+    lease_secs: float = 3.0
+    #: one heartbeat (which also renews or campaigns for the lease) per interval: an idle
+    #: node's only regular query on PostgreSQL
+    heartbeat_secs: float = 1.5
     #: poll intervals where the database cannot push (MySQL, SQLite)
     poll_busy_secs: float = 0.05
     poll_idle_secs: float = 1.0
+    #: where the database pushes (PostgreSQL), how often the loops look anyway, in case a
+    #: notification was missed
+    catchup_secs: float = 30.0
     dispatch_batch: int = 500
-
-
-def holder_id(node_id: str, incarnation: str) -> str:
-    return f"{node_id}/{incarnation}"
 
 
 class ClusterNode:
@@ -75,6 +80,13 @@ class ClusterNode:
         self._leader_tasks: list[asyncio.Task[None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._busy_until = 0.0
+        #: one wake-up channel per loop, so that a poke reaches each of them
+        self._dispatch_wake = waker.channel()
+        self._claim_wake = waker.channel()
+        self.cron_wake = waker.channel()
+        #: the live nodes as the leader last saw them; a change wakes the WatchDog
+        self._live: frozenset[str] | None = None
+        self._watch_now = asyncio.Event()
         self._load: dict[str, int] = {}
         self._round: dict[str, int] = {}
         self.closed = False
@@ -171,12 +183,10 @@ class ClusterNode:
         s = self.settings
         while True:
             started = time.monotonic()
+            next_beat = started + s.heartbeat_secs
             try:
-                ok = await self.keeper.heartbeat(
-                    self.node_id, self.incarnation,
-                    running=self.engine.running_tasks, assigned=self.engine.owned_count,
-                )
-                if not ok:
+                beat = await self._beat(started)
+                if not beat.alive:
                     log.error("node %s was taken over by a newer incarnation; it stops "
                               "executing", self.node_id)
                     await self._step_down("replaced")
@@ -187,28 +197,57 @@ class ClusterNode:
                     if self.on_replaced is not None:
                         await self.on_replaced()
                     return
-                if self.is_worker:
-                    await self._campaign(started)
+                lease = beat.lease
+                if (self.is_worker and not self.is_leader and lease is not None
+                        and lease.expires_at is not None):
+                    # the lease runs out before the next beat: try again right then, so a
+                    # dead leader is replaced within one lease rather than lease + beat
+                    expires_in = (lease.expires_at - beat.now).total_seconds()
+                    next_beat = min(next_beat,
+                                    time.monotonic() + max(0.0, expires_in) + 0.02)
             except TideflowError as exc:
                 log.warning("heartbeat failed: %s", exc)
             if self.is_leader and time.monotonic() > self._lease_valid_until:
                 await self._step_down("could not renew the lease in time")
-            await asyncio.sleep(max(0.0, s.heartbeat_secs - (time.monotonic() - started)))
+            await asyncio.sleep(max(0.0, next_beat - time.monotonic()))
 
-    async def _campaign(self, started: float) -> None:
+    async def _beat(self, started: float) -> Beat:
+        """One heartbeat, renewing the lease (leader) or campaigning for it (worker)."""
         s = self.settings
-        if self.is_leader and self.lease_token is not None:
-            if await self.keeper.renew_lease(LEADER_LEASE, self.holder, self.lease_token,
-                                             s.lease_secs):
-                self._lease_valid_until = started + s.lease_secs - s.heartbeat_secs
+        leading = self.is_leader and self.lease_token is not None
+        beat = await self.keeper.beat(
+            self.node_id, self.incarnation,
+            running=self.engine.running_tasks, assigned=self.engine.owned_count,
+            holder=self.holder, token=self.lease_token if leading else None,
+            campaign=self.is_worker, lease_secs=s.lease_secs,
+            unhealthy_secs=s.unhealthy_secs if leading else None,
+        )
+        if not beat.alive:
+            return beat
+        lease = beat.lease
+        mine = (lease is not None and lease.holder == self.holder
+                and lease.expires_at is not None and lease.expires_at > beat.now)
+        if leading:
+            if mine and lease is not None and lease.token == self.lease_token:
+                self._lease_valid_until = started + s.lease_secs * _LEASE_TRUST
+                if beat.live is not None and beat.live != self._live:
+                    # a node came or went: the WatchDog looks now, not at its next round
+                    self._live = beat.live
+                    self._watch_now.set()
             else:
                 await self._step_down("lost the lease")
-            return
-        lease = await self.keeper.acquire_lease(LEADER_LEASE, self.holder, s.lease_secs)
-        if lease is not None:
-            self.lease_token = lease.token
-            self._lease_valid_until = started + s.lease_secs - s.heartbeat_secs
-            await self._become_leader()
+        elif self.is_worker:
+            if lease is None:
+                # the very first leader creates the lease row
+                taken = await self.keeper.acquire_lease(LEADER_LEASE, self.holder,
+                                                        s.lease_secs)
+                mine = taken is not None
+                lease = taken
+            if mine and lease is not None:
+                self.lease_token = lease.token
+                self._lease_valid_until = started + s.lease_secs * _LEASE_TRUST
+                await self._become_leader()
+        return beat
 
     async def _become_leader(self) -> None:
         self.is_leader = True
@@ -216,6 +255,7 @@ class ClusterNode:
         self.engine.emit("leadership_changed", True)
         loop = asyncio.get_running_loop()
         self._load = {}
+        self._live = None
         self._leader_tasks = [
             loop.create_task(self._dispatch_loop(), name="tideflow-dispatcher"),
             loop.create_task(self._watchdog_loop(), name="tideflow-watchdog"),
@@ -255,7 +295,7 @@ class ClusterNode:
     def _poll_delay(self) -> float:
         s = self.settings
         if self.waker.pushes:
-            return max(s.poll_idle_secs, 2.0)  # a catch-up poll; notifications do the rest
+            return s.catchup_secs  # notifications do the rest
         return s.poll_busy_secs if time.monotonic() < self._busy_until else s.poll_idle_secs
 
     # -- the Dispatcher (leader) ---------------------------------------------------------------
@@ -274,7 +314,7 @@ class ClusterNode:
             except TideflowError as exc:
                 log.warning("dispatch failed: %s", exc)
                 self.engine.emit("dispatched", 0, 0.0, False)
-            await self.waker.wait(self._poll_delay())
+            await self._dispatch_wake.wait(self._poll_delay())
 
     async def dispatch_once(self) -> int:
         """Assign waiting instances to live workers; returns how many were assigned."""
@@ -350,13 +390,20 @@ class ClusterNode:
 
     # -- the WatchDog (leader) -----------------------------------------------------------------
     async def _watchdog_loop(self) -> None:
+        # it looks when the leader's beat sees the set of live nodes change, and otherwise
+        # only now and then (a dead node's heartbeat ages without any event)
+        every = self.settings.catchup_secs
         while True:
             try:
                 if self.leading():
                     await self.watch_once()
             except TideflowError as exc:
                 log.warning("watchdog failed: %s", exc)
-            await asyncio.sleep(self.settings.heartbeat_secs)
+            try:
+                await asyncio.wait_for(self._watch_now.wait(), every)
+            except TimeoutError:
+                pass
+            self._watch_now.clear()
 
     async def watch_once(self) -> int:
         """Move the instances of dead (or departed) workers to live ones."""
@@ -393,7 +440,7 @@ class ClusterNode:
                 log.warning("could not read this worker's instances: %s", exc)
             if self.engine.owned_count:
                 self.mark_busy()
-            await self.waker.wait(self._poll_delay())
+            await self._claim_wake.wait(self._poll_delay())
 
     async def claim_once(self) -> bool:
         """Pick up instances assigned to this worker, and its queued commands."""

@@ -16,15 +16,36 @@ from sqlalchemy.engine import URL
 log = logging.getLogger("tideflow.cluster")
 
 
+class WakeChannel:
+    """One loop's view of the wake-ups: a poke sets every channel, so a loop that is busy
+    when it comes still sees it at its next wait (one shared event would be cleared by
+    whichever loop woke first)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a poke (True) or ``timeout`` (False); either way the channel is clear."""
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+            woke = True
+        except TimeoutError:
+            woke = False
+        self._event.clear()
+        return woke
+
+
 class Waker:
-    """Polling only: ``notify`` does nothing; ``wait`` sleeps its timeout, cut short by a
-    local ``poke``."""
+    """Polling only: ``notify`` pokes this node's own loops; other nodes poll."""
 
     #: whether other nodes' changes wake this node (else the callers poll faster)
     pushes = False
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._channels: list[WakeChannel] = []
 
     async def start(self) -> None:
         return None
@@ -32,20 +53,20 @@ class Waker:
     async def close(self) -> None:
         return None
 
+    def channel(self) -> WakeChannel:
+        """A new channel for one loop of this node."""
+        ch = WakeChannel()
+        self._channels.append(ch)
+        return ch
+
     def poke(self) -> None:
         """Wake this node's loops."""
-        self._event.set()
+        for ch in self._channels:
+            ch.set()
 
     def notify(self) -> None:
-        """Tell every node that something changed (instances, assignments, commands)."""
+        """Tell every node that something changed (instances, assignments, commands, DAGs)."""
         self.poke()
-
-    async def wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            pass
-        self._event.clear()
 
 
 class PostgresWaker(Waker):
@@ -54,7 +75,7 @@ class PostgresWaker(Waker):
     def __init__(self, url: URL, channel: str) -> None:
         super().__init__()
         self._url = url
-        self.channel = channel
+        self.channel_name = channel
         self._conn: Any = None
         self._pending = False
         self._sender: asyncio.Task[None] | None = None
@@ -81,7 +102,7 @@ class PostgresWaker(Waker):
         import asyncpg
 
         conn = await asyncpg.connect(**self._connect_args(), timeout=10)
-        await conn.add_listener(self.channel, self._on_notify)
+        await conn.add_listener(self.channel_name, self._on_notify)
         conn.add_termination_listener(self._on_lost)
         self._conn = conn
         self.poke()  # catch up with whatever happened while not listening
@@ -108,7 +129,7 @@ class PostgresWaker(Waker):
                     await self._connect()
                 if self._pending:
                     self._pending = False  # one NOTIFY carries every change made so far
-                    await self._conn.execute("SELECT pg_notify($1, '')", self.channel)
+                    await self._conn.execute("SELECT pg_notify($1, '')", self.channel_name)
                 delay = 0.1
             except Exception as exc:  # the database is away: retry with back-off
                 log.warning("notification channel down (%s); retrying in %.1fs", exc, delay)

@@ -143,10 +143,14 @@ def _parse(text: str, format: str | None, limits: LoadLimits) -> Any:
             # a YAML flow mapping also starts with '{'; if it is not that either, the JSON
             # message is the one that helps
             try:
-                return parse_yaml(text, max_depth=depth, max_nodes=limits.max_nodes)
+                return parse_yaml(
+                    text, max_depth=depth, max_nodes=limits.max_nodes, max_tasks=limits.max_tasks
+                )
             except UnreadableText:
                 raise json_problem from None
-    return parse_yaml(text, max_depth=depth, max_nodes=limits.max_nodes)
+    return parse_yaml(
+        text, max_depth=depth, max_nodes=limits.max_nodes, max_tasks=limits.max_tasks
+    )
 
 
 def _build(data: Any, *, source: str | None, default_id: str | None, limits: LoadLimits) -> DagDef:
@@ -164,7 +168,9 @@ def _build(data: Any, *, source: str | None, default_id: str | None, limits: Loa
     try:
         dag = DagDef.model_validate(doc)
     except ValidationError as exc:
-        problems.extend(f"{label}: {p}" for p in explain(exc, doc))
+        problems.extend(
+            f"{label}: {p}" for p in explain(exc, doc) if not normaliser.already_reported(p)
+        )
         raise definition_error(problems, source=label) from None
     problems.extend(f"{label}: {p}" for p in find_problems(dag))
     problems.extend(f"{label}: {p}" for p in template_problems(dag))

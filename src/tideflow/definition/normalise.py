@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from .model import Condition, DagDef, PreCheck, TaskDef, VarDef
-from .parse import TypedScalar
-from .problems import describe_kind, format_path, task_label
+from .parse import TypedScalar, too_many_tasks
+from .problems import describe_kind, format_path, int_too_large, task_label, too_large_number
 
 
 class TooLarge(Exception):
@@ -62,6 +62,8 @@ class Normaliser:
         self.max_nodes = max_nodes
         self.max_tasks = max_tasks
         self.problems: list[str] = []
+        #: the places named by ``problems`` (``task 'a' (tasks[0]): timeoutSecs``)
+        self.flagged: set[str] = set()
         self._seen = 0
 
     # -- scalars --------------------------------------------------------------------------------
@@ -73,6 +75,8 @@ class Normaliser:
             return str(value)
         if isinstance(value, bool):
             return "true" if value else "false"
+        if int_too_large(value):
+            return value  # the model refuses it as "must be text, found a number of more..."
         if isinstance(value, int | float):
             return str(value)
         if value is None:
@@ -89,6 +93,9 @@ class Normaliser:
             return str(key)
         if isinstance(key, bool):
             return "true" if key else "false"
+        if int_too_large(key):
+            self._problem(owner, path, f"has a key that is {too_large_number()}")
+            return None
         if isinstance(key, int | float):
             return str(key)
         if key is None:
@@ -106,6 +113,9 @@ class Normaliser:
             value = value.value
         elif isinstance(value, str):
             return str(value)
+        if int_too_large(value):
+            self._problem(owner, path, f"is {too_large_number()}, too large to store")
+            return None
         if value is None or isinstance(value, bool | int):
             return value
         if isinstance(value, float):
@@ -137,16 +147,28 @@ class Normaliser:
         if path:
             where = format_path(path[1:12], root=str(path[0])) + ("..." if len(path) > 12 else "")
             self.problems.append(f"{owner}: {where} {what}" if owner else f"{where} {what}")
+            self.flagged.add(f"{owner}: {where}" if owner else where)
         else:
             self.problems.append(f"{owner}: {what}" if owner else what)
+
+    def already_reported(self, problem: str) -> bool:
+        """Whether ``problem`` (``place: what``) is about a place this pass already reported:
+        the value found there was dropped, so the model's complaint about it would mislead."""
+        at = problem.find(": ")
+        while at >= 0:
+            if problem[:at] in self.flagged:
+                return True
+            at = problem.find(": ", at + 2)
+        return False
 
     # -- the definition's shape -----------------------------------------------------------------
     def dag(self, data: Any, default_id: str | None) -> dict[str, Any] | None:
         """The document for ``DagDef``; None when the top level is not a mapping."""
         if not isinstance(data, Mapping):
+            found = data if int_too_large(data) else self.data(data, "", ())
             self.problems.append(
                 "the top level must be a mapping of DAG keys (id, name, vars, tasks...),"
-                f" found {describe_kind(self.data(data, '', ()))}"
+                f" found {describe_kind(found)}"
             )
             return None
         doc: dict[str, Any] = {}
@@ -208,10 +230,7 @@ class Normaliser:
         if not isinstance(value, list | tuple):
             return self.data(value, "", ("tasks",))
         if len(value) > self.max_tasks:
-            raise TooLarge(
-                f"has {len(value):,} tasks, more than the limit of {self.max_tasks:,}"
-                " — split it into smaller DAGs"
-            )
+            raise TooLarge(too_many_tasks(len(value), self.max_tasks))
         return [self.task(t, i) for i, t in enumerate(value)]
 
     def task(self, value: Any, index: int) -> Any:

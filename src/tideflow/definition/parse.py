@@ -99,7 +99,16 @@ def _typed(tag: str) -> Any:
     base = SafeConstructor.yaml_constructors[tag]
 
     def construct(constructor: Any, node: Node) -> TypedScalar:
-        return TypedScalar(str(node.value), base(constructor, node))
+        try:
+            value = base(constructor, node)
+        except ValueError:
+            # an integer past Python's int/str conversion limit: say where it is
+            text = str(node.value)
+            shown = text if len(text) <= 20 else f"{text[:20]}... ({len(text):,} characters)"
+            raise UnreadableText(
+                f"has a number too large to read at line {_line_of(node)}: {shown}"
+            ) from None
+        return TypedScalar(str(node.value), value)
 
     return construct
 
@@ -206,17 +215,42 @@ def _another_document(line: int) -> UnreadableText:
     )
 
 
-def parse_yaml(text: str, *, max_depth: int, max_nodes: int) -> Any:
+def _check_task_count(root: Node, max_tasks: int | None) -> None:
+    """Refuse too many tasks before constructing them: building Python values is the slow
+    half of reading a large document, and a refused one should fail fast."""
+    if max_tasks is None or not isinstance(root, MappingNode):
+        return
+    for key, value in root.value:
+        if (
+            isinstance(key, ScalarNode)
+            and key.value == "tasks"
+            and isinstance(value, SequenceNode)
+            and len(value.value) > max_tasks
+        ):
+            raise UnreadableText(too_many_tasks(len(value.value), max_tasks))
+
+
+def too_many_tasks(count: int, max_tasks: int) -> str:
+    """The problem of a definition with more tasks than allowed (one wording for all inputs)."""
+    return (
+        f"has {count:,} tasks, more than the limit of {max_tasks:,} — split it into smaller DAGs"
+    )
+
+
+def parse_yaml(
+    text: str, *, max_depth: int, max_nodes: int, max_tasks: int | None = None
+) -> Any:
     """One YAML document as data (non-string scalars as :class:`TypedScalar`).
 
     Raises :class:`UnreadableText` for anything else: syntax errors, several documents, an empty
-    document, nesting or alias expansion past the bounds."""
+    document, nesting or alias expansion past the bounds, more than ``max_tasks`` tasks."""
     loader: _PyLoader | _CLoader | None = None
     try:
         loader = _make_loader(text, max_depth)
         root = loader.get_single_node()
         if root is None:
             raise UnreadableText("is empty: it holds no YAML document")
+        _check_task_count(root, max_tasks)
         _check_expansion(root, max_depth=max_depth, max_nodes=max_nodes)
         return loader.construct_document(root)
     except _TooDeep as exc:
@@ -240,7 +274,12 @@ def parse_yaml(text: str, *, max_depth: int, max_nodes: int) -> Any:
 
 
 def _json_number(text: str, convert: Any) -> TypedScalar:
-    return TypedScalar(text, convert(text))
+    try:
+        return TypedScalar(text, convert(text))
+    except ValueError:  # past Python's int/str conversion limit
+        raise UnreadableText(
+            f"has a number too large to read: {text[:20]}... ({len(text):,} digits)"
+        ) from None
 
 
 def parse_json(text: str) -> Any:
@@ -258,6 +297,8 @@ def parse_json(text: str) -> Any:
         raise UnreadableText(
             f"is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
+    except UnreadableText:
+        raise
     except RecursionError:
         raise UnreadableText("nests too deeply to be read as JSON") from None
     except Exception as exc:  # e.g. an integer past Python's digit limit

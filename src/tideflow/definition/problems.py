@@ -20,6 +20,25 @@ _MAX_CANDIDATES = 5000
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+#: Integers past this many digits cannot even be turned into text by Python (its default
+#: int/str conversion limit), so they could be neither shown in a message nor stored as JSON.
+MAX_INT_DIGITS = 4000
+# bit_length() is cheap where counting digits is not: 13,288 bits is about 4,000 digits
+_MAX_INT_BITS = int(MAX_INT_DIGITS * 3.3219)
+
+
+def int_too_large(value: object) -> bool:
+    """Whether ``value`` is an integer too large to show or store (see :data:`MAX_INT_DIGITS`)."""
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value.bit_length() > _MAX_INT_BITS
+    )
+
+
+def too_large_number() -> str:
+    return f"a number of more than {MAX_INT_DIGITS:,} digits"
+
 
 def where(source: str | None, dag_id: str | None = None) -> str:
     """The prefix that names what a problem is about: the file or body, else the DAG."""
@@ -86,6 +105,8 @@ def listing(names: Iterable[str], limit: int = 12) -> str:
 
 def short_repr(value: object, limit: int = 60) -> str:
     """``repr`` cut to a length that fits in a sentence."""
+    if int_too_large(value):
+        return too_large_number()
     try:
         text = repr(value)
     except Exception:  # a hostile __repr__ must not turn a message into a crash
@@ -101,6 +122,8 @@ def describe_kind(value: object) -> str:
         return f"the boolean {str(value).lower()}"
     if isinstance(value, str):
         return f"the text {short_repr(value)}"
+    if int_too_large(value):
+        return too_large_number()
     if isinstance(value, int | float):
         return f"the number {value}"
     if isinstance(value, dict):

@@ -24,6 +24,9 @@ MAX_ID_LEN = 191
 
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _WHITESPACE = re.compile(r"\s")
+# Ids are stored in indexed text columns; PostgreSQL refuses NUL there, and no control
+# character belongs in a name a person types in a URL or on a command line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # A fixed start keeps cron checks deterministic; an expression that never fires fails from any.
 _CRON_PROBE_START = datetime(2000, 1, 1)
 
@@ -70,6 +73,10 @@ def find_problems(dag: DagDef, *, known_actions: Collection[str] | None = None) 
             )
     if len(dag.id) > MAX_ID_LEN:
         problems.append(f"the DAG id has {len(dag.id)} characters — the limit is {MAX_ID_LEN}")
+    elif _CONTROL.search(dag.id):
+        problems.append(
+            f"the DAG id {dag.id!r} holds a control character — use printable characters only"
+        )
     for name in dag.vars:
         if not VAR_NAME.match(name):
             problems.append(
@@ -90,6 +97,11 @@ def _task_positions(dag: DagDef, problems: list[str]) -> dict[str, list[int]]:
         elif len(task.id) > MAX_ID_LEN:
             problems.append(
                 f"tasks[{i}] has an id of {len(task.id)} characters — the limit is {MAX_ID_LEN}"
+            )
+        elif _CONTROL.search(task.id):
+            problems.append(
+                f"tasks[{i}] has the id {task.id!r}, which holds a control character"
+                " — use printable characters only"
             )
         positions.setdefault(task.id, []).append(i)
     for task_id, found in positions.items():

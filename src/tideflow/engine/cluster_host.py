@@ -14,6 +14,7 @@ from .runner import InstanceRunner
 if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
     from ..store.base import Store
+    from ..store.records import InstanceRecord
     from .compiled import CompiledDag
     from .runtime import Runtime
 
@@ -33,8 +34,8 @@ class ClusterHost:
 
         async def _compiled_dag(self, dag_id: str, version: int | None = None
                                 ) -> CompiledDag: ...
-        async def _load_runner(self, instance_id: str, *, recovering: bool
-                               ) -> InstanceRunner: ...
+        async def _load_runner(self, instance_id: str, *, recovering: bool,
+                               loaded: InstanceRecord | None = None) -> InstanceRunner: ...
         def _apply_or_release(self, runner: InstanceRunner, kind: str,
                               ids: list[str] | None) -> None: ...
 
@@ -75,15 +76,21 @@ class ClusterHost:
         }
         if stale:
             self._abandon(stale)
+        new = [iid for iid in owned if iid not in self._runners]
+        if not new:
+            return False
+        # one read for the whole batch: a worker handed hundreds of runs at once would
+        # otherwise read them one round trip after another
+        loaded = await self.store.get_instances(new, with_tasks=True)
         changed = False
-        for iid in owned:
-            if iid in self._runners:
+        for inst in loaded:
+            if inst.id in self._runners:
                 continue
             try:
-                await self._load_runner(iid, recovering=True)
+                await self._load_runner(inst.id, recovering=True, loaded=inst)
                 changed = True
             except TideflowError as exc:
-                log.error("could not pick up instance %s: %s", iid, exc)
+                log.error("could not pick up instance %s: %s", inst.id, exc)
         return changed
 
     async def apply_queued_commands(self, *, worker: str) -> bool:

@@ -18,6 +18,7 @@ from .runner import InstanceRunner
 
 if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
+    from ..cluster.waker import Waker
     from ..store.base import Store
     from .runtime import Runtime
     from .settings import EngineSettings
@@ -47,11 +48,12 @@ class CommandVerbs:
         _cluster: ClusterNode | None
         _runners: dict[str, InstanceRunner]
         _wake_commands: asyncio.Event
+        _waker: Waker | None
 
         def _require_rt(self) -> Runtime: ...
         def _runner_ended(self, runner: InstanceRunner) -> None: ...
-        async def _load_runner(self, instance_id: str, *, recovering: bool
-                               ) -> InstanceRunner: ...
+        async def _load_runner(self, instance_id: str, *, recovering: bool,
+                               loaded: InstanceRecord | None = None) -> InstanceRunner: ...
         @staticmethod
         def _snapshot(inst: InstanceRecord) -> InstanceRecord: ...
 
@@ -151,16 +153,25 @@ class CommandVerbs:
     async def _command_loop(self) -> None:
         """Commands queued by other processes (CLI, API servers) for instances driven here."""
         marker: int | None = None
+        failing = False
+        pushed = self._waker is not None and self._waker.pushes
+        wake = self._waker.channel() if self._waker is not None else None
         while True:
             busy = bool(self._runners)
-            delay = (
-                self.settings.command_poll_busy_secs if busy
-                else self.settings.command_poll_idle_secs
-            )
-            try:
-                await asyncio.wait_for(self._wake_commands.wait(), delay)
-            except TimeoutError:
-                pass
+            if pushed:
+                delay = self.settings.command_catchup_secs
+            else:
+                delay = (
+                    self.settings.command_poll_busy_secs if busy
+                    else self.settings.command_poll_idle_secs
+                )
+            if wake is not None:
+                await wake.wait(delay)
+            else:
+                try:
+                    await asyncio.wait_for(self._wake_commands.wait(), delay)
+                except TimeoutError:
+                    pass
             self._wake_commands.clear()
             try:
                 now = await self.store.change_marker()
@@ -172,8 +183,15 @@ class CommandVerbs:
                     continue
                 commands = await self.store.take_commands(scope)
             except TideflowError as exc:
-                log.warning("could not read queued commands: %s", exc)
+                # once per outage; the poll itself is the retry
+                if not failing:
+                    log.warning("could not read queued commands (polling on): %s", exc)
+                failing = True
+                marker = None
                 continue
+            if failing:
+                log.info("reading queued commands again")
+                failing = False
             for cmd in commands:
                 try:
                     runner = await self._runner_for_command(cmd.instance_id)

@@ -14,6 +14,7 @@ import collections
 import copy
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -33,6 +34,7 @@ from ..errors import (
     EngineClosedError,
     InputError,
     InvalidStateError,
+    StoreError,
     TideflowError,
 )
 from ..ids import IdGenerator
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from ..cluster.cron import CronTrigger
     from ..cluster.mutex import Mutex
     from ..cluster.node import ClusterNode, ClusterSettings
+    from ..cluster.waker import Waker
 
 log = logging.getLogger("tideflow.engine")
 
@@ -121,6 +124,8 @@ class Engine(CommandVerbs, ClusterHost):
         self._rt: Runtime | None = None
         self._background: list[asyncio.Task[None]] = []
         self._wake_commands = asyncio.Event()
+        #: a single node's notification channel (PostgreSQL); a cluster node has its own
+        self._waker: Waker | None = None
         self._started = False
         self._closed = False
 
@@ -179,12 +184,23 @@ class Engine(CommandVerbs, ClusterHost):
         if self.settings.cluster is not None:
             await self._start_cluster(self.settings.cluster)
             return
+        url = getattr(self.store, "url", None)
+        if url is not None and url.backend == "postgresql":
+            # queued commands and DAG changes are notified: no idle polling
+            from ..cluster.waker import make_waker
+
+            self._waker = make_waker(url.url, url.backend, self.settings.table_prefix)
+            await self._waker.start()
         if self.settings.recover:
             await self._recover()
             # a single node that drives its database is its own leader: it runs the schedules
+            waker = self._waker
             self._background.append(
                 asyncio.get_running_loop().create_task(
-                    self._cron_trigger().run(), name="tideflow-cron"
+                    self._cron_trigger().run(
+                        waker.channel() if waker is not None else None,
+                        self.settings.command_catchup_secs),
+                    name="tideflow-cron",
                 )
             )
         self._background.append(
@@ -208,7 +224,9 @@ class Engine(CommandVerbs, ClusterHost):
 
         self._cluster = ClusterNode(self, store, store, waker or Waker(), cluster)
         trigger = self._cron_trigger()
-        self.leader_hooks.append(lambda node: trigger.run())
+        self.leader_hooks.append(
+            lambda node: trigger.run(node.cron_wake if node.waker.pushes else None,
+                                     node.settings.catchup_secs))
         await self._cluster.start()
 
     def _cron_trigger(self) -> CronTrigger:
@@ -252,6 +270,8 @@ class Engine(CommandVerbs, ClusterHost):
             for t in list(rt.background):
                 t.cancel()
         await rt.commits.close()
+        if self._waker is not None:
+            await self._waker.close()
         if cluster is not None:
             # leaving the node list hands this node's instances to the leader's WatchDog now
             await cluster.close()
@@ -435,15 +455,38 @@ class Engine(CommandVerbs, ClusterHost):
         if idempotency_key is None:
             await rt.commits.create(inst)
         else:
-            # its own transaction: the unique key, not timing, decides which submission wins
-            try:
-                await rt.store.create_instance(inst, inst.tasks)
-            except ConflictError:
-                found = await rt.store.find_by_idempotency_key(dag_id, idempotency_key)
-                if found is None:
-                    raise
+            found = await self._create_keyed(inst, idempotency_key)
+            if found != inst.id:
                 return await self._existing(found, wait)
         return await self._launch_new(inst, compiled, wait)
+
+    async def _create_keyed(self, inst: InstanceRecord, key: str) -> str:
+        """Insert an instance that has an idempotency key in its own transaction (the unique
+        key, not timing, decides which submission wins); returns the id of the instance that
+        holds the key: ``inst.id`` or the earlier one.
+
+        A lost connection is retried with back-off, like the group commit's writes: the
+        instance is accepted once the caller handed it over. An attempt whose commit went
+        through unseen makes the next one conflict, on the key of this very instance: then
+        it is ours and goes on."""
+        rt = self._require_rt()
+        failures = 0
+        while True:
+            try:
+                await rt.store.create_instance(inst, inst.tasks)
+                return inst.id
+            except ConflictError:
+                found = await rt.store.find_by_idempotency_key(inst.dag_id, key)
+                if found is None:
+                    raise
+                return found
+            except StoreError as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("could not create instance %s, retrying with back-off: %s",
+                                inst.id, exc)
+                delay = min(5.0, 0.05 * 2 ** min(failures, 10)) * (0.5 + random.random() / 2)
+                await asyncio.sleep(delay)
 
     def _new_instance(
         self,
@@ -629,8 +672,9 @@ class Engine(CommandVerbs, ClusterHost):
         if found:
             log.info("picked up %d unfinished instance(s)", len(found))
 
-    async def _load_runner(self, instance_id: str, *, recovering: bool) -> InstanceRunner:
-        inst = await self.store.get_instance(instance_id, with_tasks=True)
+    async def _load_runner(self, instance_id: str, *, recovering: bool,
+                           loaded: InstanceRecord | None = None) -> InstanceRunner:
+        inst = loaded or await self.store.get_instance(instance_id, with_tasks=True)
         compiled = await self._compiled_dag(inst.dag_id, inst.dag_version)
         inst.worker = self.node_id
         runner = self._adopt_runner(inst, compiled)

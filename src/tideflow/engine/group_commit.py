@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import StoreError, TideflowError
@@ -106,6 +107,7 @@ class GroupCommit:
 
     async def _run(self) -> None:
         failures = 0
+        outage_started = 0.0
         while True:
             await self._wake.wait()
             if not self._waiters and not self._closed and self._linger > 0:
@@ -133,10 +135,19 @@ class GroupCommit:
                 self._waiters = waiters + self._waiters
                 delay = min(self._max_backoff, 0.05 * 2 ** min(failures, 10))
                 delay *= 0.5 + random.random() / 2
-                log.warning("state write failed (%s); retrying in %.2fs", exc, delay)
+                if failures == 1:
+                    # once per outage: a line per retry would flood the log while it lasts
+                    outage_started = time.monotonic()
+                    log.warning("state writes failing, held in memory and retried with "
+                                "back-off until the database answers: %s", exc)
+                else:
+                    log.debug("state write failed again (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 self._wake.set()
                 continue
+            if failures:
+                log.warning("state writes resumed after %d failed attempt(s) over %.1fs",
+                            failures, time.monotonic() - outage_started)
             failures = 0
             self._release(waiters)
             if self._closed and not self._pending():

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..clock import utcnow
 from ..errors import InvalidStateError, NotFoundError
+from ..redact import LOG_REDACTOR, secret_forms
 from ..states import InstanceStatus, TaskStatus
 from ..store.records import InstanceRecord, TaskRecord
 from .attempt import Resume, StopRequest, TaskRun
@@ -61,9 +62,11 @@ class InstanceRunner:
         self.pending: dict[str, int] = {}
         self.active: dict[str, _Active] = {}
         self.share_dirty = False
-        self.secret_values = tuple(
+        # the forms secret values take in messages, masked in traces, reasons and logs
+        self.secret_values = secret_forms(
             v for k, v in instance.vars.items() if k in compiled.secrets and v
         )
+        LOG_REDACTOR.track(self, self.secret_values)
         self._on_end = on_end
         self._change = asyncio.Event()
         self._ended = False

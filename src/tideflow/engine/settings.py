@@ -36,6 +36,9 @@ class EngineSettings:
     #: how often to look for commands from other processes while instances run, and when idle
     command_poll_busy_secs: float = 0.05
     command_poll_idle_secs: float = 1.0
+    #: on PostgreSQL, where queued commands and DAG changes are notified, how often a single
+    #: node looks anyway (in case a notification was missed)
+    command_catchup_secs: float = 30.0
     #: longest wait for a command's effect when asked to wait without a timeout
     command_wait_secs: float = 5.0
     #: run migrations at start

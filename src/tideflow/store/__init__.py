@@ -1,6 +1,7 @@
 """Persistence: the Store interface and its one SQL implementation."""
 
 from .base import Store
+from .faults import Fault, FaultPlan, FaultyStore
 from .records import (
     AttemptRecord,
     CommandRecord,
@@ -15,6 +16,9 @@ __all__ = [
     "AttemptRecord",
     "CommandRecord",
     "DagRecord",
+    "Fault",
+    "FaultPlan",
+    "FaultyStore",
     "InstanceFilter",
     "InstanceRecord",
     "Store",

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
 from ..definition.model import DagDef
+from ..errors import NotFoundError
 from ..states import DagStatus
 from .records import CommandRecord, DagRecord, InstanceFilter, InstanceRecord, TaskRecord
 
@@ -67,6 +68,20 @@ class Store(ABC):
     @abstractmethod
     async def get_instance(self, instance_id: str, *, with_tasks: bool = True) -> InstanceRecord:
         ...
+
+    async def get_instances(
+        self, instance_ids: Sequence[str], *, with_tasks: bool = True
+    ) -> list[InstanceRecord]:
+        """The instances of ``instance_ids`` that exist, in no particular order. A worker
+        picking up hundreds of assigned instances reads them with this; the default reads
+        them one by one, a store overrides it to read a batch in a few queries."""
+        out: list[InstanceRecord] = []
+        for iid in instance_ids:
+            try:
+                out.append(await self.get_instance(iid, with_tasks=with_tasks))
+            except NotFoundError:
+                continue
+        return out
 
     @abstractmethod
     async def list_instances(

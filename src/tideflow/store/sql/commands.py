@@ -30,6 +30,7 @@ class CommandMethods(Database):
         async with self._tx("queue a command", write=True) as conn:
             result = await conn.execute(q)
             key = result.inserted_primary_key
+            await self._announce(conn)
         if key is None:  # pragma: no cover - every backend reports the new id
             raise StoreError("the database did not return the new command's id")
         return int(key[0])

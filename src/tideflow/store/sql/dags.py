@@ -81,6 +81,7 @@ class DagMethods(Database):
                     .where(d.c.id == dag.id)
                     .values(version=version, status=dag.status.value, updated_at=now)
                 )
+            await self._announce(conn)
         return DagRecord(dag.id, version, dag, dag.status, created, now)
 
     def _dag_select(self) -> sa.Select[Any]:
@@ -150,6 +151,7 @@ class DagMethods(Database):
         async with self._tx(f"set the status of DAG {dag_id!r}", write=True) as conn:
             if (await conn.execute(q)).rowcount == 0:
                 raise NotFoundError(f"DAG {dag_id!r} not found")
+            await self._announce(conn)
 
     async def delete_dag(self, dag_id: str, *, force: bool = False) -> None:
         """Delete the DAG. Refused (ConflictError) while it has unfinished instances unless
@@ -173,6 +175,7 @@ class DagMethods(Database):
                     details={"unfinished": count},
                 )
             await conn.execute(d.delete().where(d.c.id == dag_id))
+            await self._announce(conn)
             in_use = sa.select(i.c.dag_version).where(unfinished).distinct()
             await conn.execute(
                 v.delete().where(v.c.dag_id == dag_id, v.c.version.not_in(in_use.scalar_subquery()))

@@ -170,6 +170,10 @@ class Database:
                 async with (engine or self.engine).connect() as conn:
                     yield conn
 
+    async def _announce(self, conn: AsyncConnection) -> None:
+        """Wake the other nodes when this transaction commits (where the database can)."""
+        await self._hooks.announce(conn, f"{self.tables.prefix}events")
+
     @contextlib.asynccontextmanager
     async def _tx(
         self, action: str, *, write: bool = False, conflict: str | None = None

@@ -54,6 +54,36 @@ def _mysql_errno(exc: BaseException) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
+#: a pooled connection unused for longer than this is checked before it is handed out
+IDLE_PING_SECS = 5.0
+
+
+def ping_when_idle(engine: AsyncEngine, idle_secs: float = IDLE_PING_SECS) -> None:
+    """Check a pooled connection before use only when it sat idle for ``idle_secs``.
+
+    SQLAlchemy's ``pool_pre_ping`` checks every checkout, which on asyncpg is three round
+    trips (BEGIN, a ping, ROLLBACK): it would double an idle node's queries and add to every
+    commit's latency. A connection used a moment ago is known good; one that sat idle may
+    have been cut (a database restart), and a failed check makes the pool open a fresh one.
+    A connection that dies between two close uses fails that one transaction, which the
+    callers retry (the pool is then renewed as a whole)."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        if time.monotonic() - record.info.get("tideflow_used", 0.0) > idle_secs:
+            try:
+                dialect.do_ping(dbapi_conn)
+            except Exception as exc:
+                raise sa.exc.DisconnectionError(f"connection check failed: {exc}") from exc
+
+    @event.listens_for(pool, "checkin")
+    def _checkin(dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["tideflow_used"] = time.monotonic()
+
+
 class DialectHooks:
     """The behaviour the SQL store needs from one backend."""
 
@@ -98,6 +128,11 @@ class DialectHooks:
     async def db_now(self, conn: AsyncConnection) -> datetime:
         """The database server's clock, in UTC: liveness and leases are judged by it."""
         raise NotImplementedError
+
+    async def announce(self, conn: AsyncConnection, channel: str) -> None:
+        """Tell the other nodes, when this transaction commits, that something they act on
+        changed (a DAG, a queued command). Only PostgreSQL can; elsewhere they poll."""
+        return None
 
 
 class SqliteHooks(DialectHooks):
@@ -172,12 +207,15 @@ class MysqlHooks(DialectHooks):
 
     def engine_options(self, url: URL) -> dict[str, Any]:
         return {
-            "pool_pre_ping": True,
+            "pool_use_lifo": True,  # see PostgresHooks.engine_options
             # below the server's default wait_timeout, so idle connections are renewed
             "pool_recycle": 3600,
             # the same visibility rules as PostgreSQL, and fewer gap-lock deadlocks
             "isolation_level": "READ COMMITTED",
         }
+
+    def install(self, engine: AsyncEngine) -> None:
+        ping_when_idle(engine)
 
     def driver_errors(self) -> tuple[type[BaseException], ...]:
         try:
@@ -234,8 +272,17 @@ class PostgresHooks(DialectHooks):
         value = (await conn.execute(sa.text("SELECT clock_timestamp()"))).scalar_one()
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
+    async def announce(self, conn: AsyncConnection, channel: str) -> None:
+        # delivered at commit, and not at all on rollback
+        await conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
     def engine_options(self, url: URL) -> dict[str, Any]:
-        return {"pool_pre_ping": True}
+        # the most recently used connection first: a quiet node keeps reusing one known-good
+        # connection instead of rotating through the pool (see ping_when_idle)
+        return {"pool_use_lifo": True}
+
+    def install(self, engine: AsyncEngine) -> None:
+        ping_when_idle(engine)
 
     def driver_errors(self) -> tuple[type[BaseException], ...]:
         try:

@@ -166,6 +166,32 @@ class InstanceMethods(Database):
                 tasks = [task_from_row(r) for r in task_rows]
         return instance_from_row(row, tags, tasks)
 
+    async def get_instances(
+        self, instance_ids: Sequence[str], *, with_tasks: bool = True
+    ) -> list[InstanceRecord]:
+        t = self.tables
+        out: list[InstanceRecord] = []
+        ids = list(dict.fromkeys(instance_ids))
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            async with self._tx(f"read {len(chunk)} instances") as conn:
+                rows = (await conn.execute(
+                    sa.select(t.instances).where(t.instances.c.id.in_(chunk)))).all()
+                tags: dict[str, dict[str, str]] = {}
+                for r in await conn.execute(
+                        sa.select(t.tags.c.instance_id, t.tags.c.key, t.tags.c.value)
+                        .where(t.tags.c.instance_id.in_(chunk))):
+                    tags.setdefault(r.instance_id, {})[r.key] = r.value
+                tasks: dict[str, list[TaskRecord]] = {}
+                if with_tasks:
+                    for r in await conn.execute(
+                            sa.select(t.tasks).where(t.tasks.c.instance_id.in_(chunk))
+                            .order_by(t.tasks.c.instance_id, t.tasks.c.seq)):
+                        tasks.setdefault(r.instance_id, []).append(task_from_row(r))
+            out.extend(instance_from_row(row, tags.get(row.id, {}), tasks.get(row.id, []))
+                       for row in rows)
+        return out
+
     async def list_instances(
         self,
         filter: InstanceFilter | None = None,
@@ -212,6 +238,48 @@ class InstanceMethods(Database):
         return [instance_from_row(r, tags[r.id]) for r in rows]
 
     async def write(
+        self,
+        instances: Sequence[InstanceRecord],
+        tasks: Sequence[TaskRecord],
+        *,
+        new_instances: Sequence[InstanceRecord] = (),
+        owner: str | None = None,
+        epochs: Mapping[str, int] | None = None,
+    ) -> set[str]:
+        """See :meth:`_write_rows`. A write is retried after a lost connection without
+        knowing whether it committed; when its new instances turn out to exist already (a
+        duplicate key on their ids), that earlier attempt did commit them: they are written
+        as updates instead (left out when fenced: their rows then belong to the Dispatcher),
+        so the retry neither fails forever nor drops them."""
+        try:
+            return await self._write_rows(instances, tasks, new_instances=new_instances,
+                                          owner=owner, epochs=epochs)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if not new_instances or cause is None or not self._hooks.is_unique_violation(cause):
+                raise
+            existing = await self._existing_ids([i.id for i in new_instances])
+            if not existing:
+                raise
+        fresh = [i for i in new_instances if i.id not in existing]
+        again = [i for i in new_instances if i.id in existing]
+        if owner is None:
+            instances = [*instances, *again]
+            tasks = [*tasks, *(t for i in again for t in i.tasks)]
+        return await self._write_rows(instances, tasks, new_instances=fresh, owner=owner,
+                                      epochs=epochs)
+
+    async def _existing_ids(self, ids: list[str]) -> set[str]:
+        i = self.tables.instances
+        found: set[str] = set()
+        async with self._tx("read instance ids") as conn:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                rows = await conn.execute(sa.select(i.c.id).where(i.c.id.in_(chunk)))
+                found.update(str(r.id) for r in rows)
+        return found
+
+    async def _write_rows(
         self,
         instances: Sequence[InstanceRecord],
         tasks: Sequence[TaskRecord],

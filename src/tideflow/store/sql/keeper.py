@@ -6,12 +6,12 @@ holder and fences the writes made under it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from ...cluster.keeper import LEADER_LEASE, Keeper
+from ...cluster.keeper import LEADER_LEASE, Beat, Keeper, holder_id
 from ...errors import ConflictError
 from ..records import LeaseRecord, NodeRecord
 from .database import Database
@@ -65,6 +65,94 @@ class KeeperMethods(Database, Keeper):
                 .values(heartbeat_at=now, running=running, assigned=assigned)
             )
         return bool(done.rowcount)
+
+    async def beat(
+        self,
+        node_id: str,
+        incarnation: str,
+        *,
+        running: int,
+        assigned: int,
+        holder: str,
+        token: int | None,
+        campaign: bool,
+        lease_secs: float,
+        unhealthy_secs: float | None = None,
+    ) -> Beat:
+        if self._hooks.name == "postgresql":
+            return await self._beat_one_statement(
+                node_id, incarnation, running=running, assigned=assigned, holder=holder,
+                token=token, campaign=campaign, lease_secs=lease_secs,
+                unhealthy_secs=unhealthy_secs)
+        n, le = self.tables.nodes, self.tables.leases
+        async with self._tx("heartbeat", write=True) as conn:
+            now = await self._hooks.db_now(conn)
+            alive = (await conn.execute(
+                n.update()
+                .where(n.c.node_id == node_id, n.c.incarnation == incarnation)
+                .values(heartbeat_at=now, running=running, assigned=assigned)
+            )).rowcount
+            expires = now + timedelta(seconds=lease_secs)
+            if token is not None:
+                await conn.execute(
+                    le.update()
+                    .where(le.c.name == LEADER_LEASE, le.c.holder == holder,
+                           le.c.token == token, le.c.expires_at > now)
+                    .values(expires_at=expires))
+            elif campaign:
+                await conn.execute(
+                    le.update()
+                    .where(le.c.name == LEADER_LEASE,
+                           sa.or_(le.c.holder.is_(None), le.c.expires_at <= now))
+                    .values(holder=holder, token=le.c.token + 1, acquired_at=now,
+                            expires_at=expires))
+            row = (await conn.execute(
+                sa.select(le).where(le.c.name == LEADER_LEASE))).first()
+            live = None
+            if unhealthy_secs is not None:
+                fresh = now - timedelta(seconds=unhealthy_secs)
+                live = frozenset(
+                    holder_id(r.node_id, r.incarnation) for r in (await conn.execute(
+                        sa.select(n.c.node_id, n.c.incarnation)
+                        .where(n.c.heartbeat_at > fresh))).all())
+        return Beat(bool(alive), now, None if row is None else _lease(row), live)
+
+    async def _beat_one_statement(
+        self,
+        node_id: str,
+        incarnation: str,
+        *,
+        running: int,
+        assigned: int,
+        holder: str,
+        token: int | None,
+        campaign: bool,
+        lease_secs: float,
+        unhealthy_secs: float | None,
+    ) -> Beat:
+        """PostgreSQL: the whole beat is one statement (data-modifying CTEs), so an idle
+        node costs the database one query per heartbeat."""
+        sql = _PG_BEAT.format(nodes=self.tables.nodes.name, leases=self.tables.leases.name)
+        params: dict[str, Any] = {
+            "node_id": node_id, "incarnation": incarnation, "running": running,
+            "assigned": assigned, "holder": holder, "token": token if token is not None else 0,
+            "renew": token is not None, "campaign": token is None and campaign,
+            "ttl": float(lease_secs), "name": LEADER_LEASE,
+            "want_live": unhealthy_secs is not None, "unhealthy": float(unhealthy_secs or 0.0),
+        }
+        async with self._tx("heartbeat", write=True) as conn:
+            r = (await conn.execute(sa.text(sql), params)).one()
+        now = r.now.replace(tzinfo=UTC)
+        lease = None
+        if r.token is not None:
+            lease = LeaseRecord(
+                name=LEADER_LEASE, holder=r.holder, token=int(r.token),
+                acquired_at=None if r.acquired_at is None else r.acquired_at.replace(tzinfo=UTC),
+                expires_at=None if r.expires_at is None else r.expires_at.replace(tzinfo=UTC))
+        live = None
+        if unhealthy_secs is not None:
+            live = frozenset(r.live.split(" ")) if r.live else frozenset()
+        return Beat(bool(r.alive), now, lease, live)
 
     async def remove_node(self, node_id: str, incarnation: str) -> None:
         n = self.tables.nodes
@@ -167,11 +255,6 @@ class KeeperMethods(Database, Keeper):
         return None if row is None else _lease(row)
 
 
-def holder_id(node_id: str, incarnation: str) -> str:
-    """How a node names itself as a lease holder: a restarted node is a new holder."""
-    return f"{node_id}/{incarnation}"
-
-
 def _node(r: Any) -> NodeRecord:
     return NodeRecord(
         node_id=r.node_id,
@@ -197,3 +280,40 @@ def _lease(r: Any) -> LeaseRecord:
         acquired_at=r.acquired_at,
         expires_at=r.expires_at,
     )
+
+
+# Timestamps are stored as naive UTC, hence ``AT TIME ZONE 'UTC'``; the data-modifying CTEs
+# all see the table as it was before the statement, which is what the live list wants.
+_PG_BEAT = """
+WITH clk AS (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS t),
+hb AS (
+  UPDATE {nodes} SET heartbeat_at = (SELECT t FROM clk), running = :running,
+         assigned = :assigned
+  WHERE node_id = :node_id AND incarnation = :incarnation
+  RETURNING node_id
+),
+ls AS (
+  UPDATE {leases} SET
+    holder = :holder,
+    token = CASE WHEN :renew THEN token ELSE token + 1 END,
+    acquired_at = CASE WHEN :renew THEN acquired_at ELSE (SELECT t FROM clk) END,
+    expires_at = (SELECT t FROM clk) + make_interval(secs => :ttl)
+  WHERE name = :name AND (
+    (:renew AND holder = :holder AND token = :token AND expires_at > (SELECT t FROM clk))
+    OR (:campaign AND (holder IS NULL OR expires_at <= (SELECT t FROM clk))))
+  RETURNING holder, token, acquired_at, expires_at
+),
+cur AS (
+  SELECT holder, token, acquired_at, expires_at FROM ls
+  UNION ALL
+  SELECT holder, token, acquired_at, expires_at FROM {leases}
+  WHERE name = :name AND NOT EXISTS (SELECT 1 FROM ls)
+)
+SELECT (SELECT count(*) FROM hb) AS alive, (SELECT t FROM clk) AS now,
+       cur.holder, cur.token, cur.acquired_at, cur.expires_at,
+       CASE WHEN :want_live THEN (
+         SELECT string_agg(node_id || '/' || incarnation, ' ') FROM {nodes}
+         WHERE heartbeat_at > (SELECT t FROM clk) - make_interval(secs => :unhealthy))
+       END AS live
+FROM (SELECT 1) AS one LEFT JOIN cur ON true
+"""

@@ -399,8 +399,9 @@ function dagCard(dag) {
   const inputs = {};
   const form = h("form", { class: "run-form", "data-dag-id": dag.id });
   for (const [name, v] of Object.entries(def.vars)) {
-    inputs[name] = h("input", { name: `var-${name}`, value: v.defaultValue ?? "",
-      type: v.secret ? "password" : "text" });
+    // the API never sends a secret's default (it shows "***"): left empty, the run keeps it
+    inputs[name] = h("input", { name: `var-${name}`, value: v.secret ? "" : (v.defaultValue ?? ""),
+      type: v.secret ? "password" : "text", placeholder: v.secret ? "(default)" : null });
     form.append(h("label", {}, name), inputs[name]);
   }
   const tags = h("input", { name: "tags", placeholder: "key=value, key2=value2" });
@@ -408,7 +409,10 @@ function dagCard(dag) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = { vars: {}, tags: {} };
-    for (const [name, el] of Object.entries(inputs)) body.vars[name] = el.value;
+    for (const [name, el] of Object.entries(inputs)) {
+      if (def.vars[name].secret && el.value === "") continue;
+      body.vars[name] = el.value;
+    }
     for (const pair of tags.value.split(",").map((x) => x.trim()).filter(Boolean)) {
       const at = pair.indexOf("=");
       if (at < 1) { say(`a tag must be key=value: ${pair}`, true); return; }

@@ -1,0 +1,163 @@
+"""Keeping the values of secret vars out of what tideflow shows: traces, reasons, the JSON shape
+of instances and DAGs, and log records.
+
+A secret rarely reaches a message exactly as it was given: an argv is traced shell-quoted, an
+error message holds a ``repr``, a URL holds it percent-encoded, a JSON body escaped. Masking
+therefore looks for those forms of each value too (:func:`secret_forms`).
+
+Log records are redacted by a log record factory installed once per process: while an
+instance with secret values runs in this process (:meth:`LogRedactor.track`), every record
+created — by any logger, so also ``httpx`` logging a request URL — has those values masked in
+its message and its traceback text.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+
+
+def secret_forms(values: Iterable[str]) -> tuple[str, ...]:
+    """Every non-empty value of ``values`` with the forms it takes when escaped for a shell
+    (inside single quotes), for JSON, for a Python literal or for a URL; longest first, so
+    that a longer form is masked whole before a shorter one inside it."""
+    found: set[str] = set()
+    for value in values:
+        if not value:
+            continue
+        found.add(value)
+        found.add(value.replace("'", "'\"'\"'"))  # shlex.quote's way inside '...'
+        found.add(json.dumps(value)[1:-1])
+        found.add(json.dumps(value, ensure_ascii=False)[1:-1])
+        literal = repr(value)[1:-1]
+        found.add(literal)
+        # repr picks its quote from the whole string: the value inside a longer one may be
+        # escaped for the other quote
+        found.add(literal.replace("'", "\\'"))
+        found.add(literal.replace('"', '\\"'))
+        found.add(quote(value, safe=""))
+        found.add(quote(value))
+        found.add(quote_plus(value))
+    return tuple(sorted((f for f in found if f), key=lambda f: (-len(f), f)))
+
+
+def _pattern(forms: Iterable[str]) -> re.Pattern[str] | None:
+    ordered = sorted({f for f in forms if f}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+
+def mask_text(text: str, forms: tuple[str, ...]) -> str:
+    """``text`` with every form in ``forms`` (from :func:`secret_forms`) replaced by ``***``."""
+    present = sorted((f for f in forms if f and f in text), key=len, reverse=True)
+    if not present:
+        return text
+    # longest first: the alternation masks the longest match at each position
+    return re.sub("|".join(map(re.escape, present)), MASK, text)
+
+
+def mask_value(value: Any, forms: tuple[str, ...]) -> Any:
+    """``value`` (text, or JSON-like containers of it, keys included) with secrets masked."""
+    if not forms:
+        return value
+    if isinstance(value, str):
+        return mask_text(value, forms)
+    if isinstance(value, dict):
+        return {mask_value(k, forms): mask_value(v, forms) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_value(v, forms) for v in value]
+    return value
+
+
+class LogRedactor:
+    """The secret values of the instances running in this process, masked in log records.
+
+    Values are tracked for as long as their owner (an instance's runner) lives, so no path
+    that ends a runner has to remember to forget them; a value masked a little longer than
+    needed costs nothing. Reads happen in any thread (sync actions log from worker threads):
+    the set of values is an immutable snapshot swapped under a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owners: dict[int, tuple[str, ...]] = {}
+        self._ids = itertools.count()
+        self._compiled: re.Pattern[str] | None = None
+        self._installed = False
+        self._formatter = logging.Formatter()
+
+    def track(self, owner: object, forms: tuple[str, ...]) -> None:
+        """Mask ``forms`` in log records until ``owner`` is garbage-collected."""
+        if not forms:
+            return
+        self.install()
+        key = next(self._ids)
+        with self._lock:
+            self._owners[key] = forms
+            self._rebuild()
+        weakref.finalize(owner, self._forget, key)
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            if self._owners.pop(key, None) is not None:
+                self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._compiled = _pattern(itertools.chain.from_iterable(self._owners.values()))
+
+    @property
+    def active(self) -> bool:
+        """Whether any value is being masked now."""
+        return self._compiled is not None
+
+    def install(self) -> None:
+        """Wrap the process's log record factory (once)."""
+        with self._lock:
+            if self._installed:
+                return
+            self._installed = True
+            previous = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(self._factory(previous))
+
+    def _factory(
+        self, previous: Callable[..., logging.LogRecord]
+    ) -> Callable[..., logging.LogRecord]:
+        def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            return self.redact(previous(*args, **kwargs))
+
+        return make
+
+    def redact(self, record: logging.LogRecord) -> logging.LogRecord:
+        """``record`` with the tracked values masked in its message, traceback and stack."""
+        pattern = self._compiled
+        if pattern is None:
+            return record
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it itself, unredacted args
+            record.msg, record.args = "(log message withheld: it could not be formatted)", None
+            return record
+        masked = pattern.sub(MASK, message)
+        if masked != message or record.args:
+            record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[0] is not None:
+            text = record.exc_text or self._formatter.formatException(record.exc_info)
+            hidden = pattern.sub(MASK, text)
+            if hidden != text:
+                # handlers that format exc_info themselves would show the raw values: the
+                # masked text replaces it
+                record.exc_text, record.exc_info = hidden, None
+        if record.stack_info:
+            record.stack_info = pattern.sub(MASK, record.stack_info)
+        return record
+
+
+#: the one redactor of this process (the log record factory is process-wide too)
+LOG_REDACTOR = LogRedactor()

@@ -1,0 +1,143 @@
+"""The faults of the chaos run and their record: SIGKILL and restart of a node, SIGSTOP of a
+node for a while then SIGCONT, and a restart of the database server.
+
+Every fault is recorded with its wall-clock start and end (``time.time()``, the clock the
+nodes, the actions and the database share on one machine), so that the invariants can tell
+whether an anomaly falls inside a fault that explains it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from harness import Cluster
+
+
+class RestartableDb(Protocol):
+    """The private database server of the run (see ``tests/dbservers.py``)."""
+
+    def restart(self) -> None: ...
+
+
+@dataclass
+class Fault:
+    kind: str  # kill | pause | db-restart
+    start: float  # wall clock
+    end: float  # wall clock: restarted, resumed, or the database reachable again
+    node: str | None = None  # None for the database
+    leader: bool = False
+    #: a pause longer than the lease: the node was declared dead and must be fenced on waking
+    past_lease: bool = False
+
+    @property
+    def secs(self) -> float:
+        return self.end - self.start
+
+    def describe(self, t0: float) -> str:
+        at = f"t={self.start - t0:6.1f}s"
+        if self.kind == "db-restart":
+            return f"{at}  database restart, reachable again after {self.secs:.1f}s"
+        who = f"{self.node}{' (leader)' if self.leader else ''}"
+        if self.kind == "kill":
+            return f"{at}  SIGKILL {who}, started again"
+        length = "past the lease" if self.past_lease else "within the lease"
+        return f"{at}  SIGSTOP {who} for {self.secs:.1f}s ({length}), then SIGCONT"
+
+
+@dataclass
+class FaultLog:
+    faults: list[Fault] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[Fault]:
+        return [f for f in self.faults if f.kind == kind]
+
+    def killed_nodes(self) -> set[str]:
+        return {f.node for f in self.of("kill") if f.node}
+
+    def paused_past_lease(self) -> set[str]:
+        return {f.node for f in self.of("pause") if f.node and f.past_lease}
+
+    def stalled(self, node: str, start: float, end: float) -> Fault | None:
+        """A pause of ``node`` or a database restart overlapping [start, end], if any: what
+        can make a running holder outlive its TTL."""
+        for f in self.faults:
+            if f.kind == "pause" and f.node != node:
+                continue
+            if f.kind == "kill":
+                continue
+            if f.start <= end and start <= f.end:
+                return f
+        return None
+
+    def first_kill_after(self, node: str, t: float) -> float | None:
+        kills = [f.start for f in self.of("kill") if f.node == node and f.start >= t]
+        return min(kills, default=None)
+
+
+class Injector:
+    """Applies faults to a running cluster and records them. A paused node is resumed by a
+    timer; a kill of a paused node ends its pause first (SIGKILL works on a stopped process,
+    but the record must say the pause ended there)."""
+
+    def __init__(self, cluster: Cluster, lease_secs: float,
+                 leader: Callable[[], str | None]) -> None:
+        self.cluster = cluster
+        self.lease_secs = lease_secs
+        self.leader = leader  # the last leader the run observed
+        self.log = FaultLog()
+        self._paused: dict[str, tuple[Fault, asyncio.Task[None]]] = {}
+
+    def paused(self) -> set[str]:
+        return set(self._paused)
+
+    async def kill(self, node: str) -> None:
+        pending = self._paused.pop(node, None)
+        if pending is not None:
+            fault, timer = pending
+            timer.cancel()
+            self._ended(fault)
+        fault = Fault("kill", time.time(), 0.0, node, leader=node == self.leader())
+        self.cluster.kill(node)
+        await asyncio.sleep(0.5)
+        self.cluster.start(node)  # the same node id: a restarted pod
+        fault.end = time.time()
+        self.log.faults.append(fault)
+
+    def pause(self, node: str, secs: float) -> None:
+        fault = Fault("pause", time.time(), 0.0, node, leader=node == self.leader())
+        self.cluster.pause(node)
+        self.log.faults.append(fault)
+        timer = asyncio.get_running_loop().create_task(self._resume_after(node, fault, secs))
+        self._paused[node] = (fault, timer)
+
+    async def _resume_after(self, node: str, fault: Fault, secs: float) -> None:
+        await asyncio.sleep(secs)
+        if self._paused.get(node, (None,))[0] is fault:
+            del self._paused[node]
+            self.cluster.resume(node)
+            self._ended(fault)
+
+    async def restart_db(self, db: RestartableDb) -> None:
+        fault = Fault("db-restart", time.time(), 0.0)
+        self.log.faults.append(fault)
+        # blocking (pg_ctl, mariadbd start-up): off the loop, so sampling goes on meanwhile
+        await asyncio.to_thread(db.restart)
+        fault.end = time.time()
+
+    async def resume_all(self) -> None:
+        for node, (fault, timer) in list(self._paused.items()):
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+            self.cluster.resume(node)
+            self._ended(fault)
+        self._paused.clear()
+
+    def _ended(self, pause: Fault) -> None:
+        # judged by how long it lasted, not how long it was meant to: a kill may cut it short
+        pause.end = time.time()
+        pause.past_lease = pause.secs > self.lease_secs

@@ -1,0 +1,239 @@
+"""The invariants the chaos run checks afterwards, each one a row of its report.
+
+The mutex invariant, precisely. Some tasks of the run hold a named distributed mutex (TTL
+``ttl``, no auto-extend) for a short critical section and log, per section: the token, the
+database's acquire time and expiry of the lease (the database's clock), the wall-clock times
+on entering and on leaving the section, and what the release found. The database and every
+process share one machine and so one clock. For each mutex name, with its holders ordered by
+token:
+
+(a) **tokens only grow**: a holder that acquired later (by the database's clock) has the
+    greater token, and no token has two holders;
+(b) **one holder at a time**: a holder got the lock only after its predecessor gave it up.
+    When the predecessor's release succeeded, the release lies between the predecessor leaving
+    its section and the next holder entering its own, so the next one entered after the
+    predecessor left. When the release found the lock lost, or there was none (killed inside
+    the section), the next holder's acquire time is at or past the predecessor's expiry, both
+    by the database's clock: the acquiring transaction reads the clock once and takes a lease
+    only if it expired by then. (The acquire time is read before the row is updated, so it
+    is no bound the other way: a holder may show an acquire time a few milliseconds before
+    the release it waited for.) A release that failed with an error may or may not have
+    committed, so then either bound will do;
+(c) **no mutex held past its TTL by a running node**: a section that went on past its lease's
+    expiry (it left after the expiry, or its release found the lock lost) overlaps a pause
+    (SIGSTOP) of its own node or the database restart — the holder was frozen or could not
+    reach the database, it did not simply keep the lock;
+(d) hence two sections overlap in time only where the earlier one outlived its TTL that way,
+    and the later one has the greater token: what a resource fenced by the token needs.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from faults import FaultLog
+
+#: the database's microseconds against ``time.time()``: rounding, not skew
+EPS = 0.002
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+# -- executions ----------------------------------------------------------------------------------
+@dataclass
+class Executions:
+    missing: int
+    duplicates: int
+    by_kill: int
+    by_pause: int
+    unexplained: list[str]
+
+
+def check_executions(executions: Iterable[tuple[str, str, str, int]], wanted: set[str],
+                     tasks_per_run: int, faults: FaultLog) -> Executions:
+    """Every task of every run executed; a task executed more than once only where a node
+    that executed it was killed or paused past its lease (DESIGN.md §5)."""
+    count: collections.Counter[tuple[str, str]] = collections.Counter()
+    nodes: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+    for node, iid, tid, _ in executions:
+        if iid in wanted:
+            count[(iid, tid)] += 1
+            nodes[(iid, tid)].add(node)
+    killed, paused = faults.killed_nodes(), faults.paused_past_lease()
+    out = Executions(len(wanted) * tasks_per_run - len(count), 0, 0, 0, [])
+    for key, n in count.items():
+        if n < 2:
+            continue
+        out.duplicates += n - 1
+        if nodes[key] & killed:
+            out.by_kill += n - 1
+        elif nodes[key] & paused:
+            out.by_pause += n - 1
+        else:
+            out.unexplained.append(f"{key[0]}/{key[1]} x{n} on {','.join(sorted(nodes[key]))}")
+    return out
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+def decreases(samples: list[tuple[str | None, int]]) -> list[str]:
+    """Where a sampled lease's token went down, or its holder changed and the token did
+    not grow (samples are (holder, token) in the order they were read)."""
+    bad = []
+    for (h1, t1), (h2, t2) in zip(samples, samples[1:], strict=False):
+        if t2 < t1:
+            bad.append(f"{t1} -> {t2}")
+        elif h2 is not None and h1 is not None and h2 != h1 and t2 == t1:
+            bad.append(f"{h1} -> {h2} with the same token {t1}")
+    return bad
+
+
+# -- the mutex -------------------------------------------------------------------------------------
+@dataclass
+class Section:
+    name: str
+    token: int
+    holder: str
+    node: str
+    acquired: float
+    expires: float
+    enter: float
+    leave: float | None = None
+    result: str | None = None  # released | lost | error: ... | None (never released)
+    done: float | None = None
+
+
+def read_sections(path: Path) -> list[Section]:
+    sections: dict[tuple[str, int, str], Section] = {}
+    if not path.exists():
+        return []
+    records: list[dict[str, Any]] = [json.loads(line) for line in
+                                     path.read_text().splitlines() if line.strip()]
+    for r in records:
+        if r["event"] == "enter":
+            sections[(r["name"], r["token"], r["holder"])] = Section(
+                r["name"], r["token"], r["holder"], r["node"], r["acquired"], r["expires"],
+                r["enter"])
+    for r in records:
+        s = sections.get((r["name"], r["token"], r["holder"]))
+        if s is None:
+            continue
+        if r["event"] == "leave":
+            s.leave = r["leave"]
+        elif r["event"] == "release":
+            s.result, s.done = r["result"], r["done"]
+    return list(sections.values())
+
+
+@dataclass
+class MutexReport:
+    checks: list[Check]
+    sections: int
+    names: int
+    past_ttl: int
+    overlaps: int
+
+
+def check_mutex(sections: list[Section], faults: FaultLog) -> MutexReport:
+    by_name: dict[str, list[Section]] = collections.defaultdict(list)
+    for s in sections:
+        by_name[s.name].append(s)
+    order_bad: list[str] = []
+    handover_bad: list[str] = []
+    ttl_bad: list[str] = []
+    overlap_bad: list[str] = []
+    past = overlaps = unknown = 0
+    for name, group in by_name.items():
+        group.sort(key=lambda s: (s.token, s.acquired))
+        # (a) one holder per token, and the acquire order is the token order
+        for prev, nxt in zip(group, group[1:], strict=False):
+            if nxt.token == prev.token:
+                order_bad.append(f"{name}: token {nxt.token} held by {prev.holder} and "
+                                 f"{nxt.holder}")
+            elif nxt.acquired < prev.acquired:
+                order_bad.append(f"{name}: token {nxt.token} acquired before token "
+                                 f"{prev.token}")
+        # (b) each hand-over after a release or the TTL
+        for prev, nxt in zip(group, group[1:], strict=False):
+            why = _early_handover(prev, nxt)
+            if why:
+                handover_bad.append(f"{name}: token {nxt.token} {why} of token {prev.token} "
+                                    f"({prev.result or 'not released'})")
+        # (c) past the TTL only when frozen or cut off from the database
+        for s in group:
+            end = _section_end(s, faults)
+            if end is None:
+                unknown += 1
+                continue
+            if s.result != "lost" and end <= s.expires + EPS:
+                continue
+            past += 1
+            last = max(end, s.done or end)
+            if faults.stalled(s.node, s.acquired, last) is None:
+                ttl_bad.append(f"{name}: token {s.token} on {s.node} held "
+                               f"{last - s.expires:.3f}s past its TTL with no pause or "
+                               "database restart")
+        # (d) overlapping sections: the earlier outlived its TTL, the later has a greater token
+        for i, a in enumerate(group):
+            a_end = _section_end(a, faults)
+            for b in group[i + 1:]:
+                if a_end is None or b.enter >= a_end:
+                    continue
+                overlaps += 1
+                if a_end is not None and a_end <= a.expires + EPS and a.result != "lost":
+                    overlap_bad.append(f"{name}: tokens {a.token} and {b.token} overlap "
+                                       "though the first kept its lease")
+    tokens = sorted(s.token for s in sections) or [0]
+    checks = [
+        Check("mutex tokens only grow (per name, in acquire order)", not order_bad,
+              _detail(order_bad, f"{len(sections)} sections on {len(by_name)} mutexes, "
+                                 f"tokens {tokens[0]}..{tokens[-1]}")),
+        Check("mutex handed over only after a release or the TTL", not handover_bad,
+              _detail(handover_bad, "every hand-over after the predecessor's release, or "
+                                    "its expiry by the database's clock")),
+        Check("no mutex held past its TTL by a running node", not ttl_bad,
+              _detail(ttl_bad, f"{past} section(s) outlived the TTL, each on a paused node or "
+                               "during the database restart")),
+        Check("overlapping holders only after a lost lease, next token greater",
+              not overlap_bad,
+              _detail(overlap_bad, f"{overlaps} overlap(s), all explained"
+                                   + (f"; {unknown} section(s) with no known end"
+                                      if unknown else ""))),
+    ]
+    return MutexReport(checks, len(sections), len(by_name), past, overlaps)
+
+
+def _early_handover(prev: Section, nxt: Section) -> str | None:
+    """Why ``nxt`` took the lock before ``prev`` gave it up, or None when it did not."""
+    after_release = prev.leave is not None and nxt.enter + EPS >= prev.leave
+    after_expiry = nxt.acquired + EPS >= prev.expires
+    if prev.result == "released":
+        return None if after_release else "entered before the release"
+    if prev.result == "lost" or prev.leave is None:
+        return None if after_expiry else "acquired before the expiry"
+    # a release that failed, or a kill between leaving and recording it: it may have released
+    return None if after_release or after_expiry else "took over before the release or expiry"
+
+
+def _section_end(s: Section, faults: FaultLog) -> float | None:
+    """When the holder left its section: its record, else the kill of its node; None when
+    neither is known."""
+    if s.leave is not None:
+        return s.leave
+    return faults.first_kill_after(s.node, s.enter)
+
+
+def _detail(problems: list[str], fine: str) -> str:
+    if not problems:
+        return fine
+    more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(problems[:3]) + more
