@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import random
 import secrets
@@ -114,6 +115,8 @@ class Report:
     executions: Executions | None = None
     mutex: MutexReport | None = None
     exited: list[str] = field(default_factory=list)
+    #: why runs did not succeed: "task: reason" -> how many
+    failures: dict[str, int] = field(default_factory=dict)
     wall_secs: float = 0.0
     checks: list[Check] = field(default_factory=list)
 
@@ -195,12 +198,14 @@ async def chaos(url: str, tmp: Path, plan: Plan, db: RestartableDb | None,
                 done = await _listed(client, ids)
             report.final = sum(1 for i in done if i.status.is_final)
             report.succeeded = sum(1 for i in done if i.status == InstanceStatus.SUCCESS)
+            report.failures = await _failures(client, [i.id for i in done
+                                                       if i.status != InstanceStatus.SUCCESS])
             # a node process that exited by itself (not one we killed: those were restarted)
             report.exited = [n for n, p in cluster.procs.items() if p.poll() is not None]
     finally:
         cluster.stop_all()
-    report.executions = check_executions(cluster.executions(), set(ids), TASKS_PER_RUN,
-                                         report.faults)
+    report.executions = check_executions(cluster.timed_executions(), set(ids), TASKS_PER_RUN,
+                                         report.faults, LEASE_SECS)
     report.mutex = check_mutex(read_sections(mutex_log), report.faults)
     report.checks = _checks(report, plan, bool(ids) and len(ids) == plan.runs)
     return report
@@ -269,6 +274,17 @@ async def _listed(client: Engine, ids: list[str]) -> list[Any]:
     return []
 
 
+async def _failures(client: Engine, ids: list[str]) -> dict[str, int]:
+    reasons: collections.Counter[str] = collections.Counter()
+    for iid in ids[:200]:
+        with contextlib.suppress(TideflowError):
+            inst = await client.get_instance(iid)
+            bad = [f"{t.task_id}: {t.status.value}: {t.reason}" for t in inst.tasks
+                   if t.status.value not in ("success", "skipped")]
+            reasons[bad[0] if bad else f"instance {inst.status.value}: {inst.reason}"] += 1
+    return dict(reasons.most_common())
+
+
 def _checks(r: Report, plan: Plan, all_submitted: bool) -> list[Check]:
     ex, mx = r.executions, r.mutex
     assert ex is not None and mx is not None
@@ -280,7 +296,8 @@ def _checks(r: Report, plan: Plan, all_submitted: bool) -> list[Check]:
               all_submitted and r.final == r.runs and r.succeeded == r.runs,
               f"{r.final} final, {r.succeeded} successful of {r.runs}"
               + ("" if all_submitted else " (not all were submitted)")
-              + (f"; not final within {plan.max_secs:.0f}s" if r.final < r.runs else "")),
+              + (f"; not final within {plan.max_secs:.0f}s" if r.final < r.runs else "")
+              + "".join(f"; {n}x {why[:160]}" for why, n in list(r.failures.items())[:3])),
         Check("no task missing", ex.missing == 0,
               f"{r.runs * TASKS_PER_RUN - ex.missing} of {r.runs * TASKS_PER_RUN} tasks "
               f"executed, {ex.missing} missing"),

@@ -55,12 +55,6 @@ class FaultLog:
     def of(self, kind: str) -> list[Fault]:
         return [f for f in self.faults if f.kind == kind]
 
-    def killed_nodes(self) -> set[str]:
-        return {f.node for f in self.of("kill") if f.node}
-
-    def paused_past_lease(self) -> set[str]:
-        return {f.node for f in self.of("pause") if f.node and f.past_lease}
-
     def stalled(self, node: str, start: float, end: float) -> Fault | None:
         """A pause of ``node`` or a database restart overlapping [start, end], if any: what
         can make a running holder outlive its TTL."""
@@ -71,6 +65,26 @@ class FaultLog:
                 continue
             if f.start <= end and start <= f.end:
                 return f
+        return None
+
+    def lost(self, first: tuple[str, float], again: tuple[str, float],
+             stale_secs: float) -> str | None:
+        """Why a task executed on ``first`` = (node, time) ran again at ``again``: "kill"
+        (the first node was killed in between: its result died with it), "pause" (the first
+        node was paused past its lease in between, or either node had woken from such a
+        pause less than ``stale_secs`` before its execution: a deposed node acting on
+        ownership it had lost), or None."""
+        (n1, t1), (n2, t2) = first, again
+        for f in self.faults:
+            if f.node == n1 and t1 <= f.start <= t2:
+                if f.kind == "kill":
+                    return "kill"
+                if f.kind == "pause" and f.past_lease:
+                    return "pause"
+        for f in self.of("pause"):
+            if f.past_lease and any(f.node == n and f.end <= t <= f.end + stale_secs
+                                    for n, t in ((n1, t1), (n2, t2))):
+                return "pause"
         return None
 
     def first_kill_after(self, node: str, t: float) -> float | None:

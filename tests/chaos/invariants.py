@@ -59,28 +59,28 @@ class Executions:
     unexplained: list[str]
 
 
-def check_executions(executions: Iterable[tuple[str, str, str, int]], wanted: set[str],
-                     tasks_per_run: int, faults: FaultLog) -> Executions:
-    """Every task of every run executed; a task executed more than once only where a node
-    that executed it was killed or paused past its lease (DESIGN.md §5)."""
-    count: collections.Counter[tuple[str, str]] = collections.Counter()
-    nodes: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
-    for node, iid, tid, _ in executions:
+def check_executions(executions: Iterable[tuple[str, str, str, int, float]], wanted: set[str],
+                     tasks_per_run: int, faults: FaultLog, lease_secs: float) -> Executions:
+    """Every task of every run executed; a task executed again only where the node of the
+    execution before it was killed, or paused past its lease, between the two (DESIGN.md §5):
+    the earlier execution's result was lost with its node, or its node was declared dead."""
+    runs: dict[tuple[str, str], list[tuple[float, str]]] = collections.defaultdict(list)
+    for node, iid, tid, _, at in executions:
         if iid in wanted:
-            count[(iid, tid)] += 1
-            nodes[(iid, tid)].add(node)
-    killed, paused = faults.killed_nodes(), faults.paused_past_lease()
-    out = Executions(len(wanted) * tasks_per_run - len(count), 0, 0, 0, [])
-    for key, n in count.items():
-        if n < 2:
-            continue
-        out.duplicates += n - 1
-        if nodes[key] & killed:
-            out.by_kill += n - 1
-        elif nodes[key] & paused:
-            out.by_pause += n - 1
-        else:
-            out.unexplained.append(f"{key[0]}/{key[1]} x{n} on {','.join(sorted(nodes[key]))}")
+            runs[(iid, tid)].append((at, node))
+    out = Executions(len(wanted) * tasks_per_run - len(runs), 0, 0, 0, [])
+    for key, seq in runs.items():
+        seq.sort()
+        for (t1, n1), (t2, n2) in zip(seq, seq[1:], strict=False):
+            out.duplicates += 1
+            cause = faults.lost((n1, t1), (n2, t2), stale_secs=lease_secs)
+            if cause == "kill":
+                out.by_kill += 1
+            elif cause == "pause":
+                out.by_pause += 1
+            else:
+                out.unexplained.append(f"{key[0]}/{key[1]} on {n1} at {t1:.3f}, again at "
+                                       f"{t2:.3f}")
     return out
 
 

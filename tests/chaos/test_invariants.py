@@ -80,16 +80,27 @@ def test_sections_are_read_from_the_log(tmp_path: Path) -> None:
     assert (s.token, s.node, s.leave, s.result, s.expires) == (4, "w2", 10.2, "released", 12.0)
 
 
-def test_duplicates_are_explained_only_by_kills_and_long_pauses() -> None:
+def test_duplicates_are_explained_only_by_kills_and_long_pauses_in_between() -> None:
     log = FaultLog([Fault("kill", 1, 2, "w1"), Fault("pause", 3, 4, "w2", past_lease=False),
                     Fault("pause", 5, 9, "w3", past_lease=True)])
-    executions = [("w1", "i1", "a", 1), ("w2", "i1", "a", 2),   # w1 was killed
-                  ("w3", "i1", "b", 1), ("w2", "i1", "b", 2),   # w3 was paused past the lease
-                  ("w2", "i2", "a", 1), ("w2", "i2", "a", 2)]   # w2 only paused briefly
-    out = invariants.check_executions(executions, {"i1", "i2"}, 2, log)
-    assert (out.duplicates, out.by_kill, out.by_pause) == (3, 1, 1)
-    assert out.unexplained == ["i2/a x2 on w2"]
-    assert out.missing == 1  # i2/b never ran
+    executions = [("w1", "i1", "a", 1, 0.5), ("w2", "i1", "a", 2, 2.5),  # w1 killed between
+                  ("w3", "i1", "b", 1, 4.5), ("w2", "i1", "b", 2, 8.0),  # w3 paused past lease
+                  ("w2", "i2", "a", 1, 2.9), ("w1", "i2", "a", 2, 4.5),  # w2 paused briefly
+                  ("w1", "i3", "a", 1, 3.0), ("w2", "i3", "a", 2, 3.5)]  # w1's kill was before
+    out = invariants.check_executions(executions, {"i1", "i2", "i3"}, 2, log, lease_secs=3.0)
+    assert (out.duplicates, out.by_kill, out.by_pause) == (4, 1, 1)
+    assert [u.split(" ")[0] for u in out.unexplained] == ["i2/a", "i3/a"]
+    assert out.missing == 2  # i2/b and i3/b never ran
+
+
+def test_a_node_waking_from_a_long_pause_explains_its_stale_execution() -> None:
+    log = FaultLog([Fault("pause", 5, 9, "w3", past_lease=True)])
+    # the task moved to w1 during the pause; w3 woke and ran it once more before it noticed
+    executions = [("w1", "i1", "a", 2, 8.0), ("w3", "i1", "a", 2, 9.5)]
+    out = invariants.check_executions(executions, {"i1"}, 1, log, lease_secs=3.0)
+    assert (out.by_pause, out.unexplained) == (1, [])
+    late = [("w1", "i1", "a", 2, 8.0), ("w3", "i1", "a", 2, 20.0)]
+    assert invariants.check_executions(late, {"i1"}, 1, log, lease_secs=3.0).unexplained
 
 
 def test_token_samples_must_not_go_down_or_change_hands_in_place() -> None:

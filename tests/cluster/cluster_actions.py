@@ -1,5 +1,6 @@
 """Actions for the cluster tests: each execution is appended to a log file, one line per
-attempt (node, instance, task, attempt), so the tests can check for lost or doubled work."""
+attempt (node, instance, task, attempt, wall time), so the tests can check for lost or doubled
+work."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ NODE = os.environ.get("TIDEFLOW_TEST_NODE", "?")
 
 
 def _record(ctx: ActionContext) -> None:
-    line = f"{NODE} {ctx.instance_id} {ctx.task_id} {ctx.attempt}\n".encode()
+    # the wall time last: the chaos run matches it against the times of its faults
+    line = f"{NODE} {ctx.instance_id} {ctx.task_id} {ctx.attempt} {time.time():.6f}\n".encode()
     fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)  # one write: lines from many processes do not interleave
@@ -74,11 +76,14 @@ class _Witness:
     def __init__(self, keeper: Any) -> None:
         self.keeper = keeper
         self.lease: Any = None
+        #: wall times around the successful call: where a late grant spent its time
+        self.called = self.returned = 0.0
 
     async def acquire_lease(self, name: str, holder: str, ttl_secs: float) -> Any:
+        called = time.time()
         lease = await self.keeper.acquire_lease(name, holder, ttl_secs)
         if lease is not None:
-            self.lease = lease
+            self.lease, self.called, self.returned = lease, called, time.time()
         return lease
 
     def __getattr__(self, attr: str) -> Any:
@@ -127,7 +132,8 @@ async def guarded(ctx: ActionContext, params: Any) -> None:
     base = {"name": name, "token": token, "holder": holder, "node": NODE}
     _append(log_path, {**base, "event": "enter", "enter": time.time(),
                        "acquired": lease.acquired_at.timestamp(),
-                       "expires": lease.expires_at.timestamp()})
+                       "expires": lease.expires_at.timestamp(),
+                       "called": witness.called, "returned": witness.returned})
     try:
         await asyncio.sleep(hold)
     finally:

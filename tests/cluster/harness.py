@@ -89,12 +89,16 @@ class Cluster:
         ))
 
     def executions(self) -> list[tuple[str, str, str, int]]:
+        return [(node, iid, tid, attempt) for node, iid, tid, attempt, _ in self.timed_executions()]
+
+    def timed_executions(self) -> list[tuple[str, str, str, int, float]]:
+        """(node, instance, task, attempt, wall time at the start) per execution."""
         if not self.exec_log.exists():
             return []
         out = []
         for line in self.exec_log.read_text().splitlines():
-            node, iid, tid, attempt = line.split()
-            out.append((node, iid, tid, int(attempt)))
+            node, iid, tid, attempt, at = line.split()
+            out.append((node, iid, tid, int(attempt), float(at)))
         return out
 
     def log_text(self, node_id: str) -> str:

@@ -82,8 +82,12 @@ async def submit(engine: Engine, count: int, rng: random.Random, *, secs: tuple[
         secs_value = f"{rng.uniform(*secs):.3f}"
         while True:
             try:
-                ids.append((await engine.run_dag(dag_id, {"secs": secs_value})).id)
+                # a run accepted into a write that never lands would hang here: fail instead
+                async with asyncio.timeout(20):
+                    ids.append((await engine.run_dag(dag_id, {"secs": secs_value})).id)
                 break
+            except TimeoutError:
+                raise AssertionError(f"run {n} of {dag_id} not accepted within 20s") from None
             except StoreError:
                 if time.monotonic() > deadline:
                     raise

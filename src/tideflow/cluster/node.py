@@ -87,6 +87,8 @@ class ClusterNode:
         #: the live nodes as the leader last saw them; a change wakes the WatchDog
         self._live: frozenset[str] | None = None
         self._watch_now = asyncio.Event()
+        #: instances the last dispatch round left waiting
+        self._held = 0
         self._load: dict[str, int] = {}
         self._round: dict[str, int] = {}
         self.closed = False
@@ -314,13 +316,17 @@ class ClusterNode:
             except TideflowError as exc:
                 log.warning("dispatch failed: %s", exc)
                 self.engine.emit("dispatched", 0, 0.0, False)
-            await self._dispatch_wake.wait(self._poll_delay())
+            delay = self._poll_delay()
+            if self._held:
+                delay = min(delay, self.settings.poll_idle_secs)
+            await self._dispatch_wake.wait(delay)
 
     async def dispatch_once(self) -> int:
         """Assign waiting instances to live workers; returns how many were assigned."""
         started = time.monotonic()
         pending = await self.sched.pending_instances(self.settings.dispatch_batch)
         if not pending:
+            self._held = 0
             return 0
         workers = await self._live_workers()
         self._load = await self.sched.owner_load()
@@ -351,6 +357,9 @@ class ClusterNode:
             self._round[chosen] = self._round.get(chosen, 0) + 1
             active[p.dag_id] = active.get(p.dag_id, 0) + 1
         assigned = await self.sched.assign(assignments, self.fence)
+        # instances held back (a run limit, busy or missing workers) wait for something that
+        # sends no notification (a run ending, a slot freeing): look again soon
+        self._held = len(pending) - len(assigned)
         await self.sched.set_waiting_reason(waiting, self.fence)
         if assigned:
             self.waker.notify()
