@@ -211,6 +211,17 @@ async def _idle_rate(eng: Engine, url: str, secs: float) -> tuple[float, float]:
 
     sync_engine = eng.store.engine.sync_engine  # type: ignore[attr-defined]
     event.listen(sync_engine, "before_cursor_execute", count)
+    # SQLite's change check (PRAGMA data_version) runs on the store's own sqlite3
+    # connection, outside SQLAlchemy: count it too
+    direct = getattr(eng.store, "_direct", None)
+    if direct is not None:
+        original = direct.data_version
+
+        async def counted() -> int:
+            count()
+            return int(await original())
+
+        direct.data_version = counted
     pg = url.startswith("postgresql")
     name = url.rsplit("/", 1)[1]
     await asyncio.sleep(3.0)  # settle: start-up reads, the first beats, the leader's first look

@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tideflow import Engine, EngineSettings
 from tideflow.errors import StoreError
+from tideflow.states import InstanceStatus, TaskStatus
 from tideflow.store import Fault, FaultPlan, FaultyStore
+from tideflow.store.records import InstanceRecord, TaskRecord
 from tideflow.store.url import make_store
 
 from .workload import Executions, check_all, dags, submit, wait_all_final
@@ -21,7 +24,7 @@ from .workload import Executions, check_all, dags, submit, wait_all_final
 PLAN = FaultPlan(
     default=Fault(error_before=0.1, error_after=0.1, delay=0.2, max_delay_secs=0.02),
     # the group commit carries every result: fault it hardest
-    methods={"write": Fault(error_before=0.2, error_after=0.25, delay=0.2, max_delay_secs=0.03)},
+    methods={"write": Fault(error_before=0.15, error_after=0.2, delay=0.2, max_delay_secs=0.03)},
 )
 
 
@@ -62,7 +65,7 @@ async def _run_with_faults(url: str, *, runs: int, seed: int, fault_secs: float,
 
 async def test_faults_sqlite(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "tideflow")
-    store = await _run_with_faults(sqlite_url, runs=30, seed=1, fault_secs=1.0, caplog=caplog)
+    store = await _run_with_faults(sqlite_url, runs=24, seed=1, fault_secs=1.0, caplog=caplog)
     # the ambiguous case hit the group commit's inserts of new instances too
     assert store.injected[("write", "after")] > 0
 
@@ -97,6 +100,36 @@ async def test_idempotent_run_survives_a_lost_reply(sqlite_url: str) -> None:
         check_all([await store.inner.get_instance(inst.id)], executions, all_instances=listed)
 
 
+async def test_store_write_repeated_after_a_lost_reply(db_url: str) -> None:
+    """The group commit's retry of a write that did commit: its new instance is found
+    inserted already and is written as an update, with the state it has now."""
+    store = make_store(db_url)
+    await store.open()
+    try:
+        now = datetime.now(UTC)
+        inst = InstanceRecord(id="01TESTLOSTREPLY", dag_id="chain", dag_version=1,
+                              status=InstanceStatus.SCHEDULED, trigger="manual", vars={},
+                              created_at=now, updated_at=now, tags={"team": "a"})
+        inst.tasks = [TaskRecord(instance_id=inst.id, task_id=t, name=t, action_name="work")
+                      for t in ("a", "b")]
+        await store.write([], [], new_instances=[inst])
+        inst.status = InstanceStatus.RUNNING
+        inst.tasks[0].status = TaskStatus.SUCCESS
+        await store.write([], [], new_instances=[inst])
+        got = await store.get_instance(inst.id)
+        assert got.status == InstanceStatus.RUNNING
+        assert [(t.task_id, t.status) for t in got.tasks] == [
+            ("a", TaskStatus.SUCCESS), ("b", TaskStatus.INIT)]
+        assert got.tags == {"team": "a"}
+        # a fenced writer (a cluster node) leaves the inserted row to the Dispatcher
+        inst.status = InstanceStatus.FAILED
+        assert await store.write([], [], new_instances=[inst], owner="w1") == set()
+        assert (await store.get_instance(inst.id)).status == InstanceStatus.RUNNING
+        assert len(await store.list_instances()) == 1
+    finally:
+        await store.close()
+
+
 async def test_plan_validation_and_switch(sqlite_url: str, tmp_path: Path) -> None:
     with pytest.raises(Exception, match="between 0 and 1"):
         Fault(error_before=1.5)
@@ -111,3 +144,56 @@ async def test_plan_validation_and_switch(sqlite_url: str, tmp_path: Path) -> No
         assert store.calls["list_dags"] == 2
     finally:
         await store.close()
+
+
+async def test_run_while_the_database_is_down(sqlite_url: str) -> None:
+    """Before a run is accepted (its DAG cannot be read) the caller gets StoreError and
+    nothing is created; once accepted, the call waits for the database instead of failing."""
+    executions = Executions()
+    store = FaultyStore(make_store(sqlite_url), FaultPlan(default=Fault(error_before=1.0)))
+    store.enabled = False
+    async with Engine(store, actions=executions.registry(),
+                      settings=EngineSettings(node_id="down")) as engine:
+        await engine.register_dag(dags()[0])
+        store.enabled = True
+        with pytest.raises(StoreError, match="injected"):
+            await engine.run_dag("chain")
+        assert await store.inner.list_instances() == []
+
+        store.plan = FaultPlan(methods={"write": Fault(error_before=1.0)})
+        pending = asyncio.ensure_future(engine.run_dag("chain"))
+        await asyncio.sleep(0.5)
+        assert not pending.done(), "the run gave up while the database was away"
+        store.enabled = False
+        inst = await asyncio.wait_for(pending, 10)
+        await engine.wait_for(inst.id, timeout=20)
+        listed = await store.inner.list_instances()
+        check_all([await store.inner.get_instance(inst.id)], executions, all_instances=listed)
+
+
+@pytest.mark.postgres
+async def test_faults_cluster_node(postgres_url: str) -> None:
+    """A cluster worker that is also the leader: the Keeper's heartbeats and leases, the
+    Dispatcher's assignments and the claim loop are faulted as well as the state writes."""
+    from tideflow.cluster.node import ClusterSettings
+
+    executions = Executions()
+    store = FaultyStore(make_store(postgres_url), PLAN, seed=4)
+    store.enabled = False
+    settings = EngineSettings(node_id="faulty-worker", cluster=ClusterSettings(
+        role="worker", unhealthy_secs=3.0, heartbeat_secs=0.5, lease_secs=2.0))
+    async with Engine(store, actions=executions.registry(), settings=settings) as engine:
+        for d in dags():
+            await engine.register_dag(d)
+        async with asyncio.timeout(20):
+            while not any(n.is_leader for n in await engine.list_nodes()):
+                await asyncio.sleep(0.1)
+        store.enabled = True
+        ids = await submit(engine, 24, random.Random(4), secs=(0.0, 0.02))
+        await asyncio.sleep(1.0)
+        store.enabled = False
+        await wait_all_final(store.inner, ids, timeout=60)
+        assert store.injected[("assign", "after")] + store.injected[("write", "after")] > 0
+        instances = [await store.inner.get_instance(i) for i in ids]
+        everything = await store.inner.list_instances(limit=10_000)
+    check_all(instances, executions, all_instances=everything)

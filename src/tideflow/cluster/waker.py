@@ -130,9 +130,13 @@ class PostgresWaker(Waker):
                 if self._pending:
                     self._pending = False  # one NOTIFY carries every change made so far
                     await self._conn.execute("SELECT pg_notify($1, '')", self.channel_name)
+                if delay > 0.1:
+                    log.info("notification channel up again")
                 delay = 0.1
             except Exception as exc:  # the database is away: retry with back-off
-                log.warning("notification channel down (%s); retrying in %.1fs", exc, delay)
+                # one warning per outage, not one per retry
+                log.log(logging.WARNING if delay == 0.1 else logging.DEBUG,
+                        "notification channel down (%s); retrying in %.1fs", exc, delay)
                 self._conn = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

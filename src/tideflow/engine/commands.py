@@ -177,6 +177,8 @@ class CommandVerbs:
                 now = await self.store.change_marker()
                 if now == marker:
                     continue
+                if marker is not None and not pushed and self._waker is not None:
+                    self._waker.poke()  # another writer changed the file: the cron looks too
                 marker = now
                 scope = None if self.settings.recover else list(self._runners)
                 if scope is not None and not scope:

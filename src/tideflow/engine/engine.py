@@ -191,6 +191,12 @@ class Engine(CommandVerbs, ClusterHost):
 
             self._waker = make_waker(url.url, url.backend, self.settings.table_prefix)
             await self._waker.start()
+        elif url is not None and url.backend == "sqlite":
+            # the command loop's look at the file's change counter, which every other
+            # writer moves, wakes the cron trigger: it need not read the DAGs every second
+            from ..cluster.waker import Waker
+
+            self._waker = Waker()
         if self.settings.recover:
             await self._recover()
             # a single node that drives its database is its own leader: it runs the schedules
@@ -322,6 +328,7 @@ class Engine(CommandVerbs, ClusterHost):
         check_templates(model, source=source)
         record = await self.store.save_dag(model)
         self._dag_reads.pop(record.id, None)
+        self._dags_changed()
         return record
 
     async def _known_actions(self, dag: DagDef) -> frozenset[str] | None:
@@ -360,10 +367,16 @@ class Engine(CommandVerbs, ClusterHost):
         self._require_rt()
         return await self.store.list_dags()
 
+    def _dags_changed(self) -> None:
+        """Wake this node's cron trigger (other nodes learn it from the database)."""
+        if self._waker is not None:
+            self._waker.poke()
+
     async def delete_dag(self, dag_id: str, *, force: bool = False) -> None:
         self._require_rt()
         await self.store.delete_dag(dag_id, force=force)
         self._dag_reads.pop(dag_id, None)
+        self._dags_changed()
 
     async def set_dag_status(self, dag_id: str, status: DagStatus | str) -> None:
         self._require_rt()
@@ -373,6 +386,7 @@ class Engine(CommandVerbs, ClusterHost):
             raise InputError(f"unknown DAG status '{status}': use normal or stopped") from None
         await self.store.set_dag_status(dag_id, st)
         self._dag_reads.pop(dag_id, None)
+        self._dags_changed()
 
     async def _newest_dag(self, dag_id: str) -> DagRecord:
         """The newest version of a DAG. Runs submitted together share one read (a read that

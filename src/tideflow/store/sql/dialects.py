@@ -57,6 +57,12 @@ def _mysql_errno(exc: BaseException) -> int | None:
 #: a pooled connection unused for longer than this is checked before it is handed out
 IDLE_PING_SECS = 5.0
 
+#: the server ends a session whose transaction waits this long on its client: a node frozen
+#: (SIGSTOP, a VM pause) in the middle of a transaction would otherwise keep its row locks,
+#: and with them the leader's lease, for as long as it stays frozen. tideflow's own
+#: transactions never wait on the client for more than milliseconds.
+IDLE_TRANSACTION_TIMEOUT_SECS = 5
+
 
 def ping_when_idle(engine: AsyncEngine, idle_secs: float = IDLE_PING_SECS) -> None:
     """Check a pooled connection before use only when it sat idle for ``idle_secs``.
@@ -217,6 +223,18 @@ class MysqlHooks(DialectHooks):
     def install(self, engine: AsyncEngine) -> None:
         ping_when_idle(engine)
 
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            try:
+                # MariaDB's name for it; MySQL has no such setting and goes without
+                cursor.execute(
+                    f"SET SESSION idle_transaction_timeout = {IDLE_TRANSACTION_TIMEOUT_SECS}")
+            except Exception:
+                pass
+            finally:
+                cursor.close()
+
     def driver_errors(self) -> tuple[type[BaseException], ...]:
         try:
             from asyncmy import errors  # type: ignore[import-not-found,unused-ignore]
@@ -279,7 +297,12 @@ class PostgresHooks(DialectHooks):
     def engine_options(self, url: URL) -> dict[str, Any]:
         # the most recently used connection first: a quiet node keeps reusing one known-good
         # connection instead of rotating through the pool (see ping_when_idle)
-        return {"pool_use_lifo": True}
+        return {
+            "pool_use_lifo": True,
+            "connect_args": {"server_settings": {
+                "idle_in_transaction_session_timeout":
+                    str(IDLE_TRANSACTION_TIMEOUT_SECS * 1000)}},
+        }
 
     def install(self, engine: AsyncEngine) -> None:
         ping_when_idle(engine)

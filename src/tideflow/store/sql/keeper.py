@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...cluster.keeper import LEADER_LEASE, Beat, Keeper, holder_id
 from ...errors import ConflictError
@@ -86,6 +87,8 @@ class KeeperMethods(Database, Keeper):
                 unhealthy_secs=unhealthy_secs)
         n, le = self.tables.nodes, self.tables.leases
         async with self._tx("heartbeat", write=True) as conn:
+            locked = (token is not None or campaign) and await self._lock_lease(
+                conn, LEADER_LEASE)
             now = await self._hooks.db_now(conn)
             alive = (await conn.execute(
                 n.update()
@@ -93,7 +96,9 @@ class KeeperMethods(Database, Keeper):
                 .values(heartbeat_at=now, running=running, assigned=assigned)
             )).rowcount
             expires = now + timedelta(seconds=lease_secs)
-            if token is not None:
+            if not locked:
+                pass
+            elif token is not None:
                 await conn.execute(
                     le.update()
                     .where(le.c.name == LEADER_LEASE, le.c.holder == holder,
@@ -193,36 +198,52 @@ class KeeperMethods(Database, Keeper):
         le = self.tables.leases
         async with self._tx(f"acquire lease {name!r}", write=True,
                             conflict=f"lease {name!r} was created concurrently") as conn:
-            now = await self._hooks.db_now(conn)
-            expires = now + timedelta(seconds=ttl_secs)
-            mine = await conn.execute(
-                le.update()
-                .where(le.c.name == name, le.c.holder == holder, le.c.expires_at > now)
-                .values(expires_at=expires)
-            )
-            if not mine.rowcount:
-                taken = await conn.execute(
-                    le.update()
-                    .where(
-                        le.c.name == name,
-                        sa.or_(le.c.holder.is_(None), le.c.expires_at <= now),
-                    )
-                    .values(holder=holder, token=le.c.token + 1, acquired_at=now,
-                            expires_at=expires)
+            if not await self._lock_lease(conn, name):
+                exists = (
+                    await conn.execute(sa.select(le.c.name).where(le.c.name == name))
+                ).first()
+                if exists is not None:
+                    return None  # someone is changing it this very moment: not free now
+                now = await self._hooks.db_now(conn)
+                await conn.execute(
+                    le.insert().values(name=name, holder=holder, token=1, acquired_at=now,
+                                       expires_at=now + timedelta(seconds=ttl_secs))
                 )
-                if not taken.rowcount:
-                    exists = (
-                        await conn.execute(sa.select(le.c.name).where(le.c.name == name))
-                    ).first()
-                    if exists is not None:
-                        return None
-                    await conn.execute(
-                        le.insert().values(name=name, holder=holder, token=1, acquired_at=now,
-                                           expires_at=expires)
+            else:
+                # the clock is read once the row is ours: a wait for the lock cannot age the
+                # expiry written below
+                now = await self._hooks.db_now(conn)
+                expires = now + timedelta(seconds=ttl_secs)
+                mine = await conn.execute(
+                    le.update()
+                    .where(le.c.name == name, le.c.holder == holder, le.c.expires_at > now)
+                    .values(expires_at=expires)
+                )
+                if not mine.rowcount:
+                    taken = await conn.execute(
+                        le.update()
+                        .where(
+                            le.c.name == name,
+                            sa.or_(le.c.holder.is_(None), le.c.expires_at <= now),
+                        )
+                        .values(holder=holder, token=le.c.token + 1, acquired_at=now,
+                                expires_at=expires)
                     )
+                    if not taken.rowcount:
+                        return None
             row = (await conn.execute(sa.select(le).where(le.c.name == name))).first()
         assert row is not None
         return _lease(row)
+
+    async def _lock_lease(self, conn: AsyncConnection, name: str) -> bool:
+        """Lock the lease's row for this transaction without waiting: False when it is
+        missing or another transaction holds it (then this attempt passes; the caller tries
+        again later). Waiting could take as long as a frozen holder stays frozen."""
+        le = self.tables.leases
+        row = (await conn.execute(
+            sa.select(le.c.name).where(le.c.name == name).with_for_update(skip_locked=True)
+        )).first()
+        return row is not None
 
     async def renew_lease(self, name: str, holder: str, token: int, ttl_secs: float) -> bool:
         le = self.tables.leases
@@ -283,7 +304,10 @@ def _lease(r: Any) -> LeaseRecord:
 
 
 # Timestamps are stored as naive UTC, hence ``AT TIME ZONE 'UTC'``; the data-modifying CTEs
-# all see the table as it was before the statement, which is what the live list wants.
+# all see the table as it was before the statement, which is what the live list wants. The
+# lease row is taken only when no other transaction holds it (SKIP LOCKED), so the clock read
+# at the start is still current when the expiry is written, and a frozen holder's open
+# transaction never stalls this node's heartbeat.
 _PG_BEAT = """
 WITH clk AS (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS t),
 hb AS (
@@ -292,13 +316,17 @@ hb AS (
   WHERE node_id = :node_id AND incarnation = :incarnation
   RETURNING node_id
 ),
+free AS (
+  SELECT name FROM {leases} WHERE name = :name AND (:renew OR :campaign)
+  FOR UPDATE SKIP LOCKED
+),
 ls AS (
   UPDATE {leases} SET
     holder = :holder,
     token = CASE WHEN :renew THEN token ELSE token + 1 END,
     acquired_at = CASE WHEN :renew THEN acquired_at ELSE (SELECT t FROM clk) END,
     expires_at = (SELECT t FROM clk) + make_interval(secs => :ttl)
-  WHERE name = :name AND (
+  WHERE name = :name AND name IN (SELECT name FROM free) AND (
     (:renew AND holder = :holder AND token = :token AND expires_at > (SELECT t FROM clk))
     OR (:campaign AND (holder IS NULL OR expires_at <= (SELECT t FROM clk))))
   RETURNING holder, token, acquired_at, expires_at
