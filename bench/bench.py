@@ -249,17 +249,45 @@ async def idle(url: str, size: dict[str, int]) -> dict[str, float]:
     return {k: v for k, v in out.items() if v == v}  # drop the NaNs
 
 
-async def _pg_cost(name: str) -> tuple[int, int, int]:
-    """Commits, rows written and the WAL position (bytes) of database ``name``."""
+def _server_cpu_secs(backend_pid: int) -> float:
+    """CPU seconds used so far by the processes of the (local) PostgreSQL server that
+    ``backend_pid`` belongs to: its postmaster's children; NaN when it is not local."""
+    import os
+
+    def stat(pid: int | str) -> list[str]:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    try:
+        postmaster = int(stat(backend_pid)[1])
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    fields = stat(entry)
+                except OSError:
+                    continue
+                if int(fields[1]) == postmaster:
+                    total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+    except OSError:
+        return float("nan")
+
+
+async def _pg_cost(name: str) -> tuple[int, int, int, float]:
+    """Commits, rows written, the WAL position (bytes) of database ``name``, and the CPU
+    seconds the server has used (NaN when it is not on this machine)."""
     import asyncpg
 
     conn = await asyncpg.connect(f"{POSTGRES}/postgres")
     try:
         row = await conn.fetchrow(
             "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted AS rows, "
-            "pg_current_wal_lsn() - '0/0'::pg_lsn AS wal "
+            "pg_current_wal_lsn() - '0/0'::pg_lsn AS wal, pg_backend_pid() AS pid "
             "FROM pg_stat_database WHERE datname = $1", name)
-        return int(row["xact_commit"]), int(row["rows"]), int(row["wal"])
+        return (int(row["xact_commit"]), int(row["rows"]), int(row["wal"]),
+                _server_cpu_secs(int(row["pid"])))
     finally:
         await conn.close()
 
@@ -293,7 +321,7 @@ async def _w1_on_workers(url: str, workers: int, runs: int, tmp: Path) -> dict[s
             await client.wait_for(warm.id, timeout=60, settled=False)
             pg = url.startswith("postgresql")
             name = url.rsplit("/", 1)[1]
-            before = await _pg_cost(name) if pg else (0, 0, 0)
+            before = await _pg_cost(name) if pg else (0, 0, 0, 0.0)
             start = time.perf_counter()
             insts = await asyncio.gather(*[client.run_dag("w1") for _ in range(runs)])
             assert len(insts) == runs
@@ -306,15 +334,7 @@ async def _w1_on_workers(url: str, workers: int, runs: int, tmp: Path) -> dict[s
                     if (await conn.execute(count)).scalar_one() >= runs + 1:
                         break
             wall = time.perf_counter() - start
-            tasks = runs * 10
-            out = {"tasks_per_s": tasks / wall, "wall_s": wall}
-            if pg:
-                await asyncio.sleep(1.0)  # the statistics are reported with a delay
-                after = await _pg_cost(name)
-                out["commits_per_task"] = (after[0] - before[0]) / tasks
-                out["rows_per_task"] = (after[1] - before[1]) / tasks
-                out["wal_bytes_per_task"] = (after[2] - before[2]) / tasks
-            return out
+            cpu_done = await _pg_cost(name) if pg else (0, 0, 0, 0.0)
     finally:
         for proc, _log in procs:
             proc.terminate()
@@ -324,6 +344,18 @@ async def _w1_on_workers(url: str, workers: int, runs: int, tmp: Path) -> dict[s
             except subprocess.TimeoutExpired:
                 proc.kill()
             log.close()
+    tasks = runs * 10
+    out = {"tasks_per_s": tasks / wall, "wall_s": wall}
+    if pg:
+        out["db_cpu_us_per_task"] = (cpu_done[3] - before[3]) / tasks * 1e6
+        # a server process reports its statistics when it ends at the latest: read them
+        # once the nodes are gone (their leaving adds a few rows, not per task)
+        await asyncio.sleep(0.5)
+        after = await _pg_cost(name)
+        out["commits_per_task"] = (after[0] - before[0]) / tasks
+        out["rows_per_task"] = (after[1] - before[1]) / tasks
+        out["wal_bytes_per_task"] = (after[2] - before[2]) / tasks
+    return out
 
 
 async def scaleout(url: str, size: dict[str, int]) -> dict[str, float]:

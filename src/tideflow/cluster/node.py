@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -183,11 +184,13 @@ class ClusterNode:
     # -- membership and leadership ---------------------------------------------------------
     async def _membership(self) -> None:
         s = self.settings
+        failures = 0
         while True:
             started = time.monotonic()
             next_beat = started + s.heartbeat_secs
             try:
                 beat = await self._beat(started)
+                failures = _recovered(failures, "heartbeat")
                 if not beat.alive:
                     log.error("node %s was taken over by a newer incarnation; it stops "
                               "executing", self.node_id)
@@ -208,7 +211,8 @@ class ClusterNode:
                     next_beat = min(next_beat,
                                     time.monotonic() + max(0.0, expires_in) + 0.02)
             except TideflowError as exc:
-                log.warning("heartbeat failed: %s", exc)
+                failures += 1
+                _failed(failures, "heartbeat", exc)
             if self.is_leader and time.monotonic() > self._lease_valid_until:
                 await self._step_down("could not renew the lease in time")
             await asyncio.sleep(max(0.0, next_beat - time.monotonic()))
@@ -306,20 +310,23 @@ class ClusterNode:
         return [n for n in nodes if n.alive and n.role == "worker"]
 
     async def _dispatch_loop(self) -> None:
+        failures = 0
         while True:
             try:
                 if self.leading():
                     moved = await self.dispatch_once()
+                    failures = _recovered(failures, "dispatch")
                     if moved:
                         self.mark_busy()
                         continue
             except TideflowError as exc:
-                log.warning("dispatch failed: %s", exc)
+                failures += 1
+                _failed(failures, "dispatch", exc)
                 self.engine.emit("dispatched", 0, 0.0, False)
             delay = self._poll_delay()
             if self._held:
                 delay = min(delay, self.settings.poll_idle_secs)
-            await self._dispatch_wake.wait(delay)
+            await self._dispatch_wake.wait(_retry_delay(failures, delay))
 
     async def dispatch_once(self) -> int:
         """Assign waiting instances to live workers; returns how many were assigned."""
@@ -440,16 +447,19 @@ class ClusterNode:
 
     # -- the claim loop (every worker) --------------------------------------------------------
     async def _claim_loop(self) -> None:
+        failures = 0
         while True:
             try:
                 changed = await self.claim_once()
+                failures = _recovered(failures, "reading this worker's instances")
                 if changed:
                     self.mark_busy()
             except TideflowError as exc:
-                log.warning("could not read this worker's instances: %s", exc)
+                failures += 1
+                _failed(failures, "reading this worker's instances", exc)
             if self.engine.owned_count:
                 self.mark_busy()
-            await self._claim_wake.wait(self._poll_delay())
+            await self._claim_wake.wait(_retry_delay(failures, self._poll_delay()))
 
     async def claim_once(self) -> bool:
         """Pick up instances assigned to this worker, and its queued commands."""
@@ -460,6 +470,28 @@ class ClusterNode:
 
     def stats(self) -> dict[str, Any]:
         return {"leader": self.is_leader, "token": self.lease_token}
+
+
+def _retry_delay(failures: int, delay: float) -> float:
+    """The wait before a loop's next pass: after a failed pass, soon (back-off with jitter),
+    not at the next catch-up, which on PostgreSQL is half a minute away and would leave
+    instances waiting that long after a brief outage."""
+    if not failures:
+        return delay
+    backoff: float = 0.05 * 2.0 ** min(failures, 5) * (0.5 + random.random() / 2)
+    return min(delay, backoff)
+
+
+def _failed(failures: int, what: str, exc: TideflowError) -> None:
+    # one warning per outage, not one per retry
+    log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+            "%s failed (retrying): %s", what, exc)
+
+
+def _recovered(failures: int, what: str) -> int:
+    if failures:
+        log.info("%s works again after %d failed attempt(s)", what, failures)
+    return 0
 
 
 async def _run(awaitable: Awaitable[None]) -> None:

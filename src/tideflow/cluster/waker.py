@@ -29,8 +29,11 @@ class WakeChannel:
 
     async def wait(self, timeout: float) -> bool:
         """Wait for a poke (True) or ``timeout`` (False); either way the channel is clear."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+        # arrives together with the poke, and the loop then never stops (engine close hangs)
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
             woke = True
         except TimeoutError:
             woke = False

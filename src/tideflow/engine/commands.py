@@ -168,10 +168,10 @@ class CommandVerbs:
             if wake is not None:
                 await wake.wait(delay)
             else:
-                try:
-                    await asyncio.wait_for(self._wake_commands.wait(), delay)
-                except TimeoutError:
-                    pass
+                # not wait_for: on Python 3.11 it can swallow the cancellation of close()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake_commands.wait()
             self._wake_commands.clear()
             try:
                 now = await self.store.change_marker()
