@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import copy
 import logging
 import os
 import random
@@ -410,6 +409,10 @@ class Engine(CommandVerbs, ClusterHost):
             record = await self._newest_dag(dag_id)
         else:
             record = await self.store.get_dag(dag_id, version)
+        return self._compile(record)
+
+    def _compile(self, record: DagRecord) -> CompiledDag:
+        """The compiled form of a DAG version read already (built once per version)."""
         key = (record.id, record.version)
         hit = self._compiled.get(key)
         if hit is None:
@@ -442,7 +445,8 @@ class Engine(CommandVerbs, ClusterHost):
             if found is not None:
                 return await self._existing(found, wait)
         newest = await self._newest_dag(dag_id)
-        compiled = await self._compiled_dag(newest.id, newest.version)
+        # from the record just read: runs submitted together must not each read it again
+        compiled = self._compile(newest)
         record = compiled.record
         # the status is read fresh each run: it changes without a new version
         if newest.status != DagStatus.NORMAL:
@@ -699,7 +703,7 @@ class Engine(CommandVerbs, ClusterHost):
     # -- reading ----------------------------------------------------------------------------------
     @staticmethod
     def _snapshot(inst: InstanceRecord) -> InstanceRecord:
-        return copy.deepcopy(inst)
+        return inst.snapshot()
 
     async def get_instance(self, instance_id: str) -> InstanceRecord:
         """The instance with its tasks: live state when this node drives it."""

@@ -4,7 +4,8 @@ two commits collapse into a single write)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +59,16 @@ class TaskRecord:
     #: set by a continue command: block checks no longer apply to this task
     continued: bool = False
 
+    def snapshot(self) -> TaskRecord:
+        """A copy that later changes to this record do not reach (and the other way)."""
+        return replace(
+            self,
+            attempt_history=[replace(a) for a in self.attempt_history],
+            depend_on=list(self.depend_on),
+            params=_copy_json(self.params),
+            traces=[replace(t) for t in self.traces],
+        )
+
 
 @dataclass
 class InstanceRecord:
@@ -85,6 +96,19 @@ class InstanceRecord:
     cron_tick: datetime | None = None
     #: tasks, when read with them
     tasks: list[TaskRecord] = field(default_factory=list)
+
+    def snapshot(self) -> InstanceRecord:
+        """A copy that later changes to this record do not reach (and the other way): what
+        the engine hands out of the instances it drives. Field by field, which is many times
+        cheaper than ``copy.deepcopy`` (it showed as a quarter of W1's time)."""
+        return replace(
+            self,
+            vars=dict(self.vars),
+            share_data=dict(self.share_data),
+            tags=dict(self.tags),
+            selector=dict(self.selector),
+            tasks=[t.snapshot() for t in self.tasks],
+        )
 
 
 @dataclass
@@ -141,3 +165,15 @@ class LeaseRecord:
     token: int
     acquired_at: datetime | None
     expires_at: datetime | None
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of a JSON-shaped value (rendered params): containers copied, leaves shared
+    (strings, numbers and the like are immutable)."""
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return copy.deepcopy(value)
