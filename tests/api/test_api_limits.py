@@ -95,8 +95,10 @@ def assert_too_large(status: int, body: dict[str, Any], sent: int) -> None:
     assert status == 413
     assert body["error"] == "body_too_large"
     assert LIMIT_TEXT in body["message"], body
-    # refused once the limit was passed, not after reading all 50 MB
-    assert sent <= DEFAULT_MAX_BODY + 4 * CHUNK
+    # refused once the limit was passed, not after reading all 50 MB; what the sender got rid
+    # of beyond the limit sat in the two sockets' kernel buffers, which grow to several MB on
+    # loopback when the server reads slowly (a busy machine)
+    assert sent <= DEFAULT_MAX_BODY + 24 * CHUNK < BIG
 
 
 def assert_healthy_and_unchanged(api: httpx.Client, dag_id: str) -> None:

@@ -26,6 +26,7 @@ class ClusterHost:
 
     if TYPE_CHECKING:
         store: Store
+        node_id: str
         _incarnation: str
         _rt: Runtime | None
         _observers: Observers
@@ -69,11 +70,17 @@ class ClusterHost:
 
     async def sync_owned(self, owned: Mapping[str, int]) -> bool:
         """Drive what the leader gave this worker; drop what it moved elsewhere."""
-        stale = {
-            iid for iid, r in self._runners.items()
-            if not r.finished and r.inst.status.is_unfinished
-            and owned.get(iid, -1) != r.inst.epoch
-        }
+        driving = {iid: r.inst.epoch for iid, r in self._runners.items()
+                   if not r.finished and r.inst.status.is_unfinished}
+        stale = {iid for iid, epoch in driving.items() if iid in owned and owned[iid] != epoch}
+        missing = [iid for iid in driving if iid not in owned]
+        if missing:
+            # not listed: moved to another worker, or only finished in the database while
+            # this node has already started it again (a retry applied a moment ago, not yet
+            # written): look at the owner itself before dropping anything
+            for inst in await self.store.get_instances(missing, with_tasks=False):
+                if inst.worker != self.node_id or inst.epoch != driving[inst.id]:
+                    stale.add(inst.id)
         if stale:
             self._abandon(stale)
         new = [iid for iid in owned if iid not in self._runners]
