@@ -94,29 +94,27 @@ class FreshDb:
             conn.close()
 
 
-async def pg_xacts(name: str) -> int:
-    """Transactions (committed and rolled back) of database ``name`` so far."""
+async def _pg_stat(name: str, column: str) -> int:
+    """A counter of ``pg_stat_database`` for database ``name`` (an expression over its
+    columns)."""
     import asyncpg
 
     conn = await asyncpg.connect(f"{POSTGRES}/postgres")
     try:
         value = await conn.fetchval(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1", name)
+            f"SELECT {column} FROM pg_stat_database WHERE datname = $1", name)
         return int(value or 0)
     finally:
         await conn.close()
+
+
+async def pg_xacts(name: str) -> int:
+    """Transactions (committed and rolled back) of database ``name`` so far."""
+    return await _pg_stat(name, "xact_commit + xact_rollback")
 
 
 async def pg_commits(name: str) -> int:
-    import asyncpg
-
-    conn = await asyncpg.connect(f"{POSTGRES}/postgres")
-    try:
-        value = await conn.fetchval(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", name)
-        return int(value or 0)
-    finally:
-        await conn.close()
+    return await _pg_stat(name, "xact_commit")
 
 
 # -- workloads ---------------------------------------------------------------------------------

@@ -81,10 +81,15 @@ class KeeperMethods(Database, Keeper):
         unhealthy_secs: float | None = None,
     ) -> Beat:
         if self._hooks.name == "postgresql":
-            return await self._beat_one_statement(
-                node_id, incarnation, running=running, assigned=assigned, holder=holder,
-                token=token, campaign=campaign, lease_secs=lease_secs,
-                unhealthy_secs=unhealthy_secs)
+            return await self._beat_one_statement({
+                "node_id": node_id, "incarnation": incarnation, "running": running,
+                "assigned": assigned, "holder": holder,
+                "token": token if token is not None else 0,
+                "renew": token is not None, "campaign": token is None and campaign,
+                "ttl": float(lease_secs), "name": LEADER_LEASE,
+                "want_live": unhealthy_secs is not None,
+                "unhealthy": float(unhealthy_secs or 0.0),
+            })
         n, le = self.tables.nodes, self.tables.leases
         async with self._tx("heartbeat", write=True) as conn:
             locked = (token is not None or campaign) and await self._lock_lease(
@@ -122,29 +127,10 @@ class KeeperMethods(Database, Keeper):
                         .where(n.c.heartbeat_at > fresh))).all())
         return Beat(bool(alive), now, None if row is None else _lease(row), live)
 
-    async def _beat_one_statement(
-        self,
-        node_id: str,
-        incarnation: str,
-        *,
-        running: int,
-        assigned: int,
-        holder: str,
-        token: int | None,
-        campaign: bool,
-        lease_secs: float,
-        unhealthy_secs: float | None,
-    ) -> Beat:
+    async def _beat_one_statement(self, params: dict[str, Any]) -> Beat:
         """PostgreSQL: the whole beat is one statement (data-modifying CTEs), so an idle
         node costs the database one query per heartbeat."""
         sql = _PG_BEAT.format(nodes=self.tables.nodes.name, leases=self.tables.leases.name)
-        params: dict[str, Any] = {
-            "node_id": node_id, "incarnation": incarnation, "running": running,
-            "assigned": assigned, "holder": holder, "token": token if token is not None else 0,
-            "renew": token is not None, "campaign": token is None and campaign,
-            "ttl": float(lease_secs), "name": LEADER_LEASE,
-            "want_live": unhealthy_secs is not None, "unhealthy": float(unhealthy_secs or 0.0),
-        }
         async with self._tx("heartbeat", write=True) as conn:
             r = (await conn.execute(sa.text(sql), params)).one()
         now = r.now.replace(tzinfo=UTC)
@@ -155,7 +141,7 @@ class KeeperMethods(Database, Keeper):
                 acquired_at=None if r.acquired_at is None else r.acquired_at.replace(tzinfo=UTC),
                 expires_at=None if r.expires_at is None else r.expires_at.replace(tzinfo=UTC))
         live = None
-        if unhealthy_secs is not None:
+        if params["want_live"]:
             live = frozenset(r.live.split(" ")) if r.live else frozenset()
         return Beat(bool(r.alive), now, lease, live)
 
