@@ -286,3 +286,13 @@ async def test_late_share_data_write_of_an_abandoned_thread_is_dropped(engine: E
     now = await engine.get_instance(inst.id)
     assert "late" not in now.share_data
     assert refused and not any("too late" in t.message for t in now.tasks[0].traces)
+
+
+async def test_run_refuses_tags_and_selector_that_are_not_mappings(engine: Engine) -> None:
+    await engine.register_dag({"id": "plain", "tasks": [
+        {"id": "a", "actionName": "shell", "params": {"cmd": ["true"]}}]})
+    with pytest.raises(InputError, match="tags must be a mapping"):
+        await engine.run_dag("plain", tags=[("k", "v")])  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="selector label key"):
+        await engine.run_dag("plain", selector={"": "x"})
+    assert await engine.list_instances(dag_id="plain") == []

@@ -86,12 +86,18 @@ class CronTrigger:
         self._fire = fire
 
     async def run(self, wake: WakeChannel | None = None, recheck_secs: float = 30.0) -> None:
+        failing = False
         while True:
             delay = self.min_gap_secs
             try:
                 delay = await self.tick_once()
+                if failing:
+                    log.info("cron trigger: looking at the schedules again")
+                failing = False
             except TideflowError as exc:
-                log.warning("cron trigger: %s", exc)
+                # once per outage: the next look is the retry
+                (log.debug if failing else log.warning)("cron trigger: %s", exc)
+                failing = True
             first = min(delay, self.min_gap_secs)
             await asyncio.sleep(first)
             if wake is not None and delay > first:

@@ -456,8 +456,9 @@ class Engine(CommandVerbs, ClusterHost):
                 state=newest.status.value,
             )
         run_vars = resolve_run_vars(record.definition, vars)
-        run_tags = validate_tags(dict(tags or {}))
-        run_selector = validate_tags(dict(selector or {}))
+        # validate_tags checks the type itself: dict() first would take a list of pairs
+        run_tags = validate_tags(tags)
+        run_selector = validate_tags(selector, what="selector label")
         missing = sorted(record.definition.action_names() - self.actions.names())
         if missing and self._cluster is None:
             raise InvalidStateError(
