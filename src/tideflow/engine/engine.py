@@ -784,9 +784,12 @@ class Engine(CommandVerbs, ClusterHost):
         """The nodes of the deployment with their role, leader flag, heartbeat and load."""
         self._require_rt()
         if self._cluster is not None:
-            return await self._cluster.keeper.list_nodes(
+            nodes = await self._cluster.keeper.list_nodes(
                 unhealthy_secs=self._cluster.settings.unhealthy_secs
             )
+            # a watcher that stopped holds no work: a CLI client killed before it could leave
+            # the list is noise, while a dead worker is news (its runs move)
+            return [n for n in nodes if n.alive or n.role != "watcher"]
         return [self._self_node()]
 
     def _self_node(self) -> NodeRecord:

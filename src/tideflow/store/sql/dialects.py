@@ -78,6 +78,10 @@ def ping_when_idle(engine: AsyncEngine, idle_secs: float = IDLE_PING_SECS) -> No
 
     @event.listens_for(pool, "checkout")
     def _checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        # a connection the server closed (a restart) is known closed without a round trip
+        is_closed = getattr(getattr(dbapi_conn, "driver_connection", None), "is_closed", None)
+        if callable(is_closed) and is_closed():
+            raise sa.exc.DisconnectionError("the server closed the connection")
         if time.monotonic() - record.info.get("tideflow_used", 0.0) > idle_secs:
             try:
                 dialect.do_ping(dbapi_conn)
@@ -213,6 +217,9 @@ class MysqlHooks(DialectHooks):
 
     def engine_options(self, url: URL) -> dict[str, Any]:
         return {
+            # a MySQL ping is one cheap round trip (COM_PING), and asyncmy cannot tell
+            # without one that the server went away: check every connection handed out
+            "pool_pre_ping": True,
             "pool_use_lifo": True,  # see PostgresHooks.engine_options
             # below the server's default wait_timeout, so idle connections are renewed
             "pool_recycle": 3600,
@@ -221,8 +228,6 @@ class MysqlHooks(DialectHooks):
         }
 
     def install(self, engine: AsyncEngine) -> None:
-        ping_when_idle(engine)
-
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
