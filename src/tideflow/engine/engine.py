@@ -19,15 +19,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..actions.base import ActionRegistry
 from ..actions.builtin import register_builtins
 from ..clock import utcnow
-from ..definition.loader import load_dag_dict, load_dag_file, load_dag_text
 from ..definition.model import DagDef
-from ..definition.validate import validate_dag
 from ..errors import (
     ConflictError,
     EngineClosedError,
@@ -46,11 +43,11 @@ from ..store.records import (
     NodeRecord,
     TaskRecord,
 )
-from ..templates import check_templates
 from ..vars import resolve_run_vars, validate_tags
 from .cluster_host import ClusterHost
 from .commands import CommandVerbs
 from .compiled import CompiledDag
+from .dags import DagVerbs
 from .executor import Executor
 from .group_commit import GroupCommit
 from .hooks import HookFn, Hooks
@@ -67,7 +64,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tideflow.engine")
 
-DagSource = DagDef | Mapping[str, Any] | str | os.PathLike[str]
 
 _UNFINISHED = [s for s in InstanceStatus if s.is_unfinished]
 _IN_FLIGHT = (TaskStatus.RUNNING, TaskStatus.ENDING, TaskStatus.RETRYING)
@@ -83,7 +79,7 @@ def _settled(inst: InstanceRecord) -> bool:
     return inst.status.is_final or inst.status in (InstanceStatus.BLOCKED, InstanceStatus.PAUSED)
 
 
-class Engine(CommandVerbs, ClusterHost):
+class Engine(DagVerbs, CommandVerbs, ClusterHost):
     """One tideflow node built from its parts: a store, actions and settings."""
 
     def __init__(
@@ -315,109 +311,6 @@ class Engine(CommandVerbs, ClusterHost):
         """Register a lifecycle hook: before_run, success, fail, block, retry, continue,
         cancel."""
         self.hooks.on(event, fn)
-
-    # -- DAGs -----------------------------------------------------------------------------------
-    async def register_dag(self, dag: DagSource) -> DagRecord:
-        """Validate and store a DAG (a new version of its id). Accepts a model, a mapping, a
-        file path, or YAML/JSON text."""
-        self._require_rt()
-        model = self._load(dag)
-        source = _source_of(dag)
-        validate_dag(model, source=source, known_actions=await self._known_actions(model))
-        check_templates(model, source=source)
-        record = await self.store.save_dag(model)
-        self._dag_reads.pop(record.id, None)
-        self._dags_changed()
-        return record
-
-    async def _known_actions(self, dag: DagDef) -> frozenset[str] | None:
-        """The actions a definition may use: this node's, plus in a cluster those live
-        workers advertise. A watcher that sees no live worker cannot tell: it accepts the
-        definition and warns (None: no check)."""
-        own = self.actions.names()
-        cluster = self._cluster
-        if cluster is None or dag.action_names() <= own:
-            return own
-        workers = [n for n in await self.list_nodes() if n.alive and n.role == "worker"]
-        if not workers and not cluster.is_worker:
-            log.warning("no live worker to check the actions of DAG %s against; accepted",
-                        dag.id)
-            return None
-        return own | frozenset(a for n in workers for a in n.actions)
-
-    @staticmethod
-    def _load(dag: DagSource) -> DagDef:
-        if isinstance(dag, DagDef):
-            return dag
-        if isinstance(dag, Mapping):
-            return load_dag_dict(dict(dag))
-        if isinstance(dag, os.PathLike):
-            return load_dag_file(Path(dag))
-        text = str(dag)
-        if "\n" not in text and text.endswith((".yaml", ".yml", ".json")):
-            return load_dag_file(Path(text))
-        return load_dag_text(text)
-
-    async def get_dag(self, dag_id: str, version: int | None = None) -> DagRecord:
-        self._require_rt()
-        return await self.store.get_dag(dag_id, version)
-
-    async def list_dags(self) -> list[DagRecord]:
-        self._require_rt()
-        return await self.store.list_dags()
-
-    def _dags_changed(self) -> None:
-        """Wake this node's cron trigger (other nodes learn it from the database)."""
-        if self._waker is not None:
-            self._waker.poke()
-
-    async def delete_dag(self, dag_id: str, *, force: bool = False) -> None:
-        self._require_rt()
-        await self.store.delete_dag(dag_id, force=force)
-        self._dag_reads.pop(dag_id, None)
-        self._dags_changed()
-
-    async def set_dag_status(self, dag_id: str, status: DagStatus | str) -> None:
-        self._require_rt()
-        try:
-            st = DagStatus(status)
-        except ValueError:
-            raise InputError(f"unknown DAG status '{status}': use normal or stopped") from None
-        await self.store.set_dag_status(dag_id, st)
-        self._dag_reads.pop(dag_id, None)
-        self._dags_changed()
-
-    async def _newest_dag(self, dag_id: str) -> DagRecord:
-        """The newest version of a DAG. Runs submitted together share one read (a read that
-        started before this node registered a new version is not joined)."""
-        pending = self._dag_reads.get(dag_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self.store.get_dag(dag_id))
-            self._dag_reads[dag_id] = pending
-            pending.add_done_callback(
-                lambda f: self._dag_reads.pop(dag_id, None)
-                if self._dag_reads.get(dag_id) is f else None
-            )
-        return await asyncio.shield(pending)
-
-    async def _compiled_dag(self, dag_id: str, version: int | None = None) -> CompiledDag:
-        if version is not None:
-            hit = self._compiled.get((dag_id, version))
-            if hit is not None:
-                return hit
-        if version is None:
-            record = await self._newest_dag(dag_id)
-        else:
-            record = await self.store.get_dag(dag_id, version)
-        return self._compile(record)
-
-    def _compile(self, record: DagRecord) -> CompiledDag:
-        """The compiled form of a DAG version read already (built once per version)."""
-        key = (record.id, record.version)
-        hit = self._compiled.get(key)
-        if hit is None:
-            hit = self._compiled[key] = CompiledDag.build(record)
-        return hit
 
     # -- running --------------------------------------------------------------------------------
     async def run_dag(
@@ -852,13 +745,3 @@ class Engine(CommandVerbs, ClusterHost):
             "abandoned_threads": rt.executor.abandoned_threads,
             "active_instances": len(self._runners),
         }
-
-
-def _source_of(dag: DagSource) -> str | None:
-    """The file a definition came from, for error messages."""
-    if isinstance(dag, os.PathLike):
-        return os.fspath(dag)
-    if isinstance(dag, str) and "\n" not in dag and dag.endswith((".yaml", ".yml", ".json")):
-        return dag
-    return None
-
