@@ -165,13 +165,7 @@ class ClusterNode:
         take over this node's work right away."""
         self.closed = True
         await self._step_down("node stopping")
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await _stop(self._tasks)
         try:
             if self.lease_token is not None:
                 await self.keeper.release_lease(LEADER_LEASE, self.holder, self.lease_token)
@@ -291,13 +285,7 @@ class ClusterNode:
         self.is_leader = False
         log.warning("leadership: %s stepped down (%s)", self.node_id, why)
         self.engine.emit("leadership_changed", False)
-        for t in self._leader_tasks:
-            t.cancel()
-        for t in self._leader_tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await _stop(self._leader_tasks)
         self._leader_tasks = []
 
     @property
@@ -521,6 +509,17 @@ def _recovered(failures: int, what: str) -> int:
     if failures:
         log.info("%s works again after %d failed attempt(s)", what, failures)
     return 0
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait until each has ended, whatever it ended with."""
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        try:
+            await t
+        except (asyncio.CancelledError, Exception):
+            pass
 
 
 async def _run(awaitable: Awaitable[None]) -> None:

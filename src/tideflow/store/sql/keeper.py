@@ -105,17 +105,9 @@ class KeeperMethods(Database, Keeper):
                 pass
             elif token is not None:
                 await conn.execute(
-                    le.update()
-                    .where(le.c.name == LEADER_LEASE, le.c.holder == holder,
-                           le.c.token == token, le.c.expires_at > now)
-                    .values(expires_at=expires))
+                    self._held(LEADER_LEASE, holder, token, now).values(expires_at=expires))
             elif campaign:
-                await conn.execute(
-                    le.update()
-                    .where(le.c.name == LEADER_LEASE,
-                           sa.or_(le.c.holder.is_(None), le.c.expires_at <= now))
-                    .values(holder=holder, token=le.c.token + 1, acquired_at=now,
-                            expires_at=expires))
+                await conn.execute(self._take(LEADER_LEASE, holder, now, expires))
             row = (await conn.execute(
                 sa.select(le).where(le.c.name == LEADER_LEASE))).first()
             live = None
@@ -201,20 +193,9 @@ class KeeperMethods(Database, Keeper):
                 now = await self._hooks.db_now(conn)
                 expires = now + timedelta(seconds=ttl_secs)
                 mine = await conn.execute(
-                    le.update()
-                    .where(le.c.name == name, le.c.holder == holder, le.c.expires_at > now)
-                    .values(expires_at=expires)
-                )
+                    self._held(name, holder, None, now).values(expires_at=expires))
                 if not mine.rowcount:
-                    taken = await conn.execute(
-                        le.update()
-                        .where(
-                            le.c.name == name,
-                            sa.or_(le.c.holder.is_(None), le.c.expires_at <= now),
-                        )
-                        .values(holder=holder, token=le.c.token + 1, acquired_at=now,
-                                expires_at=expires)
-                    )
+                    taken = await conn.execute(self._take(name, holder, now, expires))
                     if not taken.rowcount:
                         return None
             row = (await conn.execute(sa.select(le).where(le.c.name == name))).first()
@@ -232,28 +213,33 @@ class KeeperMethods(Database, Keeper):
         return row is not None
 
     async def renew_lease(self, name: str, holder: str, token: int, ttl_secs: float) -> bool:
-        le = self.tables.leases
         async with self._tx(f"renew lease {name!r}", write=True) as conn:
             now = await self._hooks.db_now(conn)
-            done = await conn.execute(
-                le.update()
-                .where(le.c.name == name, le.c.holder == holder, le.c.token == token,
-                       le.c.expires_at > now)
-                .values(expires_at=now + timedelta(seconds=ttl_secs))
-            )
+            done = await conn.execute(self._held(name, holder, token, now).values(
+                expires_at=now + timedelta(seconds=ttl_secs)))
         return bool(done.rowcount)
 
     async def release_lease(self, name: str, holder: str, token: int) -> bool:
-        le = self.tables.leases
         async with self._tx(f"release lease {name!r}", write=True) as conn:
             now = await self._hooks.db_now(conn)
             done = await conn.execute(
-                le.update()
-                .where(le.c.name == name, le.c.holder == holder, le.c.token == token,
-                       le.c.expires_at > now)
-                .values(holder=None, expires_at=None)
-            )
+                self._held(name, holder, token, now).values(holder=None, expires_at=None))
         return bool(done.rowcount)
+
+    def _held(self, name: str, holder: str, token: int | None, now: datetime) -> sa.Update:
+        """An update of the lease while ``holder`` still holds it (with ``token``, when
+        given) at ``now``."""
+        le = self.tables.leases
+        q = le.update().where(le.c.name == name, le.c.holder == holder, le.c.expires_at > now)
+        return q if token is None else q.where(le.c.token == token)
+
+    def _take(self, name: str, holder: str, now: datetime, expires: datetime) -> sa.Update:
+        """Give a free or expired lease to ``holder`` under a new, larger token."""
+        le = self.tables.leases
+        return (le.update()
+                .where(le.c.name == name, sa.or_(le.c.holder.is_(None), le.c.expires_at <= now))
+                .values(holder=holder, token=le.c.token + 1, acquired_at=now,
+                        expires_at=expires))
 
     async def get_lease(self, name: str) -> LeaseRecord | None:
         le = self.tables.leases
