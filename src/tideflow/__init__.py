@@ -5,7 +5,15 @@ Importing the package touches no file, network or environment variable."""
 from .actions.base import Action, ActionContext, ActionRegistry, BlockTask, function_action
 from .definition.builder import DagBuilder
 from .definition.loader import load_dag_dict, load_dag_file, load_dag_text
-from .definition.model import Condition, DagDef, PreCheck, RetryPolicy, TaskDef, VarDef
+from .definition.model import (
+    Compensation,
+    Condition,
+    DagDef,
+    PreCheck,
+    RetryPolicy,
+    TaskDef,
+    VarDef,
+)
 from .engine.engine import Engine
 from .engine.settings import EngineSettings
 from .engine.sync import SyncEngine
@@ -38,6 +46,7 @@ __all__ = [
     "ActionError",
     "ActionRegistry",
     "BlockTask",
+    "Compensation",
     "Condition",
     "ConflictError",
     "DagBuilder",

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from ..states import DagStatus
 from .loader import LoadLimits, load_dag_dict
-from .model import DagDef, PreCheck, RetryPolicy
+from .model import Compensation, DagDef, PreCheck, RetryPolicy, RunIf
 
 #: Shorter name for the retry policy in builder code.
 Retry = RetryPolicy
@@ -74,9 +74,13 @@ class DagBuilder:
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         pre_check: Iterable[PreCheck | Mapping[str, Any]]
         | Mapping[str, PreCheck | Mapping[str, Any]] = (),
+        run_if: RunIf = "success",
+        compensate: Compensation | Mapping[str, Any] | None = None,
     ) -> Self:
         """Add a task; tasks keep the order they are added in. ``pre_check`` is a list of
-        checks, or Fastflow's mapping of named checks."""
+        checks, or Fastflow's mapping of named checks. ``run_if`` is the task's trigger rule;
+        ``compensate`` (``{"actionName": ..., "params": ...}``) undoes it when the instance
+        ends failed or canceled."""
         task: dict[str, Any] = {"id": task_id, "actionName": action_name, "name": name}
         task["dependOn"] = [depend_on] if isinstance(depend_on, str) else list(depend_on)
         task["params"] = dict(params or {})
@@ -87,6 +91,10 @@ class DagBuilder:
             task["preCheck"] = {k: _as_document(v) for k, v in pre_check.items()}
         else:
             task["preCheck"] = [_as_document(c) for c in pre_check]
+        if run_if != "success":
+            task["runIf"] = run_if
+        if compensate is not None:
+            task["compensate"] = _as_document(compensate)
         self._tasks.append(task)
         return self
 

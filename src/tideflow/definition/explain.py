@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from .model import Condition, DagDef, PreCheck, RetryPolicy, TaskDef, VarDef
+from .model import Compensation, Condition, DagDef, PreCheck, RetryPolicy, TaskDef, VarDef
 from .problems import (
     describe_kind,
     did_you_mean,
@@ -154,8 +154,10 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             model, i = VarDef, i + 2
         elif model is TaskDef and part in _PRECHECK_KEYS and isinstance(nxt, int):
             model, i = PreCheck, i + 2
-        elif model is TaskDef and part == "retry":
+        elif model in (TaskDef, Compensation) and part == "retry":
             model, i = RetryPolicy, i + 1
+        elif model is TaskDef and part == "compensate":
+            model, i = Compensation, i + 1
         elif model is PreCheck and part == "conditions" and isinstance(nxt, int):
             model, i = Condition, i + 2
         else:

@@ -76,6 +76,32 @@ class RetryPolicy(BaseModel):
         return capped * (0.75 + 0.25 * jitter)
 
 
+#: which outcome of its parents a task runs after (DESIGN §7)
+RunIf = Literal["success", "failed", "always"]
+
+#: the id prefix of the tasks that compensate a task (``compensate:alloc``): reserved
+COMPENSATE_PREFIX = "compensate:"
+
+
+class Compensation(BaseModel):
+    """What undoes a succeeded task when its instance ends failed or canceled (a saga step).
+
+    Its params render like the task's own (vars, share data, task outputs); ``retry`` and
+    ``timeoutSecs`` default to the compensated task's."""
+
+    model_config = _CONFIG
+
+    action_name: str = Field(alias="actionName", min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout_secs: float | None = Field(None, alias="timeoutSecs", ge=0)
+    retry: RetryPolicy | None = None
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _none_params(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
 class TaskDef(BaseModel):
     model_config = _CONFIG
 
@@ -87,6 +113,10 @@ class TaskDef(BaseModel):
     timeout_secs: float = Field(0, alias="timeoutSecs", ge=0)
     pre_check: tuple[PreCheck, ...] = Field((), alias="preCheck")
     retry: RetryPolicy | None = None
+    #: success: every parent success or skipped; failed: every parent final, one failed;
+    #: always: every parent final (also after a cancel)
+    run_if: RunIf = Field("success", alias="runIf")
+    compensate: Compensation | None = None
 
     @field_validator("depend_on", mode="before")
     @classmethod
@@ -166,7 +196,9 @@ class DagDef(BaseModel):
         return frozenset(name for name, v in self.vars.items() if v.secret)
 
     def action_names(self) -> frozenset[str]:
-        return frozenset(t.action_name for t in self.tasks)
+        names = {t.action_name for t in self.tasks}
+        names.update(t.compensate.action_name for t in self.tasks if t.compensate is not None)
+        return frozenset(names)
 
     def to_dict(self) -> dict[str, Any]:
         """The camelCase document (JSON-safe) that loads back to an equal model."""

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from ..errors import DefinitionError
-from .model import DagDef
+from .model import COMPENSATE_PREFIX, DagDef
 from .problems import listing, raise_problems, suggestion, task_label, where
 
 #: DAG and task ids are stored in indexed columns of this size
@@ -62,6 +62,12 @@ def find_problems(dag: DagDef, *, known_actions: Collection[str] | None = None) 
             f"tasks depend on each other in a cycle: {' -> '.join(cycle)}"
             " ('a -> b' means b depends on a) — remove one of these dependOn entries"
         )
+    for i, task in enumerate(dag.tasks):
+        if task.run_if == "failed" and not task.depend_on:
+            problems.append(
+                f"{task_label(task.id, i)} has runIf: failed but no dependOn, so it could never"
+                " run — list the tasks whose failure it handles in its dependOn"
+            )
     if known_actions is not None:
         _check_actions(dag, known_actions, problems)
     _check_schedule(dag, problems)
@@ -102,6 +108,11 @@ def _task_positions(dag: DagDef, problems: list[str]) -> dict[str, list[int]]:
             problems.append(
                 f"tasks[{i}] has the id {task.id!r}, which holds a control character"
                 " — use printable characters only"
+            )
+        elif task.id.startswith(COMPENSATE_PREFIX):
+            problems.append(
+                f"tasks[{i}] has the id {task.id!r} — ids starting with"
+                f" '{COMPENSATE_PREFIX}' name the compensation steps the engine adds; rename it"
             )
         positions.setdefault(task.id, []).append(i)
     for task_id, found in positions.items():
@@ -207,12 +218,16 @@ def toposort(dag: DagDef) -> list[str]:
 def _check_actions(dag: DagDef, known: Collection[str], problems: list[str]) -> None:
     names = sorted(known)
     for i, task in enumerate(dag.tasks):
-        if task.action_name not in known:
-            hint = suggestion(task.action_name, names)
-            problems.append(
-                f"{task_label(task.id, i)} uses action '{task.action_name}', which is not"
-                f" registered{hint}; known actions: {listing(names, limit=30)}"
-            )
+        used = [("", task.action_name)]
+        if task.compensate is not None:
+            used.append((" in compensate", task.compensate.action_name))
+        for place, action in used:
+            if action not in known:
+                hint = suggestion(action, names)
+                problems.append(
+                    f"{task_label(task.id, i)} uses action '{action}'{place}, which is not"
+                    f" registered{hint}; known actions: {listing(names, limit=30)}"
+                )
 
 
 def _check_schedule(dag: DagDef, problems: list[str]) -> None:

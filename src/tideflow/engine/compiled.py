@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..definition.model import DagDef, TaskDef
+from ..definition.validate import toposort
 from ..store.records import DagRecord
 from ..templates import TemplateRenderer
 
@@ -18,6 +19,9 @@ class CompiledDag:
     children: dict[str, list[str]]
     parents: dict[str, tuple[str, ...]]
     secrets: frozenset[str] = field(default_factory=frozenset)
+    #: task ids parents first, when some task has a runIf other than success (else empty:
+    #: the parent counters alone decide)
+    run_if_order: tuple[str, ...] = ()
 
     @property
     def dag(self) -> DagDef:
@@ -40,4 +44,6 @@ class CompiledDag:
             children=children,
             parents=parents,
             secrets=dag.secret_vars(),
+            run_if_order=tuple(toposort(dag))
+            if any(t.run_if != "success" for t in dag.tasks) else (),
         )

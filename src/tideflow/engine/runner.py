@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..clock import utcnow
@@ -22,6 +23,7 @@ from ..store.records import InstanceRecord, TaskRecord
 from .attempt import Resume, StopRequest, TaskRun
 from .compiled import CompiledDag
 from .hooks import HookEvent
+from .trigger_rules import RUN_IF_SKIP, evaluate, lets_children_run, skipped_by_rule
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -72,6 +74,8 @@ class InstanceRunner:
         self._ended = False
         #: tasks a retry command reset: their next attempt calls the action's retry_before
         self._retried: set[str] = set()
+        #: a cancel of the whole instance let its cleanup (runIf: always) run on
+        self._canceling = False
         #: set once the instance's final row is committed and its hooks ran
         self.closed = asyncio.Event()
 
@@ -88,7 +92,7 @@ class InstanceRunner:
     def _recount(self) -> None:
         tasks = self.tasks
         self.pending = {
-            tid: sum(1 for p in parents if not tasks[p].status.lets_children_run)
+            tid: sum(1 for p in parents if not lets_children_run(tasks[p]))
             for tid, parents in self.compiled.parents.items()
         }
 
@@ -163,13 +167,15 @@ class InstanceRunner:
     def _start_ready(self, candidates: Iterable[str]) -> None:
         if self.inst.status != InstanceStatus.RUNNING:
             return
-        tasks, pending, active = self.tasks, self.pending, self.active
+        tasks, pending, active, tdefs = self.tasks, self.pending, self.active, self.compiled.tasks
         for tid in candidates:
             t = tasks[tid]
-            if (
-                pending[tid] == 0
-                and tid not in active
-                and t.status in (TaskStatus.INIT, TaskStatus.CONTINUE)
+            if tid in active:
+                continue
+            by_counter = pending[tid] == 0 and tdefs[tid].run_if == "success"
+            # a continued task had its turn already, whatever its runIf
+            if by_counter and t.status in (TaskStatus.INIT, TaskStatus.CONTINUE) or (
+                t.status == TaskStatus.CONTINUE and tdefs[tid].run_if != "success"
             ):
                 self._launch(tid, Resume.START)
 
@@ -222,7 +228,24 @@ class InstanceRunner:
         self._check_end()
 
     # -- ending -------------------------------------------------------------------------------
+    def _apply_run_if(self) -> None:
+        """Start the runIf: failed/always tasks whose parents allow it now, and mark skipped
+        those whose rule can no longer hold (see trigger_rules)."""
+        compiled = self.compiled
+        start, skip = evaluate(compiled.run_if_order, self.tasks, compiled.tasks,
+                               compiled.parents, self.active)
+        now = utcnow()
+        for tid, reason in skip.items():
+            t = self.tasks[tid]
+            t.status, t.reason, t.ended_at = TaskStatus.SKIPPED, reason, now
+            self.rt.commits.stage(task=t)
+        for tid in start:
+            self._launch(tid, Resume.START)
+
     def _check_end(self) -> None:
+        if (self.compiled.run_if_order and not self._ended
+                and self.inst.status == InstanceStatus.RUNNING):
+            self._apply_run_if()
         if self.active or self._ended:
             return
         inst = self.inst
@@ -231,10 +254,15 @@ class InstanceRunner:
         statuses = [t.status for t in self.tasks.values()]
         if inst.status == InstanceStatus.PAUSED and any(s in _UNFINISHED_TASK for s in statuses):
             return  # stays paused until resumed
-        if any(s == TaskStatus.FAILED for s in statuses):
-            failed = next(t for t in self.tasks.values() if t.status == TaskStatus.FAILED)
-            self._finish(InstanceStatus.FAILED, f"task '{failed.task_id}' failed: {failed.reason}")
-        elif any(s == TaskStatus.CANCELED for s in statuses):
+        # the status is earned by the main path: a runIf task's failure only shows when
+        # nothing else failed or was canceled
+        tdefs = self.compiled.tasks
+        failed = [t for t in self.tasks.values() if t.status == TaskStatus.FAILED]
+        main_failed = [t for t in failed if tdefs[t.task_id].run_if == "success"]
+        if main_failed:
+            first = main_failed[0]
+            self._finish(InstanceStatus.FAILED, f"task '{first.task_id}' failed: {first.reason}")
+        elif self._canceling or any(s == TaskStatus.CANCELED for s in statuses):
             self._finish(InstanceStatus.CANCELED, "canceled")
         elif any(s in _UNFINISHED_TASK for s in statuses):
             blocked = [t.task_id for t in self.tasks.values() if t.status == TaskStatus.BLOCKED]
@@ -242,6 +270,9 @@ class InstanceRunner:
             if inst.status != InstanceStatus.BLOCKED:
                 self._set_status(InstanceStatus.BLOCKED, reason)
                 self.rt.commits.stage(instance=inst)
+        elif failed:
+            first = failed[0]
+            self._finish(InstanceStatus.FAILED, f"task '{first.task_id}' failed: {first.reason}")
         else:
             self._finish(InstanceStatus.SUCCESS, None)
 
@@ -249,6 +280,7 @@ class InstanceRunner:
         self._ended = True
         inst = self.inst
         inst.ended_at = utcnow()
+        self._skip_unreached(inst.ended_at)
         self._set_status(status, reason)
         self.rt.spawn(self._finalize(status), f"tideflow-finalize-{inst.id}")
 
@@ -265,6 +297,16 @@ class InstanceRunner:
         self._on_end(self)
         self.closed.set()
         self._notify()
+
+    def _skip_unreached(self, now: datetime) -> None:
+        """A runIf: failed/always task still waiting when the instance ends never runs: it
+        shows as skipped, not as work still to do."""
+        for t in self.tasks.values():
+            rule = self.compiled.tasks[t.task_id].run_if
+            if t.status == TaskStatus.INIT and rule != "success":
+                t.status, t.ended_at = TaskStatus.SKIPPED, now
+                t.reason = RUN_IF_SKIP + f"{rule}, but the instance ended before its parents did"
+                self.rt.commits.stage(task=t)
 
     @property
     def finished(self) -> bool:
@@ -309,7 +351,16 @@ class InstanceRunner:
         self._require("cancel", InstanceStatus.INIT, InstanceStatus.SCHEDULED,
                       InstanceStatus.RUNNING, InstanceStatus.PAUSED, InstanceStatus.BLOCKED)
         whole = task_ids is None
-        if whole:
+        cleanup = self._cleanup_after_cancel() if whole else set()
+        if whole and cleanup:
+            # the cleanup (runIf: always) still runs; the instance ends canceled after it
+            self._canceling = True
+            targets = [t for t in self.tasks.values()
+                       if t.status in _UNFINISHED_TASK and t.task_id not in cleanup]
+            self._set_status(InstanceStatus.RUNNING, "canceled: running its cleanup tasks")
+            self.rt.commits.stage(instance=self.inst)
+            whole = False
+        elif whole:
             targets = [t for t in self.tasks.values() if t.status in _UNFINISHED_TASK]
             # mark first: a task finishing right now must not start its children (#63)
             self._ended = True
@@ -333,6 +384,15 @@ class InstanceRunner:
             self._check_end()
         return [t.task_id for t in targets]
 
+    def _cleanup_after_cancel(self) -> set[str]:
+        """The tasks a cancel of the whole instance leaves to run: the runIf: always ones not
+        started yet, unless the instance is already canceled (a second cancel stops them)."""
+        if self._canceling or self.inst.status not in (
+                InstanceStatus.RUNNING, InstanceStatus.BLOCKED, InstanceStatus.PAUSED):
+            return set()
+        return {t.task_id for t in self.tasks.values() if t.status == TaskStatus.INIT
+                and self.compiled.tasks[t.task_id].run_if == "always"}
+
     async def _finish_when_idle(self) -> None:
         while self.active:
             await asyncio.wait([a.handle for a in self.active.values()])
@@ -344,6 +404,11 @@ class InstanceRunner:
         self._require("retry", InstanceStatus.FAILED, InstanceStatus.CANCELED)
         retryable = frozenset({TaskStatus.FAILED, TaskStatus.CANCELED})
         targets = self._select(task_ids, retryable, "retry")
+        # tasks a trigger rule skipped are judged again against what the retry changes
+        for t in self.tasks.values():
+            if skipped_by_rule(t):
+                t.status, t.reason, t.ended_at = TaskStatus.INIT, None, None
+                self.rt.commits.stage(task=t)
         for t in targets:
             t.status = TaskStatus.INIT
             t.reason = None
@@ -351,6 +416,7 @@ class InstanceRunner:
             self._retried.add(t.task_id)
             self.rt.commits.stage_many([t])
         self._ended = False
+        self._canceling = False
         self.inst.ended_at = None
         self._set_status(InstanceStatus.RUNNING)
         self.rt.commits.stage(instance=self.inst)

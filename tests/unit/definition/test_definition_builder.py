@@ -145,3 +145,32 @@ def test_round_trip_keeps_tricky_strings() -> None:
 def test_dump_leaves_defaults_out() -> None:
     text = dump_dag_yaml(DagBuilder("d").task("a", "shell").build())
     assert text == "id: d\ntasks:\n- id: a\n  actionName: shell\n"
+
+
+def test_builder_run_if_and_compensate_equal_yaml() -> None:
+    from tideflow import Compensation
+
+    built = (
+        DagBuilder("saga")
+        .task("alloc", "shell", params={"cmd": ["true"]},
+              compensate=Compensation(actionName="shell", params={"cmd": ["echo", "undo"]},
+                                      retry=Retry(max_attempts=2)))
+        .task("notify", "shell", depend_on="alloc", run_if="failed", params={"cmd": ["true"]})
+        .build()
+    )
+    loaded = load_dag_text("""
+id: saga
+tasks:
+  - id: alloc
+    actionName: shell
+    params: {cmd: ["true"]}
+    compensate: {actionName: shell, params: {cmd: [echo, undo]}, retry: {maxAttempts: 2}}
+  - id: notify
+    actionName: shell
+    dependOn: [alloc]
+    runIf: failed
+    params: {cmd: ["true"]}
+""")
+    assert built == loaded
+    assert load_dag_text(dump_dag_yaml(built)) == built
+    assert built.task("notify").run_if == "failed"
