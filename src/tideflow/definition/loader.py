@@ -20,7 +20,7 @@ from ..templates import template_problems
 from .explain import explain
 from .model import DagDef
 from .normalise import Normaliser, TooLarge
-from .parse import UnreadableText, looks_like_json, parse_json, parse_yaml
+from .parse import Deadline, TooSlow, UnreadableText, looks_like_json, parse_json, parse_yaml
 from .problems import definition_error, raise_problems
 from .validate import find_problems
 
@@ -45,6 +45,8 @@ class LoadLimits:
     max_depth: int = 64
     #: values in the whole definition, each use of a YAML alias counted
     max_nodes: int = 2_000_000
+    #: seconds of reading and checking one definition (None: no time budget)
+    max_seconds: float | None = 30.0
 
 
 DEFAULT_LIMITS = LoadLimits()
@@ -109,11 +111,12 @@ def load_dag_text(
     if size > limits.max_bytes:
         _too_big(label, size, limits)
     text = text.removeprefix("\ufeff")
+    deadline = _deadline(limits)
     try:
-        data = _parse(text, format, limits)
+        data = _parse(text, format, limits, deadline)
     except UnreadableText as exc:
         raise DefinitionError([f"{label}: {exc}"], source=label) from None
-    return _build(data, source=source, default_id=default_id, limits=limits)
+    return _build(data, source=source, default_id=default_id, limits=limits, deadline=deadline)
 
 
 def load_dag_dict(
@@ -127,10 +130,17 @@ def load_dag_dict(
 
     The same rules as for files: text places take scalars as text (``False`` → ``"false"``,
     ``3`` → ``"3"``), params keep their types."""
-    return _build(data, source=source, default_id=default_id, limits=limits or DEFAULT_LIMITS)
+    limits = limits or DEFAULT_LIMITS
+    return _build(
+        data, source=source, default_id=default_id, limits=limits, deadline=_deadline(limits)
+    )
 
 
-def _parse(text: str, format: str | None, limits: LoadLimits) -> Any:
+def _deadline(limits: LoadLimits) -> Deadline | None:
+    return None if limits.max_seconds is None else Deadline(limits.max_seconds)
+
+
+def _parse(text: str, format: str | None, limits: LoadLimits, deadline: Deadline | None) -> Any:
     if format not in (None, "yaml", "json"):
         raise ValueError(f"unknown definition format {format!r}: use 'yaml' or 'json'")
     depth = limits.max_depth + _STRUCTURE_DEPTH
@@ -144,23 +154,43 @@ def _parse(text: str, format: str | None, limits: LoadLimits) -> Any:
             # message is the one that helps
             try:
                 return parse_yaml(
-                    text, max_depth=depth, max_nodes=limits.max_nodes, max_tasks=limits.max_tasks
+                    text,
+                    max_depth=depth,
+                    max_nodes=limits.max_nodes,
+                    max_tasks=limits.max_tasks,
+                    deadline=deadline,
                 )
             except UnreadableText:
                 raise json_problem from None
     return parse_yaml(
-        text, max_depth=depth, max_nodes=limits.max_nodes, max_tasks=limits.max_tasks
+        text,
+        max_depth=depth,
+        max_nodes=limits.max_nodes,
+        max_tasks=limits.max_tasks,
+        deadline=deadline,
     )
 
 
-def _build(data: Any, *, source: str | None, default_id: str | None, limits: LoadLimits) -> DagDef:
+def _build(
+    data: Any,
+    *,
+    source: str | None,
+    default_id: str | None,
+    limits: LoadLimits,
+    deadline: Deadline | None,
+) -> DagDef:
     label = source or API_BODY
     normaliser = Normaliser(
-        max_depth=limits.max_depth, max_nodes=limits.max_nodes, max_tasks=limits.max_tasks
+        max_depth=limits.max_depth,
+        max_nodes=limits.max_nodes,
+        max_tasks=limits.max_tasks,
+        deadline=deadline,
     )
     try:
         doc = normaliser.dag(data, default_id)
-    except TooLarge as exc:
+        if deadline is not None:
+            deadline.check()
+    except (TooLarge, TooSlow) as exc:
         raise DefinitionError([f"{label}: {exc}"], source=label) from None
     problems = [f"{label}: {p}" for p in normaliser.problems]
     if doc is None:
@@ -173,6 +203,11 @@ def _build(data: Any, *, source: str | None, default_id: str | None, limits: Loa
         )
         raise definition_error(problems, source=label) from None
     problems.extend(f"{label}: {p}" for p in find_problems(dag))
+    try:
+        if deadline is not None:
+            deadline.check()
+    except TooSlow as exc:
+        raise DefinitionError([f"{label}: {exc}"], source=label) from None
     problems.extend(f"{label}: {p}" for p in template_problems(dag))
     raise_problems(problems, source=label)
     return dag

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .model import Condition, DagDef, PreCheck, TaskDef, VarDef
-from .parse import TypedScalar, too_many_tasks
+from .parse import Deadline, TypedScalar, too_many_tasks
 from .problems import describe_kind, format_path, int_too_large, task_label, too_large_number
 
 
@@ -57,10 +57,13 @@ def _is_null(value: Any) -> bool:
 class Normaliser:
     """One pass over one definition; collects problems instead of stopping at the first."""
 
-    def __init__(self, *, max_depth: int, max_nodes: int, max_tasks: int) -> None:
+    def __init__(
+        self, *, max_depth: int, max_nodes: int, max_tasks: int, deadline: Deadline | None = None
+    ) -> None:
         self.max_depth = max_depth
         self.max_nodes = max_nodes
         self.max_tasks = max_tasks
+        self.deadline = deadline
         self.problems: list[str] = []
         #: the places named by ``problems`` (``task 'a' (tasks[0]): timeoutSecs``)
         self.flagged: set[str] = set()
@@ -109,6 +112,8 @@ class Normaliser:
         self._seen += 1
         if self._seen > self.max_nodes:
             raise TooLarge(f"has more than {self.max_nodes:,} values — split it into smaller DAGs")
+        if self.deadline is not None and not self._seen & 4095:
+            self.deadline.check()
         if isinstance(value, TypedScalar):
             value = value.value
         elif isinstance(value, str):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from typing import Any
 
 import yaml
@@ -22,8 +23,9 @@ from yaml.events import StreamEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader, ReaderError
-from yaml.resolver import Resolver
 from yaml.scanner import Scanner
+
+from .yaml12 import Yaml12Resolver, resolve_scalar
 
 # libyaml reads several times faster than PyYAML's Python reader
 try:
@@ -45,6 +47,26 @@ class TypedScalar(str):
         obj = super().__new__(cls, text)
         obj.value = value
         return obj
+
+
+class TooSlow(UnreadableText):
+    """Reading the definition took longer than its time budget."""
+
+
+class Deadline:
+    """The time budget of reading one definition, checked along the way (a definition is read
+    off the event loop, in a thread that cannot be stopped from outside)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise TooSlow(
+                f"took more than {self.seconds:g} s to read, the time budget of one definition"
+                " — split it into smaller DAGs"
+            )
 
 
 class _TooDeep(Exception):
@@ -100,7 +122,9 @@ def _typed(tag: str) -> Any:
 
     def construct(constructor: Any, node: Node) -> TypedScalar:
         try:
-            value = base(constructor, node)
+            resolved, value = resolve_scalar(str(node.value))
+            if resolved != node.tag:  # an explicit tag, e.g. `!!int 1_0`: PyYAML reads it
+                value = base(constructor, node)
         except ValueError:
             # an integer past Python's int/str conversion limit: say where it is
             text = str(node.value)
@@ -125,23 +149,37 @@ for _tag in ("timestamp", "binary", "value", "merge"):
     _Constructor.add_constructor(f"tag:yaml.org,2002:{_tag}", _keep_text)
 
 
-class _PyLoader(Reader, Scanner, Parser, _BoundedComposer, _Constructor, Resolver):
+class _Resolver(Yaml12Resolver):
+    """The YAML 1.2 resolver, with a time budget checked as the parser reports each scalar
+    (libyaml calls back here for every one, so even a document it composes in C is timed)."""
+
+    deadline: Deadline | None = None
+    _calls = 0
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        self._calls += 1
+        if self.deadline is not None and not self._calls & 1023:
+            self.deadline.check()
+        return super().resolve(kind, value, implicit)
+
+
+class _PyLoader(Reader, Scanner, Parser, _BoundedComposer, _Constructor, _Resolver):
     def __init__(self, stream: str) -> None:
         Reader.__init__(self, stream)
         Scanner.__init__(self)
         Parser.__init__(self)
         Composer.__init__(self)
         _Constructor.__init__(self)
-        Resolver.__init__(self)
+        _Resolver.__init__(self)
 
 
 if CParser is not None:
 
-    class _CLoader(CParser, _Constructor, Resolver):
+    class _CLoader(CParser, _Constructor, _Resolver):
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
             _Constructor.__init__(self)
-            Resolver.__init__(self)
+            _Resolver.__init__(self)
 
 
 @functools.cache
@@ -158,21 +196,28 @@ def _libyaml_bounds_nesting() -> bool:
     return False  # pragma: no cover - an old libyaml
 
 
-def _make_loader(text: str, max_depth: int) -> _PyLoader | _CLoader:
+def _make_loader(text: str, max_depth: int, deadline: Deadline | None) -> _PyLoader | _CLoader:
+    loader: _PyLoader | _CLoader
     if _libyaml_bounds_nesting():
-        return _CLoader(text)
-    loader = _PyLoader(text)
-    loader.depth_limit = max_depth
+        loader = _CLoader(text)
+    else:
+        loader = _PyLoader(text)
+        loader.depth_limit = max_depth
+    loader.deadline = deadline
     return loader
 
 
-def _check_expansion(root: Node, *, max_depth: int, max_nodes: int) -> None:
+def _check_expansion(
+    root: Node, *, max_depth: int, max_nodes: int, deadline: Deadline | None
+) -> None:
     """Walk the node graph as the tree it stands for, every alias use counted, within bounds."""
     stack: list[tuple[Node, int]] = [(root, 1)]
     seen = 0
     while stack:
         node, depth = stack.pop()
         seen += 1
+        if deadline is not None and not seen & 4095:
+            deadline.check()
         if seen > max_nodes:
             raise UnreadableText(
                 f"has more than {max_nodes:,} values once its YAML aliases are expanded"
@@ -238,20 +283,26 @@ def too_many_tasks(count: int, max_tasks: int) -> str:
 
 
 def parse_yaml(
-    text: str, *, max_depth: int, max_nodes: int, max_tasks: int | None = None
+    text: str,
+    *,
+    max_depth: int,
+    max_nodes: int,
+    max_tasks: int | None = None,
+    deadline: Deadline | None = None,
 ) -> Any:
     """One YAML document as data (non-string scalars as :class:`TypedScalar`).
 
     Raises :class:`UnreadableText` for anything else: syntax errors, several documents, an empty
-    document, nesting or alias expansion past the bounds, more than ``max_tasks`` tasks."""
+    document, nesting or alias expansion past the bounds, more than ``max_tasks`` tasks, more
+    time than ``deadline`` allows."""
     loader: _PyLoader | _CLoader | None = None
     try:
-        loader = _make_loader(text, max_depth)
+        loader = _make_loader(text, max_depth, deadline)
         root = loader.get_single_node()
         if root is None:
             raise UnreadableText("is empty: it holds no YAML document")
         _check_task_count(root, max_tasks)
-        _check_expansion(root, max_depth=max_depth, max_nodes=max_nodes)
+        _check_expansion(root, max_depth=max_depth, max_nodes=max_nodes, deadline=deadline)
         return loader.construct_document(root)
     except _TooDeep as exc:
         raise UnreadableText(f"nests deeper than {max_depth} levels at line {exc.line}") from None
