@@ -43,7 +43,9 @@ def var_text(name: str, value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if value is None:
-        raise InputError(f"run var '{name}' is null — give it a text value (\"\" for empty)")
+        raise InputError(
+            f"run var '{name}' is null — give it a text value (\"\" for its default value)"
+        )
     raise InputError(
         f"run var '{name}' must be text, a number or true/false, not a {type(value).__name__}"
         " — encode structured values as text (JSON, for example)"
@@ -53,7 +55,8 @@ def var_text(name: str, value: Any) -> str:
 def resolve_run_vars(dag: DagDef, given: Mapping[str, Any] | None) -> dict[str, str]:
     """The DAG's declared vars with their defaults, overridden by ``given``.
 
-    Raises :class:`InputError` naming every given var the DAG does not declare."""
+    An empty value keeps the var's default (``""`` for a var declared without one), as in
+    Fastflow. Raises :class:`InputError` naming every given var the DAG does not declare."""
     resolved = dag.default_vars()
     if not given:
         return resolved
@@ -80,7 +83,10 @@ def resolve_run_vars(dag: DagDef, given: Mapping[str, Any] | None) -> dict[str, 
             },
         )
     for name, value in given.items():
-        resolved[name] = var_text(name, value)
+        text = var_text(name, value)
+        # Fastflow's rule: an empty value means "use the default" (everywhere: CLI, API, Python)
+        if text:
+            resolved[name] = text
     return resolved
 
 

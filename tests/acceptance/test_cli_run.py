@@ -39,6 +39,19 @@ def test_example_create_cluster_succeeds(cli: Cli, task_by_id: ById) -> None:
     assert any("healthy" in tr["message"] for tr in tasks["notify"]["traces"])
 
 
+def test_an_empty_var_on_the_command_line_uses_the_default(cli: Cli) -> None:
+    dag = cli.write("greet.yaml", """
+vars:
+  who: {defaultValue: world}
+  mood: {}
+tasks:
+  - {id: a, actionName: shell, params: {cmd: [echo, "{{who}}"]}}
+""")
+    proc = cli.run("run", str(dag), "--var", "who=", "--var", "mood=", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert cli.as_json(proc)["vars"] == {"who": "world", "mood": ""}
+
+
 def test_example_progress_display_and_summary(cli: Cli) -> None:
     proc = cli.run("run", "examples/nightly-backup.yaml",
                    "--var", f"target={cli.tmp / 'backups'}")

@@ -91,6 +91,10 @@ def test_run_with_vars_tags_wait_and_idempotency(client: httpx.Client) -> None:
                 "worker", "createdAt", "updatedAt", "endedAt", "tasks"):
         assert key in inst
 
+    # an empty value means the default, as on the command line
+    empty = client.post("/api/v1/dags/runme/run", json={"vars": {"region": ""}}).json()
+    assert empty["vars"]["region"] == "eu"
+
     first = client.post("/api/v1/dags/runme/run", json={"idempotencyKey": "k-1"}).json()
     again = client.post("/api/v1/dags/runme/run", json={"idempotencyKey": "k-1"}).json()
     assert first["id"] == again["id"]

@@ -40,6 +40,12 @@ def test_scalars_become_text(given: Any, text: str) -> None:
     assert resolve_run_vars(DAG, {"dryRun": given})["dryRun"] == text
 
 
+def test_an_empty_value_means_the_default_as_in_fastflow() -> None:
+    resolved = resolve_run_vars(DAG, {"region": "", "size": "", "dryRun": ""})
+    assert resolved == {"region": "cn-north-1", "size": "3", "dryRun": ""}
+    assert resolve_run_vars(DAG, {"region": " "})["region"] == " "  # only empty is empty
+
+
 def test_undeclared_var_is_an_error_naming_it_and_the_declared_ones() -> None:
     with pytest.raises(InputError) as info:
         resolve_run_vars(DAG, {"regoin": "x"})
