@@ -50,6 +50,7 @@ def task_to_json(task: TaskRecord, secret_values: tuple[str, ...] = ()) -> dict[
         ],
         "dependOn": list(task.depend_on),
         "params": mask_value(task.params, m),
+        "output": mask_value(task.output, m),
         "traces": [{"time": iso(t.time), "message": mask_value(t.message, m)}
                    for t in task.traces],
         "startedAt": iso(task.started_at),
@@ -174,6 +175,7 @@ def task_from_json(data: dict[str, Any], instance_id: str) -> TaskRecord:
         ],
         depend_on=list(data.get("dependOn") or []),
         params=data.get("params"),
+        output=data.get("output"),
         traces=[TraceEntry(_need_time(t.get("time")), t.get("message", ""))
                 for t in data.get("traces") or []],
         started_at=_time(data.get("startedAt")),

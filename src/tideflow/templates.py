@@ -5,9 +5,12 @@ Templates are Jinja2 in its sandbox with strict undefined, plus Fastflow's forms
 - ``{{name}}`` for a declared var, also when the name holds ``-`` or ``.`` (``{{cluster-name}}``);
 - ``{{.vars.name.Value}}`` and ``{{.shareData.key}}`` (Go template syntax);
 - ``{{ vars.name }}``, ``{{ vars["cluster-name"] }}``, ``{{ shareData.key }}``, filters...
+- ``{{tasks.<id>.output.<path>}}``: a field of an ancestor task's output (ids and path parts
+  with ``-`` too; numeric parts index lists).
 
 Fastflow's forms are rewritten to Jinja before compiling. A value rendered in is data: it is
-never rendered a second time, whatever it contains. Output is always text.
+never rendered a second time, whatever it contains. Output is always text (a list or a mapping
+is inserted as JSON).
 
 A :class:`TemplateRenderer` is built once per DAG version: it remembers, per task, which params
 hold templates, so a task without any costs a dictionary lookup.
@@ -16,6 +19,7 @@ hold templates, so a task without any costs a dictionary lookup.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 import shlex
@@ -35,6 +39,7 @@ from jinja2.visitor import NodeTransformer
 
 from .definition.model import DagDef
 from .definition.problems import (
+    describe_kind,
     format_path,
     listing,
     raise_problems,
@@ -44,6 +49,7 @@ from .definition.problems import (
     where,
 )
 from .errors import TemplateError
+from .outputs import TaskOutputs
 
 MASK = "***"
 
@@ -62,10 +68,14 @@ _MAX_CACHED = 100_000
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _GO_VAR = re.compile(r"\.vars\.([A-Za-z_][A-Za-z0-9_-]*)(?:\.Value)?\Z")
 _GO_SHARE = re.compile(r"\.shareData\.([A-Za-z_][A-Za-z0-9_-]*)\Z")
+# `tasks.<id>.output.<path>`: an id holds no whitespace; path parts are split on '.'
+_TASK_OUTPUT = re.compile(r"tasks\.(?P<id>[^\s{}]+?)\.output(?P<path>(?:\.[^\s.{}]+)*)\Z")
+# The global that `tasks.<id>.output.<path>` is rewritten to call.
+_OUTPUT_AT = "__tideflow_output"
 _RAW_OPEN = re.compile(r"-?\s*raw\s*-?\Z")
 _RAW_CLOSE = re.compile(r"\{%-?\s*endraw\s*-?%\}")
 _CLOSERS = {"{{": "}}", "{%": "%}", "{#": "#}"}
-_NAMESPACES = frozenset({"vars", "shareData"})
+_NAMESPACES = frozenset({"vars", "shareData", "tasks"})
 _MAPPING_ATTRS = frozenset(name for name in dir(Mapping) if not name.startswith("_"))
 
 
@@ -118,10 +128,57 @@ class _Missing(StrictUndefined):
         obj = self._undefined_obj
         if isinstance(obj, _Namespace):
             return f"'{obj._label}' has no key {self._undefined_name!r}"
+        if isinstance(obj, TaskOutputs):
+            return obj.missing(str(self._undefined_name))
         if obj is missing:
             return f"{self._undefined_name!r} is not a var of this run"
         message: str = super()._undefined_message
         return message
+
+
+class _OutputMissing(UndefinedError):
+    """``tasks.<id>.output.<path>`` leads nowhere; the message says where it stopped."""
+
+
+def _output_at(tasks: Any, task_id: str, path: str) -> Any:
+    """What ``{{tasks.<id>.output.<path>}}`` reads: the value at the dotted ``path`` (numeric
+    parts index lists) in the output of task ``task_id``."""
+    if not isinstance(tasks, TaskOutputs):
+        raise _OutputMissing("'tasks' was redefined in the template: it no longer reads outputs")
+    try:
+        value = tasks[task_id]["output"]
+    except KeyError:
+        raise _OutputMissing(tasks.missing(task_id)) from None
+    walked = f"tasks.{task_id}.output"
+    for part in path.split(".") if path else ():
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise _OutputMissing(f"{walked} has no {part!r}: {_shape(value)}")
+        walked = f"{walked}.{part}"
+    return value
+
+
+def _shape(value: Any) -> str:
+    """What a value in an output is, for a message that says why a path does not fit it."""
+    if isinstance(value, dict):
+        return f"its keys are {listing(sorted(map(str, value)))}"
+    if isinstance(value, list):
+        return f"it is a list of {len(value)} items"
+    return f"it is {describe_kind(value)}"
+
+
+def _as_text(value: Any) -> Any:
+    """How a value is inserted into text: lists and mappings (outputs, typed vars) as JSON,
+    everything else as Jinja would."""
+    if isinstance(value, dict | list):
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError):
+            return value
+    return value
 
 
 class _Budget:
@@ -243,7 +300,7 @@ class _Sandbox(SandboxedEnvironment):
 
 
 def _shell_quoted(value: Any) -> str:
-    return shlex.quote(str(value))
+    return shlex.quote(str(_as_text(value)))
 
 
 def _environment(*, shell_quoted: bool = False) -> _Sandbox:
@@ -251,7 +308,8 @@ def _environment(*, shell_quoted: bool = False) -> _Sandbox:
     script given to ``/bin/sh -c``, where an unquoted value would be code)."""
     # keep_trailing_newline: a param's text must come out exactly as written around the tags
     env = _Sandbox(undefined=_Missing, autoescape=False, keep_trailing_newline=True,
-                   finalize=_shell_quoted if shell_quoted else None)
+                   finalize=_shell_quoted if shell_quoted else _as_text)
+    env.globals[_OUTPUT_AT] = _output_at
     # lorem ipsum has no use in a param and builds as much text as asked
     env.globals.pop("lipsum", None)
     for name in ("center", "indent", "wordwrap", "truncate", "batch", "slice"):
@@ -293,6 +351,11 @@ def _bare_form(body: str, var_names: frozenset[str]) -> str | None:
         go = _GO_SHARE.match(name)
         if go:
             return f"{{{{{lead} shareData['{go.group(1)}'] {trail}}}}}"
+        out = _TASK_OUTPUT.match(name)
+        if out:
+            # JSON strings are valid Jinja string literals, whatever the id holds
+            args = f"tasks, {json.dumps(out.group('id'))}, {json.dumps(out.group('path')[1:])}"
+            return f"{{{{{lead} {_OUTPUT_AT}({args}) {trail}}}}}"
     return None
 
 
@@ -424,10 +487,12 @@ class TemplateRenderer:
         params: Any,
         vars: Mapping[str, str],
         share_data: Mapping[str, str],
+        tasks: TaskOutputs | None = None,
     ) -> Any:
         """``params`` with every template string rendered; other values are returned as they
         are (containers holding no template are shared with ``params``: treat the result as
-        read-only). Raises :class:`TemplateError` naming the task, the param and the cause."""
+        read-only). ``tasks`` are the outputs the task may read (``tasks.<id>.output``).
+        Raises :class:`TemplateError` naming the task, the param and the cause."""
         cached = self._plans.get(task_id)
         if cached is not None and cached[0] is params:
             plan = cached[1]
@@ -439,6 +504,7 @@ class TemplateRenderer:
         context: dict[str, Any] = dict(vars)
         context["vars"] = _Namespace("vars", vars)
         context["shareData"] = _Namespace("shareData", share_data)
+        context["tasks"] = tasks if tasks is not None else TaskOutputs.none(task_id)
         context[_BUDGET] = _Budget()
         return self._apply(task_id, params, plan, context, vars, share_data)
 
@@ -491,6 +557,8 @@ class TemplateRenderer:
             return leaf.template.render(context)
         except SecurityError as exc:
             cause = f"the template sandbox refused it: {exc}"
+        except _OutputMissing as exc:
+            cause = str(exc.message)
         except UndefinedError as exc:
             cause = (
                 f"{exc.message}; vars: {listing(sorted(vars))};"
@@ -519,34 +587,64 @@ def _syntax_message(exc: TemplateSyntaxError) -> str:
 # -- checks at registration ---------------------------------------------------------------------
 def template_problems(dag: DagDef) -> list[str]:
     """Every param template of ``dag`` that cannot work, as sentences naming task and param:
-    syntax errors, includes or imports, and names that are neither declared vars nor share
-    data (without the source prefix)."""
+    syntax errors, includes or imports, names that are neither declared vars nor share
+    data, and outputs of tasks that are not ancestors (without the source prefix)."""
     env = _environment()
     var_names = frozenset(dag.vars)
     known = var_names | _NAMESPACES | frozenset(env.globals)
     problems: list[str] = []
+    parents = {t.id: t.depend_on for t in dag.tasks}
     # DAGs repeat the same template across many tasks: check each text once
-    checked: dict[str, list[str]] = {}
+    checked: dict[str, tuple[list[str], set[str]]] = {}
     for i, task in enumerate(dag.tasks):
         label = task_label(task.id, i)
+        ancestors: set[str] | None = None
         for path, source in _template_strings(task.params):
             found = checked.get(source)
             if found is None:
                 found = checked[source] = _source_problems(env, source, var_names, known)
-            problems.extend(f"{label}: {format_path(path)}: {p}" for p in found)
+            where_ = f"{label}: {format_path(path)}"
+            problems.extend(f"{where_}: {p}" for p in found[0])
+            if found[1] and ancestors is None:
+                ancestors = ancestors_of(task.id, parents)
+            for ref in sorted(found[1] - (ancestors or set())):
+                problems.append(f"{where_}: {output_ref_problem(ref, parents)}")
     return problems
+
+
+def ancestors_of(task_id: str, parents: Mapping[str, Iterable[str]]) -> set[str]:
+    """The tasks ``task_id`` depends on, directly or not (cycles and unknown ids tolerated:
+    other checks report them)."""
+    seen: set[str] = set()
+    stack = list(parents.get(task_id, ()))
+    while stack:
+        tid = stack.pop()
+        if tid not in seen:
+            seen.add(tid)
+            stack.extend(parents.get(tid, ()))
+    return seen
+
+
+def output_ref_problem(ref: str, parents: Mapping[str, object]) -> str:
+    """Why reading the output of task ``ref`` does not work, as a sentence."""
+    if ref not in parents:
+        hint = suggestion(ref, [str(t) for t in parents]) or ""
+        return f"reads the output of task {ref!r}, which does not exist{hint}"
+    return (f"reads the output of task {ref!r}, which it does not depend on (directly or"
+            " not): add it to dependOn, or to the dependOn of one of its ancestors")
 
 
 def _source_problems(
     env: _Sandbox, source: str, var_names: frozenset[str], known: frozenset[str]
-) -> list[str]:
+) -> tuple[list[str], set[str]]:
+    """The problems of one template text, and the tasks whose outputs it reads."""
     try:
         tree = env.parse(rewrite_fastflow_forms(source, var_names))
     except TemplateSyntaxError as exc:
-        return [_syntax_message(exc)]
+        return [_syntax_message(exc)], set()
     except Exception as exc:  # Jinja's parser can also run out of recursion
-        return [f"cannot compile the template: {exc}"]
-    return _tree_problems(tree, source, var_names, known)
+        return [f"cannot compile the template: {exc}"], set()
+    return _tree_problems(tree, source, var_names, known), _task_refs(tree)
 
 
 def _tree_problems(
@@ -571,21 +669,32 @@ def _tree_problems(
     return problems
 
 
-def _namespace_keys(tree: nodes.Template) -> set[str]:
-    """Keys read from ``vars`` by attribute or constant subscript."""
+def _namespace_keys(tree: nodes.Template, namespace: str = "vars") -> set[str]:
+    """Keys read from ``namespace`` by attribute or constant subscript."""
     keys: set[str] = set()
     for attr in tree.find_all(nodes.Getattr):
-        if _is_vars(attr.node) and attr.attr not in _MAPPING_ATTRS:
+        if _is_name(attr.node, namespace) and attr.attr not in _MAPPING_ATTRS:
             keys.add(attr.attr)
     for item in tree.find_all(nodes.Getitem):
-        if _is_vars(item.node) and isinstance(item.arg, nodes.Const):
+        if _is_name(item.node, namespace) and isinstance(item.arg, nodes.Const):
             if isinstance(item.arg.value, str):
                 keys.add(item.arg.value)
     return keys
 
 
-def _is_vars(node: nodes.Node) -> bool:
-    return isinstance(node, nodes.Name) and node.name == "vars"
+def _task_refs(tree: nodes.Template) -> set[str]:
+    """The ids of the tasks whose outputs a template reads, where they are written out."""
+    refs = _namespace_keys(tree, "tasks")
+    for call in tree.find_all(nodes.Call):
+        if _is_name(call.node, _OUTPUT_AT) and len(call.args) > 1:
+            arg = call.args[1]
+            if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+                refs.add(arg.value)
+    return refs
+
+
+def _is_name(node: nodes.Node, name: str) -> bool:
+    return isinstance(node, nodes.Name) and node.name == name
 
 
 def check_templates(dag: DagDef, *, source: str | None = None) -> None:

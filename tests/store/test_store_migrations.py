@@ -181,3 +181,36 @@ def test_a_bad_prefix_is_an_input_error() -> None:
     for prefix in ("1abc", "drop table;", "x" * 30, "a-b"):
         with pytest.raises(InputError, match="table prefix"):
             SqlStore("sqlite:///:memory:", table_prefix=prefix)
+
+
+async def test_task_outputs_migration_keeps_existing_rows(db_url: str) -> None:
+    """0004 adds the output column to a database that already holds tasks (and goes back)."""
+    from alembic import command
+
+    from tideflow.store.sql.migrate import alembic_config
+
+    store = SqlStore(db_url)
+    await store.open()
+    try:
+        await store.save_dag(make_dag())
+        tasks = make_tasks("i1", ["a", "b"])
+        tasks[0].output = {"id": "c-1"}
+        await store.create_instance(make_instance("i1"), tasks)
+        async with store.engine.begin() as conn:
+            await conn.run_sync(
+                lambda c: command.downgrade(alembic_config("tf_", c), "0003"))
+            columns = await conn.run_sync(
+                lambda c: {col["name"] for col in sa.inspect(c).get_columns("tf_task_instances")})
+        assert "output" not in columns
+    finally:
+        await store.close()
+    again = SqlStore(db_url)
+    await again.open()  # upgrades to the head again, over the rows written before
+    try:
+        found = await again.get_instance("i1")
+        assert [(t.task_id, t.output) for t in found.tasks] == [("a", None), ("b", None)]
+        found.tasks[1].output = {"n": [1, 2]}
+        await again.write([], [found.tasks[1]])
+        assert (await again.get_instance("i1")).tasks[1].output == {"n": [1, 2]}
+    finally:
+        await again.close()

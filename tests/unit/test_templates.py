@@ -296,3 +296,75 @@ def test_mask_secrets() -> None:
     assert mask_secrets("nothing here", ["zzz"]) == "nothing here"
     assert mask_secrets("a.b*c", ["a.b*c"]) == "***"
     assert mask_secrets("x", []) == "x"
+
+
+# -- task outputs ------------------------------------------------------------------------------
+def _outputs(outputs: dict[str, Any], readable: set[str]) -> Any:
+    from tideflow.outputs import TaskOutputs
+    from tideflow.states import TaskStatus
+    from tideflow.store.records import TaskRecord
+
+    records = {tid: TaskRecord("i", tid, tid, "s", status=TaskStatus.SUCCESS, output=out)
+               for tid, out in outputs.items()}
+    return TaskOutputs(records, readable.__contains__, "task 't'")
+
+
+OUTPUTS = {"alloc": {"clusterId": "c-9", "nodes": [{"ip": "10.0.0.1"}], "items": [1, 2],
+                     "cluster-name": "x", "0": "zero"},
+           "a.b-c": {"k": "dotted id"}, "hidden": {"k": "no"}}
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{tasks.alloc.output.clusterId}}", "c-9"),
+        ("{{ tasks.alloc.output.nodes.0.ip }}", "10.0.0.1"),
+        ("{{tasks.alloc.output.items}}", "[1,2]"),
+        ("{{tasks.alloc.output.cluster-name}}", "x"),
+        ("{{tasks.alloc.output.0}}", "zero"),
+        ("{{tasks.a.b-c.output.k}}", "dotted id"),
+        ("{{tasks.alloc.output.nodes}}", '[{"ip":"10.0.0.1"}]'),
+        ("{{ tasks.alloc.output.clusterId | upper }}", "C-9"),
+        ("{{ tasks['alloc']['output']['items'] | length }}", "2"),
+        ("{{ tasks.alloc.status }}", "success"),
+        ("id={{tasks.alloc.output.clusterId}}!", "id=c-9!"),
+    ],
+)
+def test_task_outputs_in_templates(template: str, expected: str) -> None:
+    dag = model({"x": template})
+    tasks = _outputs(OUTPUTS, {"alloc", "a.b-c"})
+    assert TemplateRenderer(dag).render("t", dag.tasks[0].params, VARS, SHARE, tasks)["x"] \
+        == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{tasks.alloc.output.nope}}", "tasks.alloc.output has no 'nope': its keys are"),
+        ("{{tasks.alloc.output.nodes.5}}", "has no '5': it is a list of 1 items"),
+        ("{{tasks.hidden.output.k}}", "task 't' cannot read the output of task 'hidden'"),
+        ("{{tasks.ghost.output}}", "there is no task 'ghost'"),
+        ("{{ tasks.hidden.output }}", "task 't' cannot read the output of task 'hidden'"),
+    ],
+)
+def test_task_output_errors_say_where_the_path_stopped(template: str, message: str) -> None:
+    dag = model({"x": template})
+    tasks = _outputs(OUTPUTS, {"alloc"})
+    with pytest.raises(TemplateError, match=message):
+        TemplateRenderer(dag).render("t", dag.tasks[0].params, VARS, SHARE, tasks)
+
+
+def test_rendered_outputs_are_data_never_rendered_again() -> None:
+    dag = model({"x": "{{tasks.alloc.output.v}}"})
+    tasks = _outputs({"alloc": {"v": "{{ 7*7 }}"}}, {"alloc"})
+    assert TemplateRenderer(dag).render("t", dag.tasks[0].params, VARS, SHARE, tasks)["x"] \
+        == "{{ 7*7 }}"
+
+
+def test_outputs_are_shell_quoted_in_scripts() -> None:
+    dag = DagDef.model_validate({"id": "d", "tasks": [
+        {"id": "t", "actionName": "shell", "params": {"cmd": "echo {{tasks.a.output.v}}",
+                                                       "shell": True}}]})
+    tasks = _outputs({"a": {"v": "x; rm -rf /"}}, {"a"})
+    out = TemplateRenderer(dag).render("t", dag.tasks[0].params, {}, {}, tasks)
+    assert out["cmd"] == "echo 'x; rm -rf /'"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from ._paramtypes import PARAMS_CONFIG, WeakStr
@@ -18,8 +20,9 @@ class ApprovalParams(BaseModel):
 
 
 class ApprovalAction:
-    """Blocks its task until a ``continue`` command, then succeeds. It holds no execution slot
-    and has no timeout: a person may take as long as they need."""
+    """Blocks its task until a ``continue`` command, then succeeds with the decision as its
+    output (``{"decision": "approved"}``). It holds no execution slot and has no timeout: a
+    person may take as long as they need."""
 
     name = "approval"
     params_model = ApprovalParams
@@ -28,8 +31,8 @@ class ApprovalAction:
     def default_timeout(self, params: ApprovalParams) -> float | None:
         return None
 
-    async def run(self, ctx: ActionContext, params: ApprovalParams) -> None:
+    async def run(self, ctx: ActionContext, params: ApprovalParams) -> dict[str, Any]:
         if ctx.continued:
             ctx.trace("approved")
-            return
+            return {"decision": "approved"}
         ctx.block(params.message or "waiting for approval")

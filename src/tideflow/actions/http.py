@@ -10,12 +10,15 @@ import httpx
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..errors import ActionError
+from ..outputs import strict_json
 from ._paramtypes import PARAMS_CONFIG, WeakStr
 from .base import ActionContext
 
 _METHOD = re.compile(r"^[A-Z]+$")
 #: how much of an unexpected response body goes into the reason
 _BODY_PREVIEW = 300
+#: the largest body kept in the task's output (larger ones are left out, and traced)
+OUTPUT_BODY_LIMIT = 256 * 1024
 
 
 class HttpParams(BaseModel):
@@ -82,6 +85,9 @@ class HttpAction:
     found by a dotted path whose numeric parts index lists — is stored in share data under that
     key; a field that is not a string is stored as JSON text. The client is created on first
     use and kept for the action's life; :meth:`aclose` releases it.
+
+    The task's output is ``{status, headers, json, text}``: ``json`` is the parsed body when
+    it is JSON, else ``text`` is the body (a body over 256 KiB is left out of both).
     """
 
     name = "http"
@@ -103,7 +109,7 @@ class HttpAction:
             client, self._client = self._client, None
             await client.aclose()
 
-    async def run(self, ctx: ActionContext, params: HttpParams) -> None:
+    async def run(self, ctx: ActionContext, params: HttpParams) -> dict[str, Any]:
         request = f"{params.method} {params.url}"
         timeout: Any = (
             httpx.USE_CLIENT_DEFAULT if params.timeout_secs is None else params.timeout_secs
@@ -135,12 +141,36 @@ class HttpAction:
             raise ActionError(
                 f"{request}: status {response.status_code}, expected {params.expected()}: {preview}"
             )
-        if params.save_as is None:
-            return
-        if params.save_field is None:
-            ctx.share_data[params.save_as] = text
-        else:
-            ctx.share_data[params.save_as] = extract_field(text, params.save_field)
+        if params.save_as is not None:
+            if params.save_field is None:
+                ctx.share_data[params.save_as] = text
+            else:
+                ctx.share_data[params.save_as] = extract_field(text, params.save_field)
+        return _output(ctx, response, text)
+
+
+def _output(ctx: ActionContext, response: httpx.Response, text: str) -> dict[str, Any]:
+    """The task's output: status, headers (lower-case names, repeated ones joined by ', '),
+    and the body parsed as JSON when it is JSON, else as text."""
+    headers: dict[str, str] = {}
+    for name, value in response.headers.multi_items():
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    out: dict[str, Any] = {"status": response.status_code, "headers": headers,
+                           "json": None, "text": None}
+    size = len(response.content)
+    if size > OUTPUT_BODY_LIMIT:
+        ctx.trace(f"the body ({size:,} bytes) is larger than {OUTPUT_BODY_LIMIT:,} bytes: it is"
+                  " not kept in the task's output")
+        return out
+    try:
+        out["json"] = strict_json(text) if text.strip() else None
+    except ValueError:
+        out["text"] = text
+    else:
+        if out["json"] is None:
+            out["text"] = text  # an empty body (or a JSON null) is text
+    return out
 
 
 def extract_field(text: str, path: str) -> Any:

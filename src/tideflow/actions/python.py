@@ -63,7 +63,8 @@ class PythonAction:
     defined under an allowed prefix, so an allowed module cannot be used to reach one it
     merely imports. With no prefix, every call is refused.
 
-    A return value other than None is traced and, with ``saveAs``, stored in share data.
+    The function's return value is the task's output (it must be JSON-serialisable); one
+    other than None is also traced and, with ``saveAs``, stored in share data.
     """
 
     name = "python"
@@ -79,7 +80,7 @@ class PythonAction:
     def allows(self, module: str) -> bool:
         return any(module == p or module.startswith(p + ".") for p in self.allowed_prefixes)
 
-    async def run(self, ctx: ActionContext, params: PythonParams) -> None:
+    async def run(self, ctx: ActionContext, params: PythonParams) -> Any:
         fn = await self._resolve(params)
         kwargs = dict(params.kwargs)
         signature = _signature(fn)
@@ -94,7 +95,7 @@ class PythonAction:
                 raise ActionError(f"{params.func}: kwargs do not fit: {exc}") from exc
         result = await _call(params.func, fn, kwargs)
         if result is None:
-            return
+            return None
         ctx.trace(f"returned {reprlib.repr(result)}")
         if params.save_as:
             try:
@@ -103,6 +104,7 @@ class PythonAction:
                 raise ActionError(
                     f"cannot store the result of {params.func} as JSON in share data: {exc}"
                 ) from exc
+        return result
 
     async def _resolve(self, params: PythonParams) -> Callable[..., Any]:
         module_name, name = params.target()

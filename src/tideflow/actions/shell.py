@@ -8,10 +8,12 @@ import shlex
 import signal
 import subprocess
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from ..errors import ActionError
+from ..outputs import strict_json
 from ._paramtypes import PARAMS_CONFIG, WeakStr
 from .base import ActionContext
 
@@ -35,6 +37,8 @@ class ShellParams(BaseModel):
     shell: bool = False
     #: share-data key that receives the command's stdout, stripped
     save_as: str | None = Field(default=None, alias="saveAs", min_length=1)
+    #: parse stdout as JSON into the output's ``json``
+    output_json: bool = Field(default=False, alias="outputJson")
 
     @model_validator(mode="after")
     def _check_cmd(self) -> ShellParams:
@@ -119,6 +123,9 @@ class ShellAction:
     ``kill_grace`` seconds, and the cancellation goes on.
 
     With ``saveAs: key`` the stripped stdout (at most 1 MiB) is stored in share data.
+
+    The task's output is ``{"exitCode": 0}``; with ``outputJson: true`` it also holds
+    ``json``, the command's stdout parsed as JSON (a stdout that is not JSON fails the task).
     """
 
     name = "shell"
@@ -131,11 +138,12 @@ class ShellAction:
         self.tail_bytes = tail_bytes
         self.tail_lines = tail_lines
 
-    async def run(self, ctx: ActionContext, params: ShellParams) -> None:
+    async def run(self, ctx: ActionContext, params: ShellParams) -> dict[str, Any]:
         argv = params.argv()
         if params.cwd is not None and not os.path.isdir(params.cwd):
             raise ActionError(f"cwd {params.cwd!r} is not an existing directory")
-        out = _Tail(_SAVE_LIMIT if params.save_as else self.tail_bytes)
+        keep_stdout = params.save_as is not None or params.output_json
+        out = _Tail(_SAVE_LIMIT if keep_stdout else self.tail_bytes)
         err = _Tail(self.tail_bytes)
         transport, proto = await _start(
             argv, {**os.environ, **params.env}, params.cwd, lambda: _Protocol(out, err)
@@ -160,13 +168,18 @@ class ShellAction:
         self._trace_tails(ctx, out, err)
         if code != 0:
             raise ActionError(self._failure(code, err))
+        if keep_stdout and out.truncated:
+            into = (f"share data as {params.save_as!r}" if params.save_as
+                    else "the task's output (outputJson)")
+            raise ActionError(
+                f"stdout is larger than {_SAVE_LIMIT} bytes, too large to save in {into}"
+            )
         if params.save_as:
-            if out.truncated:
-                raise ActionError(
-                    f"stdout is larger than {_SAVE_LIMIT} bytes, too large to save in share "
-                    f"data as {params.save_as!r}"
-                )
             ctx.share_data[params.save_as] = out.text().strip()
+        output: dict[str, Any] = {"exitCode": code}
+        if params.output_json:
+            output["json"] = _parse_json(out.text())
+        return output
 
     async def _stop_leftovers(self, pgid: int, proto: _Protocol) -> bool:
         """After the leader exited: stop what is left of its group, then let the pipes drain."""
@@ -208,6 +221,17 @@ class ShellAction:
             head = f"exit code {code}"
         text = err.last_lines(min(self.tail_lines, 10), 2000)
         return f"{head}: {text}" if text else f"{head} (nothing on stderr)"
+
+
+def _parse_json(stdout: str) -> Any:
+    try:
+        return strict_json(stdout)
+    except ValueError as exc:
+        shown = stdout.strip()
+        shown = shown if len(shown) <= 200 else shown[:200] + "..."
+        raise ActionError(
+            f"outputJson: true, but stdout is not JSON ({exc}): {shown!r}"
+        ) from None
 
 
 async def _start(

@@ -110,6 +110,8 @@ class TaskOut(BaseModel):
     attemptHistory: list[AttemptOut]
     dependOn: list[str]
     params: Any
+    #: what the action returned (null when nothing)
+    output: Any
     traces: list[TraceOut]
     startedAt: str | None
     endedAt: str | None

@@ -19,6 +19,9 @@ from .progress import summary
 
 Json = dict[str, Any]
 
+#: characters of a task's output shown in an instance's detail
+_OUTPUT_SHOWN = 200
+
 _STYLE = {
     "success": "green",
     "failed": "red",
@@ -96,6 +99,15 @@ def instance_detail(console: Console, inst: Json) -> None:
     for label, key in (("vars", "vars"), ("tags", "tags"), ("share data", "shareData")):
         if inst.get(key):
             console.print(Text(f"{label}: {_kv(inst[key])}", style="dim"), highlight=False)
+    outputs = [(t["taskId"], t["output"]) for t in inst.get("tasks") or []
+               if t.get("output") is not None]
+    if outputs:
+        console.print(Text("outputs:", style="dim"))
+        for task_id, output in outputs:
+            text = json.dumps(output, ensure_ascii=False)
+            if len(text) > _OUTPUT_SHOWN:  # --json has it whole
+                text = text[: _OUTPUT_SHOWN - 3] + "..."
+            console.print(Text(f"  {task_id}: {text}", style="dim"), highlight=False)
 
 
 def nodes_table(console: Console, nodes: list[Json]) -> None:

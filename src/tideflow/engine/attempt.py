@@ -17,6 +17,7 @@ from ..actions.base import ActionContext, ActionSpec, BlockTask, ShareData
 from ..clock import utcnow
 from ..definition.model import TaskDef
 from ..errors import TemplateError, TideflowError
+from ..outputs import to_output
 from ..states import TaskStatus
 from ..store.records import AttemptRecord, TaskRecord, TraceEntry
 from ..templates import mask_secrets
@@ -175,8 +176,10 @@ class TaskRun:
             elif self.rendered is not None:
                 rendered = self.rendered
             else:
-                rendered = self.runner.compiled.renderer.render(
-                    task.task_id, self.tdef.params, inst.vars, inst.share_data
+                compiled = self.runner.compiled
+                rendered = compiled.renderer.render(
+                    task.task_id, self.tdef.params, inst.vars, inst.share_data,
+                    compiled.outputs_for(task.task_id, self.runner.tasks),
                 )
             self.rendered = rendered
             params = spec.parse_params(rendered)
@@ -229,7 +232,10 @@ class TaskRun:
                             await rt.executor.call(spec.retry_before, ctx, params)
                         if spec.run_before is not None:
                             await rt.executor.call(spec.run_before, ctx, params)
-                        await rt.executor.call(spec.run, ctx, params)
+                        result = await rt.executor.call(spec.run, ctx, params)
+                        # committed with the result (and before run_after): a restart
+                        # resuming at run_after keeps it
+                        task.output = to_output(result)
                         task.status = TaskStatus.ENDING
                         if spec.run_after is not None:
                             rt.commits.stage(task=task)
@@ -290,6 +296,7 @@ class TaskRun:
         task.status = TaskStatus.RUNNING
         task.reason = None
         task.params = rendered
+        task.output = None
         task.ended_at = None
         if task.started_at is None:
             task.started_at = now

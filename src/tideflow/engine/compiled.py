@@ -3,12 +3,14 @@ version and shared by all its instances."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..definition.model import DagDef, TaskDef
 from ..definition.validate import toposort
-from ..store.records import DagRecord
-from ..templates import TemplateRenderer
+from ..outputs import TaskOutputs
+from ..store.records import DagRecord, TaskRecord
+from ..templates import TemplateRenderer, ancestors_of
 
 
 @dataclass
@@ -22,10 +24,23 @@ class CompiledDag:
     #: task ids parents first, when some task has a runIf other than success (else empty:
     #: the parent counters alone decide)
     run_if_order: tuple[str, ...] = ()
+    #: each task's ancestors, computed the first time its templates read an output
+    _ancestors: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def dag(self) -> DagDef:
         return self.record.definition
+
+    def ancestors(self, task_id: str) -> frozenset[str]:
+        """The tasks ``task_id`` depends on, directly or not."""
+        found = self._ancestors.get(task_id)
+        if found is None:
+            found = self._ancestors[task_id] = frozenset(ancestors_of(task_id, self.parents))
+        return found
+
+    def outputs_for(self, task_id: str, tasks: Mapping[str, TaskRecord]) -> TaskOutputs:
+        """The outputs task ``task_id`` reads in its templates: those of its ancestors."""
+        return TaskOutputs(tasks, lambda tid: tid in self.ancestors(task_id), f"task {task_id!r}")
 
     @classmethod
     def build(cls, record: DagRecord) -> CompiledDag:

@@ -58,6 +58,8 @@ class TaskRecord:
     ended_at: datetime | None = None
     #: set by a continue command: block checks no longer apply to this task
     continued: bool = False
+    #: what the action returned (JSON), readable by descendants; None when it returned nothing
+    output: Any = None
 
     def snapshot(self) -> TaskRecord:
         """A copy that later changes to this record do not reach (and the other way)."""
@@ -66,6 +68,7 @@ class TaskRecord:
             attempt_history=[replace(a) for a in self.attempt_history],
             depend_on=list(self.depend_on),
             params=_copy_json(self.params),
+            output=_copy_json(self.output),
             traces=[replace(t) for t in self.traces],
         )
 

@@ -6,7 +6,7 @@ import pytest
 from action_probe import make_probe, parse
 from pydantic import ValidationError
 
-from tideflow.actions.approval import ApprovalAction
+from tideflow.actions.approval import ApprovalAction, ApprovalParams
 from tideflow.actions.base import ActionSpec, BlockTask
 
 
@@ -38,3 +38,8 @@ def test_holds_no_slot_and_has_no_timeout() -> None:
 def test_unknown_param_is_refused() -> None:
     with pytest.raises(ValidationError, match="msg"):
         parse(ApprovalAction(), {"msg": "x"})
+
+
+async def test_the_decision_is_the_output() -> None:
+    probe = make_probe(continued=True)
+    assert await ApprovalAction().run(probe.ctx, ApprovalParams()) == {"decision": "approved"}

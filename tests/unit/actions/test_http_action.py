@@ -251,3 +251,28 @@ async def test_client_is_reused_and_reopened_after_close(server: str, probe: Pro
 def test_params_validation(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         params(**raw)
+
+
+async def test_output_has_status_headers_and_the_json_body(
+    action: HttpAction, server: str, probe: Probe
+) -> None:
+    out = await action.run(probe.ctx, params(url=f"{server}/doc"))
+    assert out["status"] == 200
+    assert out["headers"]["content-type"] == "application/json"
+    assert out["json"] == DOC
+    assert out["text"] is None
+
+
+async def test_output_of_a_text_body_is_its_text(
+    action: HttpAction, server: str, probe: Probe
+) -> None:
+    out = await action.run(probe.ctx, params(url=f"{server}/text"))
+    assert (out["status"], out["json"], out["text"]) == (200, None, "  plain text\n")
+
+
+async def test_output_of_an_accepted_error_status(
+    action: HttpAction, server: str, probe: Probe
+) -> None:
+    out = await action.run(probe.ctx, params(url=f"{server}/status/404", expectStatus=404))
+    assert out["status"] == 404
+    assert out["text"].startswith("oops ")

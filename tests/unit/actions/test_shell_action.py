@@ -223,3 +223,19 @@ async def test_save_as_refuses_huge_output(probe: Probe) -> None:
             probe.ctx, params(cmd="head -c 2000000 /dev/zero", shell=True, saveAs="big")
         )
     assert "big" not in probe.share
+
+
+async def test_output_is_the_exit_code(probe: Probe) -> None:
+    assert await ShellAction().run(probe.ctx, params(cmd=["echo", "{}"])) == {"exitCode": 0}
+
+
+async def test_output_json_parses_stdout(probe: Probe) -> None:
+    script = 'echo \'{"id": "c-1", "nodes": [1, 2]}\''
+    out = await ShellAction().run(probe.ctx, params(cmd=["sh", "-c", script], outputJson=True))
+    assert out == {"exitCode": 0, "json": {"id": "c-1", "nodes": [1, 2]}}
+
+
+@pytest.mark.parametrize("stdout", ["not json", "", "NaN"])
+async def test_output_json_of_a_stdout_that_is_not_json_fails(probe: Probe, stdout: str) -> None:
+    with pytest.raises(ActionError, match="outputJson: true, but stdout is not JSON"):
+        await ShellAction().run(probe.ctx, params(cmd=["printf", stdout], outputJson=True))

@@ -65,6 +65,7 @@ TASK_STATE_COLUMNS = (
     "started_at",
     "ended_at",
     "continued",
+    "output",
 )
 
 
@@ -95,6 +96,7 @@ def task_values(t: TaskRecord) -> dict[str, Any]:
         "started_at": t.started_at,
         "ended_at": t.ended_at,
         "continued": bool(t.continued),
+        "output": None if t.output is None else _dumps(t.output),
     }
 
 
@@ -127,6 +129,7 @@ def task_from_row(row: Any) -> TaskRecord:
         started_at=row.started_at,
         ended_at=row.ended_at,
         continued=bool(row.continued),
+        output=loads(row.output),
     )
 
 

@@ -184,6 +184,8 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sa.Column("started_at", UtcDateTime, nullable=True),
         sa.Column("ended_at", UtcDateTime, nullable=True),
         sa.Column("continued", sa.Boolean, nullable=False),
+        # what the action returned (JSON text), NULL when nothing
+        sa.Column("output", JsonText, nullable=True),
         **_MYSQL_TABLE_ARGS,
     )
     commands = sa.Table(

@@ -345,6 +345,7 @@ function instanceView(view, id) {
         h("tr", {}, h("th", {}, "Duration"), h("td", {}, duration(t.startedAt, t.endedAt))),
         h("tr", {}, h("th", {}, "Attempts"), h("td", {}, String(t.attempts)))),
       h("h3", {}, "Params"), h("pre", { id: "task-params" }, json(t.params)),
+      h("h3", {}, "Output"), h("pre", { id: "task-output" }, t.output == null ? "(none)" : json(t.output)),
       h("h3", {}, "Attempts"),
       h("table", { id: "task-attempts" },
         h("tr", {}, ["#", "Status", "Reason", "Started", "Took", "Worker"].map((x) => h("th", {}, x))),
