@@ -48,15 +48,18 @@ class ProgressView:
         shown = ", ".join(running[:8]) + (f" (+{len(running) - 8})" if len(running) > 8 else "")
         self._running = Text(f"running: {shown}" if running else "", style="cyan")
         for t in inst.tasks:
-            key = (t.task_id, t.attempts)
-            if t.status in (TaskStatus.FAILED, TaskStatus.RETRYING) and key not in self._reported:
-                if t.status == TaskStatus.RETRYING or t.reason:
-                    self._reported.add(key)
-                    what = "will retry" if t.status == TaskStatus.RETRYING else "failed"
-                    last = t.attempt_history[-1].reason if t.attempt_history else t.reason
-                    self.console.print(
-                        Text(f"✗ {t.task_id} attempt {t.attempts} {what}: {last}", style="red")
-                    )
+            # Every failed attempt is reported once, from the attempt history: sampling the
+            # task's current state alone misses attempts that fail between two updates.
+            for a in t.attempt_history:
+                key = (t.task_id, a.attempt)
+                if a.status != TaskStatus.FAILED or key in self._reported:
+                    continue
+                self._reported.add(key)
+                final = t.status == TaskStatus.FAILED and a.attempt == t.attempts
+                what = "failed" if final else "failed, will retry"
+                self.console.print(
+                    Text(f"✗ {t.task_id} attempt {a.attempt} {what}: {a.reason}", style="red")
+                )
 
 
 def summary(console: Console, inst: InstanceRecord) -> None:
