@@ -11,6 +11,7 @@ errors are translated at the store's edge, so callers never need to import a dri
     │   └── InvalidStateError  ... and it names the state it found
     ├── TemplateError          a param template failed to render (fails the task)
     ├── ActionError            an action failed; the reason becomes the task's reason
+    │   ├── NonRetryableError  ... and retrying cannot help: the task fails at once
     │   └── TaskTimeoutError   an attempt ran past its deadline
     ├── LockLostError          a mutex or lease was lost before it was released
     ├── StoreError             the database failed or was unreachable
@@ -86,6 +87,13 @@ class TemplateError(TideflowError):
 
 class ActionError(TideflowError):
     code = "action_error"
+
+
+class NonRetryableError(ActionError):
+    """Raised by an action when another attempt cannot succeed (bad input, a quota that will
+    not come back): the task fails at once, whatever its ``retry.maxAttempts``."""
+
+    code = "non_retryable"
 
 
 class TaskTimeoutError(ActionError):

@@ -138,8 +138,11 @@ class HttpAction:
         text = response.text
         if not params.accepts(response.status_code):
             preview = text[:_BODY_PREVIEW] + ("..." if len(text) > _BODY_PREVIEW else "")
+            # the status is matched against retry.nonRetryable (default: 4xx but 408, 429)
             raise ActionError(
-                f"{request}: status {response.status_code}, expected {params.expected()}: {preview}"
+                f"{request}: status {response.status_code}, expected {params.expected()}:"
+                f" {preview}",
+                details={"httpStatus": response.status_code},
             )
         if params.save_as is not None:
             if params.save_field is None:

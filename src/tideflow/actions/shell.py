@@ -167,7 +167,8 @@ class ShellAction:
         code = transport.get_returncode()
         self._trace_tails(ctx, out, err)
         if code != 0:
-            raise ActionError(self._failure(code, err))
+            # the exit code is matched against retry.nonRetryable
+            raise ActionError(self._failure(code, err), details={"exitCode": code})
         if keep_stdout and out.truncated:
             into = (f"share data as {params.save_as!r}" if params.save_as
                     else "the task's output (outputJson)")

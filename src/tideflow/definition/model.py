@@ -7,6 +7,7 @@ back to an equal model (preCheck as an ordered list, so JSON columns cannot reor
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..states import DagStatus
 
 _CONFIG = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+_CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class VarDef(BaseModel):
@@ -67,6 +69,33 @@ class RetryPolicy(BaseModel):
     max_attempts: int = Field(1, alias="maxAttempts", ge=1, le=1000)
     backoff_secs: float = Field(1.0, alias="backoffSecs", ge=0)
     max_backoff_secs: float = Field(300.0, alias="maxBackoffSecs", ge=0)
+    #: failures not worth another attempt: exception class names (``QuotaError`` or
+    #: ``mypkg.errors.QuotaError``, base classes match too), exit codes of ``shell``, HTTP
+    #: statuses of ``http`` (listed statuses replace its default: 4xx but 408 and 429)
+    non_retryable: tuple[str | int, ...] = Field((), alias="nonRetryable", max_length=1000)
+
+    @field_validator("non_retryable", mode="before")
+    @classmethod
+    def _names_or_codes(cls, v: Any) -> Any:
+        if v is None:
+            return ()
+        if isinstance(v, str | int) and not isinstance(v, bool):
+            v = [v]  # one name or code alone
+        if not isinstance(v, list | tuple):
+            return v  # pydantic reports it
+        out: list[Any] = []
+        for item in v:
+            if isinstance(item, str) and item.strip().isdigit():
+                item = int(item.strip())  # "404" is a status, not a class name
+            if isinstance(item, bool) or not isinstance(item, str | int):
+                raise ValueError(f"{item!r} is neither an exception class name nor a code")
+            if isinstance(item, int) and not 0 <= item <= 999:
+                raise ValueError(f"{item} is neither an exit code (0-255) nor an HTTP status")
+            if isinstance(item, str) and not _CLASS_NAME.match(item):
+                raise ValueError(f"{item!r} is not an exception class name such as QuotaError"
+                                 " or mypkg.errors.QuotaError")
+            out.append(item)
+        return tuple(out)
 
     def delay(self, attempt: int, jitter: float) -> float:
         """Back-off before the attempt after ``attempt`` (1-based); ``jitter`` in [0, 1)."""

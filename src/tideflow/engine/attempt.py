@@ -21,6 +21,7 @@ from ..outputs import to_output
 from ..states import TaskStatus
 from ..store.records import AttemptRecord, TaskRecord, TraceEntry
 from ..templates import mask_secrets
+from .nonretryable import not_retried_because
 
 if TYPE_CHECKING:
     from .runner import InstanceRunner
@@ -192,6 +193,8 @@ class TaskRun:
             return False
 
         slot = spec.holds_slot
+        #: the failure is not worth another attempt (retry.nonRetryable and the like)
+        final = False
         timeout: float | None = None
         acquired = False
         cluster_slot = None
@@ -258,7 +261,12 @@ class TaskRun:
                 current.uncancel()
             self._finish_stopped()
         except Exception as exc:
-            self._end_attempt(TaskStatus.FAILED, self._mask(_error_reason(exc)))
+            reason = self._mask(_error_reason(exc))
+            why = not_retried_because(exc, self.tdef.retry)
+            if why is not None and self._retry_owed():
+                final = True
+                reason = f"{reason} (not retried: {why})"
+            self._end_attempt(TaskStatus.FAILED, reason)
         else:
             if task.status in (TaskStatus.RUNNING, TaskStatus.ENDING):
                 self._end_attempt(TaskStatus.SUCCESS, None)
@@ -275,7 +283,7 @@ class TaskRun:
                 except TideflowError as exc:  # it expires with its TTL anyway
                     log.warning("could not release a slot of action %s: %s", spec.name, exc)
 
-        if task.status == TaskStatus.FAILED and self._retry_owed():
+        if task.status == TaskStatus.FAILED and not final and self._retry_owed():
             rt.commits.stage(task=task)
             return True
         await self.runner.commit_task(task)

@@ -174,3 +174,16 @@ tasks:
     assert built == loaded
     assert load_dag_text(dump_dag_yaml(built)) == built
     assert built.task("notify").run_if == "failed"
+
+
+def test_builder_non_retryable_equals_yaml() -> None:
+    built = (DagBuilder("nr")
+             .task("a", "shell", params={"cmd": ["true"]},
+                   retry=Retry(max_attempts=5, non_retryable=["QuotaError", 3]))
+             .build())
+    loaded = load_dag_text(
+        "id: nr\ntasks:\n  - id: a\n    actionName: shell\n    params: {cmd: ['true']}\n"
+        "    retry: {maxAttempts: 5, nonRetryable: [QuotaError, 3]}\n")
+    assert built == loaded
+    assert built.tasks[0].retry is not None
+    assert built.tasks[0].retry.non_retryable == ("QuotaError", 3)
