@@ -13,7 +13,8 @@ says otherwise (``<!-- doc: excerpt -->`` and friends, listed in ``Directive``):
 - ``console``: ``$ command`` lines run; the lines after each are its expected output (stdout and
   stderr together), compared after ids and times are normalised; a ``...`` line stands for any
   number of lines. An id printed by a command replaces the id the page shows in later commands.
-  A block marked ``prints`` must equal what the python block before it printed.
+  A block marked ``prints`` must equal what the python block before it printed;
+  ``prints-json``, have the same keys at every level (values vary: ids, times, hosts).
   A block marked ``after`` runs with the page's earlier python blocks before it.
 - any other block (plain text, signatures, fragments) must carry a directive: ``excerpt`` (a
   part of something larger, shown for reading) or ``output`` (what the command above prints).
@@ -43,6 +44,7 @@ class Directive(StrEnum):
     FILE = "file"  # write the body to the file named by the argument
     CLEAN_CHECKOUT = "clean-checkout"  # an sh block run from a copy of the repository's files
     PRINTS = "prints"  # what the python block just above prints (checked)
+    PRINTS_JSON = "prints-json"  # JSON with the keys, at every level, of what the above prints
     AFTER = "after"  # a python block that uses what the page's earlier python blocks define
     SERVER = "server"  # on its own line anywhere in a page: the page's commands reach a server
     CI = "ci"  # an sh block that .ci/run runs as written (the test command itself)
@@ -165,3 +167,16 @@ def id_pairs(expected: list[str], actual: list[str]) -> dict[str, str]:
     shown = [m for line in expected for m in ULID.findall(line)]
     printed = [m for line in actual for m in ULID.findall(line)]
     return dict(zip(shown, printed, strict=False))
+
+
+def json_keys(value: object, path: str = "$") -> set[str]:
+    """Every key path of a JSON value (list items merged), for comparing shapes."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found.add(f"{path}.{key}")
+            found |= json_keys(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            found |= json_keys(item, f"{path}[]")
+    return found

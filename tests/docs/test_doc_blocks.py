@@ -32,6 +32,7 @@ from .blocks import (
     commands,
     console_steps,
     id_pairs,
+    json_keys,
     match_output,
 )
 
@@ -83,6 +84,15 @@ def _check(
     block: Block, scratch: Path, ids: dict[str, str], earlier: list[str], printed: list[str]
 ) -> None:
     if block.directive in (Directive.EXCERPT, Directive.OUTPUT):
+        return
+    if block.directive is Directive.PRINTS_JSON:
+        shown, real = json_keys(json.loads(block.body)), json_keys(json.loads("\n".join(printed)))
+        if shown != real:
+            pytest.fail(
+                f"{block.where}: the JSON shown differs from what the block above printed: "
+                f"only shown {sorted(shown - real)}, only printed {sorted(real - shown)}",
+                pytrace=False,
+            )
         return
     if block.directive is Directive.PRINTS:
         if not match_output(block.body.splitlines(), printed):
