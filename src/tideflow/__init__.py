@@ -25,6 +25,7 @@ from .errors import (
     FencedWriteError,
     InputError,
     InvalidStateError,
+    LimitError,
     LockLostError,
     MissingDependencyError,
     NonRetryableError,
@@ -34,6 +35,7 @@ from .errors import (
     TaskTimeoutError,
     TemplateError,
     TideflowError,
+    WriteRefusedError,
 )
 from .serialize import dag_to_json, instance_to_json
 from .states import DagStatus, InstanceStatus, TaskStatus, Trigger
@@ -63,6 +65,7 @@ __all__ = [
     "InstanceRecord",
     "InstanceStatus",
     "InvalidStateError",
+    "LimitError",
     "LockLostError",
     "MissingDependencyError",
     "NonRetryableError",
@@ -80,6 +83,7 @@ __all__ = [
     "TideflowError",
     "Trigger",
     "VarDef",
+    "WriteRefusedError",
     "dag_to_json",
     "function_action",
     "instance_to_json",

@@ -6,6 +6,7 @@ errors are translated at the store's edge, so callers never need to import a dri
     TideflowError
     ├── DefinitionError        a DAG definition (file, body or builder) is invalid
     ├── InputError             bad run input: vars, tags, selector, command arguments
+    │   └── LimitError         a value is larger than a size limit allows (names the limit)
     ├── NotFoundError          no such DAG, instance or task
     ├── ConflictError          the command does not fit the current state (HTTP 409)
     │   └── InvalidStateError  ... and it names the state it found
@@ -17,6 +18,8 @@ errors are translated at the store's edge, so callers never need to import a dri
     ├── StoreError             the database failed or was unreachable
     │   ├── SchemaError        the schema is missing, older or newer than this code
     │   └── FencedWriteError   a write was refused because ownership moved on
+    ├── WriteRefusedError      the database refuses the data itself (too large, bad text, a
+    │                          constraint): writing it again cannot succeed, so it is not retried
     ├── MissingDependencyError an optional extra is not installed (names the extra)
     └── EngineClosedError      the engine was used after close()
 """
@@ -61,6 +64,13 @@ class InputError(TideflowError):
     """Bad input to a run or a command (vars, tags, selector, ids, arguments)."""
 
     code = "invalid_input"
+
+
+class LimitError(InputError):
+    """A value (share data, an output, params, a run var) is larger than a size limit allows;
+    the message names the limit and the setting that raises it."""
+
+    code = "too_large"
 
 
 class NotFoundError(TideflowError):
@@ -114,6 +124,14 @@ class SchemaError(StoreError):
 
 class FencedWriteError(StoreError):
     code = "fenced"
+
+
+class WriteRefusedError(TideflowError):
+    """The database refused a write for what it contains, not because it is unreachable: a
+    value over its size limit, text it cannot store, a constraint. Unlike StoreError it is
+    never retried: the same write would be refused again."""
+
+    code = "write_refused"
 
 
 class MissingDependencyError(TideflowError):

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from .errors import ActionError
+from .limits import DEFAULT_MAX_VALUE_BYTES
 
 if TYPE_CHECKING:
     from .store.records import TaskRecord
 
-#: the largest output, as compact JSON text, a task may store
-DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
+#: the largest output, as compact JSON text, a task may store (EngineSettings.max_value_bytes)
+DEFAULT_MAX_OUTPUT_BYTES = DEFAULT_MAX_VALUE_BYTES
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
@@ -39,7 +40,7 @@ def to_output(value: Any, limit: int = DEFAULT_MAX_OUTPUT_BYTES) -> Any:
     if size > limit:
         raise ActionError(
             f"the action's output is {size:,} bytes of JSON, more than the limit of {limit:,}"
-            " bytes; store bulk data elsewhere and return a reference to it"
+            " bytes (max_value_bytes); store bulk data elsewhere and return a reference to it"
         )
     return json.loads(text)
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn, Protocol, runtime_checkable
 from pydantic import TypeAdapter
 
 from ..errors import ActionError, DefinitionError
+from ..limits import Limits, text_bytes
 
 
 class BlockTask(Exception):
@@ -43,12 +44,20 @@ class Action(Protocol):
 
 class ShareData(MutableMapping[str, str]):
     """The instance's share data as seen by one task: reads see every write so far, writes are
-    recorded so that they are committed with the task's result."""
+    recorded so that they are committed with the task's result.
 
-    def __init__(self, data: dict[str, str], on_write: Callable[[str], None]) -> None:
+    A value over the engine's size limits is refused with LimitError (the write does not
+    happen): uncaught, it fails the task with a reason naming the limit. :meth:`revert` undoes
+    this task's writes (its result could not be stored)."""
+
+    def __init__(self, data: dict[str, str], on_write: Callable[[str], None],
+                 limits: Limits | None = None) -> None:
         self._data = data
         self._on_write = on_write
         self._closed = False
+        self._limits = limits or Limits()
+        #: each key's value before this task first wrote it (None: it had none)
+        self._before: dict[str, str | None] = {}
 
     def close(self) -> None:
         """The attempt is over: later writes (from an abandoned thread) are refused."""
@@ -63,13 +72,40 @@ class ShareData(MutableMapping[str, str]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._check_open()
-        self._data[key] = value if isinstance(value, str) else json.dumps(value)
+        text = value if isinstance(value, str) else json.dumps(value)
+        old = self._data.get(key)
+        self._data[key] = text
+        try:
+            self._limits.check_share_data(key, self._data)
+        except Exception:
+            if old is None:
+                del self._data[key]
+            else:
+                self._data[key] = old
+            raise
+        self._before.setdefault(key, old)
         self._on_write(key)
 
     def __delitem__(self, key: str) -> None:
         self._check_open()
+        self._before.setdefault(key, self._data[key])
         del self._data[key]
         self._on_write(key)
+
+    def written_bytes(self) -> int:
+        """How much this task's writes weigh now (to find which task a refusal is about)."""
+        return sum(text_bytes(self._data.get(k) or "") for k in self._before)
+
+    def revert(self) -> bool:
+        """Undo this task's writes; True when there were any."""
+        for key, old in self._before.items():
+            if old is None:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = old
+        reverted = bool(self._before)
+        self._before.clear()
+        return reverted
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -97,6 +133,8 @@ class ActionContext:
     deadline: float | None
     #: True when this run follows a ``continue`` command on a blocked task
     continued: bool = False
+    #: the engine's size limits: what a share-data value or an output may weigh
+    limits: Limits = field(default_factory=Limits)
     _trace: Callable[[str, bool], None] = field(default=lambda m, f: None, repr=False)
 
     def trace(self, message: str, flush: bool = False) -> None:

@@ -10,6 +10,7 @@ import httpx
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..errors import ActionError
+from ..limits import show_bytes
 from ..outputs import strict_json
 from ._paramtypes import PARAMS_CONFIG, WeakStr
 from .base import ActionContext
@@ -83,8 +84,10 @@ class HttpAction:
 
     With ``saveAs``, the response body — or with ``saveField`` one field of the JSON response,
     found by a dotted path whose numeric parts index lists — is stored in share data under that
-    key; a field that is not a string is stored as JSON text. The client is created on first
-    use and kept for the action's life; :meth:`aclose` releases it.
+    key; a field that is not a string is stored as JSON text. The body is read up to the
+    engine's ``max_value_bytes``: a larger one fails a task that saves it, and is otherwise left
+    unread. The client is created on first use and kept for the action's life;
+    :meth:`aclose` releases it.
 
     The task's output is ``{status, headers, json, text}``: ``json`` is the parsed body when
     it is JSON, else ``text`` is the body (a body over 256 KiB is left out of both).
@@ -114,8 +117,11 @@ class HttpAction:
         timeout: Any = (
             httpx.USE_CLIENT_DEFAULT if params.timeout_secs is None else params.timeout_secs
         )
+        # the body is read up to the engine's value limit and no further: a response larger
+        # than anything that could be stored is never held in memory whole
+        cap = ctx.limits.max_value_bytes
         try:
-            response = await self._get_client().request(
+            async with self._get_client().stream(
                 params.method,
                 params.url,
                 headers=params.headers,
@@ -124,7 +130,8 @@ class HttpAction:
                 content=params.body,
                 timeout=timeout,
                 follow_redirects=params.follow_redirects,
-            )
+            ) as response:
+                raw, over = await _read_capped(response, cap)
         except httpx.TimeoutException as exc:
             raise ActionError(
                 f"{request}: no response within timeoutSecs={params.timeout_secs}"
@@ -135,9 +142,10 @@ class HttpAction:
             reason = str(exc) or type(exc).__name__
             raise ActionError(f"{request}: request failed: {reason}") from exc
         ctx.trace(f"{request} -> {response.status_code}")
-        text = response.text
+        text = raw.decode(response.encoding or "utf-8", errors="replace")
         if not params.accepts(response.status_code):
-            preview = text[:_BODY_PREVIEW] + ("..." if len(text) > _BODY_PREVIEW else "")
+            cut = len(text) > _BODY_PREVIEW or over
+            preview = text[:_BODY_PREVIEW] + ("..." if cut else "")
             # the status is matched against retry.nonRetryable (default: 4xx but 408, 429)
             raise ActionError(
                 f"{request}: status {response.status_code}, expected {params.expected()}:"
@@ -145,25 +153,33 @@ class HttpAction:
                 details={"httpStatus": response.status_code},
             )
         if params.save_as is not None:
+            if over:
+                raise ActionError(
+                    f"{request}: the response body is larger than the limit of "
+                    f"{show_bytes(cap)} (max_value_bytes), too large to save in share data as "
+                    f"{params.save_as!r}; the rest was not read"
+                )
             if params.save_field is None:
                 ctx.share_data[params.save_as] = text
             else:
                 ctx.share_data[params.save_as] = extract_field(text, params.save_field)
-        return _output(ctx, response, text)
+        return _output(ctx, response, text, None if over else len(raw))
 
 
-def _output(ctx: ActionContext, response: httpx.Response, text: str) -> dict[str, Any]:
+def _output(ctx: ActionContext, response: httpx.Response, text: str,
+            size: int | None) -> dict[str, Any]:
     """The task's output: status, headers (lower-case names, repeated ones joined by ', '),
-    and the body parsed as JSON when it is JSON, else as text."""
+    and the body parsed as JSON when it is JSON, else as text (``size`` None: the body was
+    larger than what was read)."""
     headers: dict[str, str] = {}
     for name, value in response.headers.multi_items():
         key = name.lower()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
     out: dict[str, Any] = {"status": response.status_code, "headers": headers,
                            "json": None, "text": None}
-    size = len(response.content)
-    if size > OUTPUT_BODY_LIMIT:
-        ctx.trace(f"the body ({size:,} bytes) is larger than {OUTPUT_BODY_LIMIT:,} bytes: it is"
+    if size is None or size > OUTPUT_BODY_LIMIT:
+        shown = "its limit" if size is None else f"{size:,} bytes"
+        ctx.trace(f"the body ({shown}) is larger than {OUTPUT_BODY_LIMIT:,} bytes: it is"
                   " not kept in the task's output")
         return out
     try:
@@ -174,6 +190,19 @@ def _output(ctx: ActionContext, response: httpx.Response, text: str) -> dict[str
         if out["json"] is None:
             out["text"] = text  # an empty body (or a JSON null) is text
     return out
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
+    """Up to ``cap`` bytes of the body, and whether there was more (left unread)."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > cap:
+        return b"", True
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > cap:
+            return bytes(body[:cap]), True
+    return bytes(body), False
 
 
 def extract_field(text: str, path: str) -> Any:

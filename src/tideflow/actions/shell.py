@@ -13,12 +13,10 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from ..errors import ActionError
+from ..limits import show_bytes
 from ..outputs import strict_json
 from ._paramtypes import PARAMS_CONFIG, WeakStr
 from .base import ActionContext
-
-#: what a stdout kept for ``saveAs`` may weigh; share data is not meant for bulk output
-_SAVE_LIMIT = 1024 * 1024
 
 
 class ShellParams(BaseModel):
@@ -122,7 +120,8 @@ class ShellAction:
     own session). On cancellation or timeout the whole group gets SIGTERM, then SIGKILL after
     ``kill_grace`` seconds, and the cancellation goes on.
 
-    With ``saveAs: key`` the stripped stdout (at most 1 MiB) is stored in share data.
+    With ``saveAs: key`` the stripped stdout (at most the engine's ``max_value_bytes``) is
+    stored in share data.
 
     The task's output is ``{"exitCode": 0}``; with ``outputJson: true`` it also holds
     ``json``, the command's stdout parsed as JSON (a stdout that is not JSON fails the task).
@@ -143,7 +142,9 @@ class ShellAction:
         if params.cwd is not None and not os.path.isdir(params.cwd):
             raise ActionError(f"cwd {params.cwd!r} is not an existing directory")
         keep_stdout = params.save_as is not None or params.output_json
-        out = _Tail(_SAVE_LIMIT if keep_stdout else self.tail_bytes)
+        # one byte over the limit is enough to know it is too large
+        save_limit = ctx.limits.max_value_bytes
+        out = _Tail(save_limit + 1 if keep_stdout else self.tail_bytes)
         err = _Tail(self.tail_bytes)
         transport, proto = await _start(
             argv, {**os.environ, **params.env}, params.cwd, lambda: _Protocol(out, err)
@@ -173,7 +174,8 @@ class ShellAction:
             into = (f"share data as {params.save_as!r}" if params.save_as
                     else "the task's output (outputJson)")
             raise ActionError(
-                f"stdout is larger than {_SAVE_LIMIT} bytes, too large to save in {into}"
+                f"stdout is larger than the limit of {show_bytes(save_limit)} "
+                f"(max_value_bytes), too large to save in {into}"
             )
         if params.save_as:
             ctx.share_data[params.save_as] = out.text().strip()

@@ -26,6 +26,7 @@ from ..errors import (
     NotFoundError,
     StoreError,
     TideflowError,
+    WriteRefusedError,
 )
 
 log = logging.getLogger("tideflow.api")
@@ -44,6 +45,7 @@ _STATUS: tuple[tuple[type[TideflowError], int], ...] = (
     (DefinitionError, 422),
     (UnsupportedMediaTypeError, 415),
     (InputError, 400),
+    (WriteRefusedError, 422),
     (StoreError, 503),
     (EngineClosedError, 503),
 )

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from ..actions.base import ActionContext, ActionSpec, BlockTask, ShareData
 from ..clock import utcnow
 from ..definition.model import TaskDef
-from ..errors import TemplateError, TideflowError
+from ..errors import LimitError, TemplateError, TideflowError, WriteRefusedError
+from ..limits import clean_text
 from ..outputs import to_output
 from ..states import TaskStatus
 from ..store.records import AttemptRecord, TaskRecord, TraceEntry
@@ -99,10 +100,9 @@ class TaskRun:
         if not self._trace_open:
             return  # the attempt is over (a late line from an abandoned thread)
         task = self.task
-        task.traces.append(TraceEntry(utcnow(), self._mask(message)))
-        cap = self.runner.rt.settings.max_traces_per_task
-        if len(task.traces) > cap:
-            del task.traces[: len(task.traces) - cap]
+        rt = self.runner.rt
+        task.traces.append(TraceEntry(utcnow(), rt.limits.cut_trace(self._mask(message))))
+        rt.limits.bound_traces(task.traces, rt.settings.max_traces_per_task)
         if flush:
             self.runner.rt.commits.stage(task=task, urgent=True)
 
@@ -170,7 +170,7 @@ class TaskRun:
         inst = self.runner.inst
         resume_after = self.resume == Resume.AFTER
         self.resume = Resume.START
-        share = ShareData(inst.share_data, self.runner.on_share_write)
+        share = ShareData(inst.share_data, self.runner.on_share_write, rt.limits)
         try:
             if resume_after and task.params is not None:
                 rendered = task.params
@@ -182,14 +182,15 @@ class TaskRun:
                     task.task_id, self.tdef.params, inst.vars, inst.share_data,
                     compiled.outputs_for(task.task_id, self.runner.tasks),
                 )
+            rt.limits.check_value(f"the params of task '{task.task_id}' as rendered", rendered)
             self.rendered = rendered
             params = spec.parse_params(rendered)
-        except (TemplateError, ValidationError, TypeError, ValueError) as exc:
+        except (TemplateError, LimitError, ValidationError, TypeError, ValueError) as exc:
             # bad params are not worth retrying: the same input gives the same error
             reason = _params_error(exc) if isinstance(exc, ValidationError) else _error_reason(exc)
             self._begin_attempt(rendered=None)
             self._end_attempt(TaskStatus.FAILED, self._mask(reason))
-            await rt.commits.commit(task=task)
+            await self.runner.commit_task(task)
             return False
 
         slot = spec.holds_slot
@@ -223,6 +224,7 @@ class TaskRun:
                 cancelled=self.cancel_event,
                 deadline=deadline,
                 continued=task.continued,
+                limits=rt.limits,
                 _trace=self._trace,
             )
             rt.executor.running += 1
@@ -238,7 +240,7 @@ class TaskRun:
                         result = await rt.executor.call(spec.run, ctx, params)
                         # committed with the result (and before run_after): a restart
                         # resuming at run_after keeps it
-                        task.output = to_output(result)
+                        task.output = to_output(result, rt.limits.max_value_bytes)
                         task.status = TaskStatus.ENDING
                         if spec.run_after is not None:
                             rt.commits.stage(task=task)
@@ -286,8 +288,71 @@ class TaskRun:
         if task.status == TaskStatus.FAILED and not final and self._retry_owed():
             rt.commits.stage(task=task)
             return True
-        await self.runner.commit_task(task)
+        try:
+            await self.runner.commit_task(task)
+        except WriteRefusedError as exc:
+            await self._refused(share, exc)
         return False
+
+    async def _refused(self, share: ShareData, exc: WriteRefusedError) -> None:
+        """The database will never take this task's result as it is. Tasks refused together
+        (one flush, one instance row) take turns, the one that weighs most first: it fails
+        without what it produced (its share-data writes undone); each one after it first tries
+        its own result again, as it may have been refused only for the first one's data."""
+        task, runner = self.task, self.runner
+        log.error("the database refused the result of task %s of instance %s: %s",
+                  task.task_id, runner.inst.id, exc.message)
+        weight = share.written_bytes() + sum(len(t.message) for t in task.traces)
+        turns = runner.refusals
+        seen = turns.handled
+        async with turns.cond:
+            turns.waiting[task.task_id] = weight
+            turns.cond.notify_all()
+        await asyncio.sleep(0)  # the others refused in the same flush join first
+        async with turns.cond:
+            await turns.cond.wait_for(lambda: task.task_id == max(
+                turns.waiting, key=lambda t: turns.waiting[t]))
+            try:
+                if turns.handled != seen:
+                    try:
+                        await runner.commit_task(task)
+                        return
+                    except WriteRefusedError as again:
+                        exc = again
+                if share.revert():
+                    runner.share_dirty = True
+                self.slim(f"its result could not be stored: {exc.message}")
+                try:
+                    await runner.commit_task(task)
+                except WriteRefusedError as last:
+                    log.error("gave up storing task %s of instance %s: %s", task.task_id,
+                              runner.inst.id, last.message)
+            finally:
+                turns.handled += 1
+                del turns.waiting[task.task_id]
+                turns.cond.notify_all()
+
+    def slim(self, reason: str) -> None:
+        """Fail the task with ``reason``, keeping only what any database stores: no params,
+        the last few traces, short reasons."""
+        task = self.task
+        now = utcnow()
+        reason = clean_text(reason, 4096)
+        task.params = None
+        task.traces = task.traces[-5:]
+        for entry in task.traces:
+            entry.message = clean_text(entry.message, 1024)
+        for attempt in task.attempt_history:
+            if attempt.reason is not None:
+                attempt.reason = clean_text(attempt.reason, 1024)
+        task.status = TaskStatus.FAILED
+        task.reason = reason
+        task.ended_at = task.ended_at or now
+        if task.attempt_history:
+            last = task.attempt_history[-1]
+            last.status = TaskStatus.FAILED
+            last.reason = reason
+            last.ended_at = last.ended_at or now
 
     def _retry_owed(self) -> bool:
         policy = self.tdef.retry
@@ -324,6 +389,8 @@ class TaskRun:
     def _end_attempt(self, status: TaskStatus, reason: str | None, *, final: bool = True) -> None:
         task = self.task
         now = utcnow()
+        if reason is not None:
+            reason = clean_text(reason)
         task.status = status
         task.reason = reason
         if final:

@@ -91,6 +91,8 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
         builtin_actions: bool = True,
     ) -> None:
         self.settings = settings or EngineSettings()
+        #: checked here, so that a bad size limit is refused before anything starts
+        self.limits = self.settings.limits()
         self.store = store
         self.actions = actions or ActionRegistry()
         self.hooks = Hooks()
@@ -173,6 +175,7 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
             ),
             actions=self.actions,
             hooks=self.hooks,
+            limits=self.limits,
             observers=self._observers,
         )
         self._started = True
@@ -349,6 +352,7 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
                 state=newest.status.value,
             )
         run_vars = resolve_run_vars(record.definition, vars)
+        self.limits.check_vars(run_vars)
         # validate_tags checks the type itself: dict() first would take a list of pairs
         run_tags = validate_tags(tags)
         run_selector = validate_tags(selector, what="selector label")

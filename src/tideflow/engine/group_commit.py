@@ -5,9 +5,12 @@ is written as it is at flush time). ``commit()`` returns once everything staged 
 durable, which is what lets a task's children start. One flush runs at a time; whatever is
 staged during a flush goes into the next one, so the busier the engine, the bigger the batch.
 
-A flush that fails because the database is unreachable is retried with back-off and jitter;
-rows are never dropped for that. A flush refused for one instance's rows (its row deleted
-meanwhile) is split per instance so the other instances' rows still land.
+A flush that fails because the database is unreachable (StoreError) is retried with back-off
+and jitter; rows are never dropped for that. A flush refused for what some rows contain
+(WriteRefusedError: too large, text the database cannot store; or an instance's row deleted
+meanwhile) is split per instance, so the other instances' rows still land; a write the database
+refuses is never tried again. Whoever waits on a refused instance's rows gets the
+WriteRefusedError and decides what to store instead (the task fails without its result).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from ..errors import StoreError, TideflowError
+from ..errors import StoreError, TideflowError, WriteRefusedError
 from ..store.base import Store
 from ..store.records import InstanceRecord, TaskRecord
 
@@ -44,7 +47,8 @@ class GroupCommit:
         self._new: dict[str, InstanceRecord] = {}
         self._instances: dict[str, InstanceRecord] = {}
         self._tasks: dict[tuple[str, str], TaskRecord] = {}
-        self._waiters: list[asyncio.Future[None]] = []
+        #: who waits for the next flush, and for which instance's rows (None: any)
+        self._waiters: list[tuple[asyncio.Future[None], str | None]] = []
         self._wake = asyncio.Event()
         #: someone waits for a commit: flush now rather than linger
         self._urgent = asyncio.Event()
@@ -85,20 +89,22 @@ class GroupCommit:
     async def commit(
         self, instance: InstanceRecord | None = None, task: TaskRecord | None = None
     ) -> None:
-        """Stage the given rows and wait until everything staged so far is committed."""
+        """Stage the given rows and wait until everything staged so far is committed.
+        Raises WriteRefusedError when the database refuses this instance's rows."""
         self.stage(instance, task)
-        await self._wait()
+        iid = instance.id if instance is not None else task.instance_id if task else None
+        await self._wait(iid)
 
     async def create(self, instance: InstanceRecord) -> None:
         """Insert a new instance (with its tags and tasks) in the next flush and wait for it:
         many runs submitted at once share one transaction."""
         self._new[instance.id] = instance
         self._wake.set()
-        await self._wait()
+        await self._wait(instance.id)
 
-    async def _wait(self) -> None:
+    async def _wait(self, iid: str | None) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        self._waiters.append((fut, iid))
         self._urgent.set()
         await fut
 
@@ -128,7 +134,7 @@ class GroupCommit:
             new, instances, tasks, waiters = self._new, self._instances, self._tasks, self._waiters
             self._new, self._instances, self._tasks, self._waiters = {}, {}, {}, []
             try:
-                await self._flush(new, instances, tasks)
+                refused = await self._flush(new, instances, tasks)
             except StoreError as exc:
                 failures += 1
                 self._restage(new, instances, tasks)
@@ -149,7 +155,7 @@ class GroupCommit:
                 log.warning("state writes resumed after %d failed attempt(s) over %.1fs",
                             failures, time.monotonic() - outage_started)
             failures = 0
-            self._release(waiters)
+            self._release(waiters, refused)
             if self._closed and not self._pending():
                 self._release(self._waiters)
                 self._waiters = []
@@ -160,7 +166,9 @@ class GroupCommit:
         new: dict[str, InstanceRecord],
         instances: dict[str, InstanceRecord],
         tasks: dict[tuple[str, str], TaskRecord],
-    ) -> None:
+    ) -> dict[str, WriteRefusedError]:
+        """Write the rows; returns the instances whose rows the database refused."""
+        refused: dict[str, WriteRefusedError] = {}
         try:
             fenced = await self._store.write(
                 list(instances.values()),
@@ -176,18 +184,20 @@ class GroupCommit:
                     self._on_fenced(fenced)
         except StoreError:
             raise
-        except TideflowError as exc:
-            log.error("state write refused (%s); writing instance by instance", exc)
-            await self._flush_each(new, instances, tasks)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, retrying it would not help
+            log.warning("state write refused (%s); writing instance by instance", exc)
+            refused = await self._flush_each(new, instances, tasks)
         self.flushes += 1
         self.rows_written += len(new) + len(instances) + len(tasks)
+        return refused
 
     async def _flush_each(
         self,
         new: dict[str, InstanceRecord],
         instances: dict[str, InstanceRecord],
         tasks: dict[tuple[str, str], TaskRecord],
-    ) -> None:
+    ) -> dict[str, WriteRefusedError]:
+        refused: dict[str, WriteRefusedError] = {}
         ids = set(new) | set(instances) | {k[0] for k in tasks}
         for iid in sorted(ids):
             try:
@@ -200,8 +210,16 @@ class GroupCommit:
                 )
             except StoreError:
                 raise
+            except WriteRefusedError as exc:
+                log.error("the database refused the rows of instance %s: %s", iid, exc.message)
+                refused[iid] = exc
             except TideflowError as exc:
                 log.error("dropped the state of instance %s: %s", iid, exc)
+            except Exception as exc:  # noqa: BLE001 - a driver's own refusal, untranslated
+                log.exception("the database refused the rows of instance %s", iid)
+                refused[iid] = WriteRefusedError(
+                    f"the database refused the write: {type(exc).__name__}: {exc}"[:2000])
+        return refused
 
     def _restage(
         self,
@@ -220,10 +238,16 @@ class GroupCommit:
             self._tasks.setdefault(tk, task)
 
     @staticmethod
-    def _release(waiters: list[asyncio.Future[None]]) -> None:
-        for w in waiters:
-            if not w.done():
-                w.set_result(None)
+    def _release(waiters: list[tuple[asyncio.Future[None], str | None]],
+                 refused: Mapping[str, WriteRefusedError] | None = None) -> None:
+        for fut, iid in waiters:
+            if fut.done():
+                continue
+            error = refused.get(iid) if refused and iid is not None else None
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
 
     async def close(self) -> None:
         """Flush what is staged, then stop."""

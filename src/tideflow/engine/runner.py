@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..clock import utcnow
-from ..errors import InvalidStateError, NotFoundError
+from ..errors import InvalidStateError, NotFoundError, WriteRefusedError
 from ..redact import LOG_REDACTOR, secret_forms
 from ..states import InstanceStatus, TaskStatus
 from ..store.records import InstanceRecord, TaskRecord
@@ -44,6 +44,17 @@ _IN_FLIGHT = frozenset({TaskStatus.RUNNING, TaskStatus.ENDING, TaskStatus.RETRYI
 
 
 @dataclass
+class Refusals:
+    """Tasks of one instance whose results the database refused, taking turns (attempt.py)."""
+
+    cond: asyncio.Condition = field(default_factory=asyncio.Condition)
+    #: task id -> how much it produced
+    waiting: dict[str, int] = field(default_factory=dict)
+    #: refusals dealt with so far
+    handled: int = 0
+
+
+@dataclass
 class _Active:
     run: TaskRun
     handle: asyncio.Task[None]
@@ -64,6 +75,7 @@ class InstanceRunner:
         self.pending: dict[str, int] = {}
         self.active: dict[str, _Active] = {}
         self.share_dirty = False
+        self.refusals = Refusals()
         # the forms secret values take in messages, masked in traces, reasons and logs
         self.secret_values = secret_forms(
             v for k, v in instance.vars.items() if k in compiled.secrets and v
@@ -207,10 +219,12 @@ class InstanceRunner:
         except Exception:  # a bug must not leave the instance hanging: fail the task
             log.exception("task %s of instance %s crashed the engine's task runner",
                           tid, self.inst.id)
-            run.task.status = TaskStatus.FAILED
-            run.task.reason = "internal error in the engine (see the node's log)"
-            run.task.ended_at = utcnow()
-            await self.commit_task(run.task)
+            run.slim("internal error in the engine (see the node's log)")
+            try:
+                await self.commit_task(run.task)
+            except WriteRefusedError as exc:
+                log.error("gave up storing task %s of instance %s: %s", tid, self.inst.id,
+                          exc.message)
         self.active.pop(tid, None)
         status = run.task.status
         if status.lets_children_run:
@@ -293,7 +307,20 @@ class InstanceRunner:
         # the hook runs before the final row is committed: a crash in between ends the
         # instance again after the restart and runs the hook again (at least once)
         await self.rt.fire(event, self)
-        await self.rt.commits.commit(instance=self.inst)
+        try:
+            await self.rt.commits.commit(instance=self.inst)
+        except WriteRefusedError as exc:
+            # its share data, the one part of the row that grew since it was stored: without
+            # it the instance can still be recorded as ended
+            log.error("the database refused the final row of instance %s: %s", self.inst.id,
+                      exc.message)
+            self.inst.share_data.clear()
+            self._set_status(InstanceStatus.FAILED,
+                             f"its share data could not be stored: {exc.message}")
+            try:
+                await self.rt.commits.commit(instance=self.inst)
+            except WriteRefusedError as again:
+                log.error("gave up storing instance %s: %s", self.inst.id, again.message)
         self._on_end(self)
         self.closed.set()
         self._notify()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..actions.base import ActionRegistry
+from ..limits import Limits
 from ..store.base import Store
 from .executor import Executor
 from .group_commit import GroupCommit
@@ -32,6 +33,7 @@ class Runtime:
     executor: Executor
     actions: ActionRegistry
     hooks: Hooks
+    limits: Limits = field(default_factory=Limits)
     observers: Observers = field(default_factory=Observers)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 

@@ -7,6 +7,13 @@ import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..limits import (
+    DEFAULT_MAX_SHARE_DATA_BYTES,
+    DEFAULT_MAX_TRACE_BYTES,
+    DEFAULT_MAX_VALUE_BYTES,
+    Limits,
+)
+
 if TYPE_CHECKING:
     from ..cluster.node import ClusterSettings
 
@@ -49,11 +56,24 @@ class EngineSettings:
     cancel_grace_secs: float = 5.0
     #: traces kept per task (oldest dropped first)
     max_traces_per_task: int = 1000
+    #: the largest share-data value, task output, params as rendered or run var, in bytes
+    #: (UTF-8; JSON text for structured values): a task that produces a larger one fails
+    #: with a reason naming this limit, a run given a larger var is refused
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    #: all share-data values of one instance together
+    max_share_data_bytes: int = DEFAULT_MAX_SHARE_DATA_BYTES
+    #: one trace message; longer ones are cut, and a task's traces together are kept under
+    #: max_value_bytes by dropping the oldest
+    max_trace_bytes: int = DEFAULT_MAX_TRACE_BYTES
     #: run as a cluster node (membership, leader election, dispatch); None: a single node
     #: that runs what it submits itself
     cluster: ClusterSettings | None = None
     #: labels of this worker, matched against a run's selector
     labels: dict[str, str] = field(default_factory=dict)
+
+    def limits(self) -> Limits:
+        """The size limits above, checked (an invalid one raises InputError)."""
+        return Limits(self.max_value_bytes, self.max_share_data_bytes, self.max_trace_bytes)
 
     def resolved_node_id(self) -> str:
         return self.node_id or default_node_id()

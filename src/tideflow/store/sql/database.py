@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ...errors import ConflictError, SchemaError, StoreError, TideflowError
+from ...errors import ConflictError, SchemaError, StoreError, TideflowError, WriteRefusedError
+from ...limits import show_bytes
 from ..url import DatabaseURL, parse_url
 from . import migrate as migrations
 from .dialects import IMMEDIATE, driver_error, hooks_for
@@ -44,6 +45,8 @@ class Database:
         self._engine: AsyncEngine | None = None
         self._opened = False
         self._direct: SqliteDirect | None = None
+        #: the most bytes one statement may carry (MySQL's max_allowed_packet), read at open
+        self.statement_limit: int | None = None
         # an in-memory SQLite database is one shared connection: transactions must take turns
         self._serial: asyncio.Lock | None = None
 
@@ -68,6 +71,8 @@ class Database:
             return
         try:
             await self._schema(migrate=migrate)
+            async with self._connect("read the database's limits") as conn:
+                self.statement_limit = await self._hooks.statement_limit(conn)
             path = self._url.sqlite_path
             if path is not None and self._hooks.uses_sqlite_direct(self._url.url):
                 direct = SqliteDirect(path)
@@ -152,14 +157,51 @@ class Database:
             yield
         except TideflowError:
             raise
+        except UnicodeError as exc:
+            # text no UTF-8 column can hold (a lone surrogate): the driver refuses to send it
+            raise WriteRefusedError(
+                f"could not {action}: the data holds text the database cannot store: {exc}"
+            ) from exc
         except self._errors as exc:
             if conflict is not None and self._hooks.is_unique_violation(exc):
                 raise ConflictError(conflict) from exc
             err = driver_error(exc)
             text = " ".join(str(err).split())[:500] or type(err).__name__
+            refusal = self._hooks.refusal(exc)
+            if refusal is not None:
+                raise WriteRefusedError(
+                    f"could not {action}: the database refused {refusal}: "
+                    f"{type(err).__name__}: {text}"
+                ) from exc
             raise StoreError(
                 f"could not {action} on {self._url.display()}: {type(err).__name__}: {text}"
             ) from exc
+
+    def check_statement_sizes(self, rows: list[dict[str, object]], what: str,
+                              key: str) -> None:
+        """Raise WriteRefusedError when one of ``rows`` (a statement's parameters each) is
+        larger than the database takes in one statement: past that, MySQL/MariaDB cuts the
+        connection instead of answering, which would look like an outage and be retried
+        forever. ``key`` names the instance id among the parameters."""
+        limit = self.statement_limit
+        if limit is None:
+            return
+        for row in rows:
+            texts = [v for v in row.values() if isinstance(v, str)]
+            size = sum(len(t) for t in texts)
+            if size * 2 + 4096 < limit:
+                continue  # cannot be over, even with every character escaped
+            # as sent: UTF-8, with quotes, backslashes and line breaks escaped
+            size = sum(len(t.encode("utf-8", "surrogatepass")) + t.count("\\")
+                       + t.count("'") + t.count('"') + t.count("\n") + t.count("\r")
+                       + t.count("\x00") for t in texts) + 1024
+            if size > limit:
+                raise WriteRefusedError(
+                    f"the {what} row of instance {row.get(key)} is {show_bytes(size)} as sent, "
+                    f"more than the database takes in one statement ({show_bytes(limit)}: "
+                    "MySQL/MariaDB's max_allowed_packet)",
+                    details={"size": size, "limit": limit, "instance": row.get(key)},
+                )
 
     @contextlib.asynccontextmanager
     async def _connect(

@@ -122,6 +122,17 @@ class DialectHooks:
         """Whether ``exc`` is a deadlock or serialisation failure worth one more try."""
         return False
 
+    def refusal(self, exc: BaseException) -> str | None:
+        """When ``exc`` is the database refusing the data itself (too large, text it cannot
+        store, a constraint other than a duplicate key), which no retry can change: a note
+        naming the limit, else None."""
+        return None
+
+    async def statement_limit(self, conn: AsyncConnection) -> int | None:
+        """The most bytes one statement may carry, where the server cuts the connection
+        instead of answering with an error beyond it (MySQL's max_allowed_packet)."""
+        return None
+
     @asynccontextmanager
     async def migration_lock(self, conn: AsyncConnection, name: str) -> AsyncIterator[None]:
         """Hold the database-wide migration lock ``name`` while the block runs.
@@ -197,6 +208,16 @@ class SqliteHooks(DialectHooks):
             return True
         return "UNIQUE constraint failed" in str(err)
 
+    def refusal(self, exc: BaseException) -> str | None:
+        err = driver_error(exc)
+        code = getattr(err, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_TOOBIG or "too big" in str(err):
+            return "a value over SQLite's length limit (SQLITE_MAX_LENGTH)"
+        if isinstance(err, (sqlite3.DataError, sqlite3.IntegrityError)) and not (
+                self.is_unique_violation(exc)):
+            return "data SQLite does not accept"
+        return None
+
     @asynccontextmanager
     async def migration_lock(self, conn: AsyncConnection, name: str) -> AsyncIterator[None]:
         # One file has one writer: BEGIN IMMEDIATE on the migration's own transaction is
@@ -253,6 +274,18 @@ class MysqlHooks(DialectHooks):
     def is_transient(self, exc: BaseException) -> bool:
         return _mysql_errno(exc) in (1213, 1205)  # deadlock, lock wait timeout
 
+    def refusal(self, exc: BaseException) -> str | None:
+        errno = _mysql_errno(exc)
+        if errno in _MYSQL_TOO_LARGE:
+            return "a value over MySQL/MariaDB's size limits (max_allowed_packet)"
+        if errno in _MYSQL_REFUSED:
+            return "data MySQL/MariaDB does not accept"
+        return None
+
+    async def statement_limit(self, conn: AsyncConnection) -> int | None:
+        value = (await conn.execute(sa.text("SELECT @@max_allowed_packet"))).scalar()
+        return int(value) if value else None
+
     @asynccontextmanager
     async def migration_lock(self, conn: AsyncConnection, name: str) -> AsyncIterator[None]:
         # GET_LOCK names are server-wide and at most 64 characters
@@ -277,6 +310,13 @@ class MysqlHooks(DialectHooks):
             driver_log.removeFilter(quiet)
             await conn.execute(sa.text("SELECT RELEASE_LOCK(:k)"), {"k": key})
             await conn.commit()
+
+
+#: packet too large, data too long, row size too large
+_MYSQL_TOO_LARGE = frozenset({1153, 1406, 1118, 1301})
+#: incorrect string value, out of range, NULL in a NOT NULL column, foreign key, incorrect
+#: datetime, invalid JSON, a CHECK constraint, invalid character string
+_MYSQL_REFUSED = frozenset({1366, 1264, 1048, 1452, 1451, 1292, 3140, 4025, 1300})
 
 
 class _DropPrimaryKeyNameNote(logging.Filter):
@@ -324,6 +364,14 @@ class PostgresHooks(DialectHooks):
 
     def is_transient(self, exc: BaseException) -> bool:
         return _sqlstate(exc) in ("40001", "40P01")
+
+    def refusal(self, exc: BaseException) -> str | None:
+        state = _sqlstate(exc) or ""
+        if state.startswith("54") or state == "22001":
+            return "a value over PostgreSQL's size limits"
+        if state.startswith("22") or (state.startswith("23") and state != "23505"):
+            return "data PostgreSQL does not accept"
+        return None
 
     @asynccontextmanager
     async def migration_lock(self, conn: AsyncConnection, name: str) -> AsyncIterator[None]:

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ...errors import InputError, NotFoundError, StoreError
+from ...errors import InputError, NotFoundError, StoreError, WriteRefusedError
 from ..records import InstanceFilter, InstanceRecord, TaskRecord
 from .database import TRIES, Database
 from .rows import (
@@ -124,6 +124,7 @@ class InstanceMethods(Database):
         if list(instance.tasks) != list(tasks):
             instance = _with_tasks(instance, tasks)
         (inst_row,), tags, task_rows = self._insert_rows([instance])
+        self.check_statement_sizes([inst_row], "new instance", "id")
         async with self._tx(
             f"create instance {instance.id!r}",
             write=True,
@@ -256,11 +257,12 @@ class InstanceMethods(Database):
                                           owner=owner, epochs=epochs)
         except StoreError as exc:
             cause = exc.__cause__
-            if not new_instances or cause is None or not self._hooks.is_unique_violation(cause):
+            if cause is None or not self._hooks.is_unique_violation(cause):
                 raise
             existing = await self._existing_ids([i.id for i in new_instances])
             if not existing:
-                raise
+                # not a lost reply's own earlier insert: writing it again is refused again
+                raise WriteRefusedError(f"{exc.message} (a duplicate key)") from exc
         fresh = [i for i in new_instances if i.id not in existing]
         again = [i for i in new_instances if i.id in existing]
         if owner is None:
@@ -311,6 +313,11 @@ class InstanceMethods(Database):
             p = instance_values(inst)
             p["k_id"] = inst.id
             instance_params.append(p)
+        for rows, what, key in ((new_inst_rows, "new instance", "id"),
+                                (new_task_rows, "new task", "instance_id"),
+                                (task_params, "task", "k_instance_id"),
+                                (instance_params, "instance", "k_id")):
+            self.check_statement_sizes(rows, what, key)
         if self._direct is not None:
             # one thread hop for the whole transaction; SQLite waits out other writers itself
             direct_tasks, direct_instances = self._direct_statements()

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ...limits import clean_text
 from ...states import InstanceStatus, TaskStatus
 from ..records import AttemptRecord, InstanceRecord, TaskRecord, TraceEntry
 
@@ -50,6 +51,12 @@ def _opt_time(text: str | None) -> datetime | None:
     return None if text is None else _time(text)
 
 
+def _text(value: str | None) -> str | None:
+    """A reason as a text column takes it: JSON columns escape what a database cannot hold
+    (a NUL, a lone surrogate), plain text columns need it replaced."""
+    return None if value is None else clean_text(value)
+
+
 # -- tasks -------------------------------------------------------------------------------------
 #: columns written by ``Store.write`` (everything but the key and the insertion order)
 TASK_STATE_COLUMNS = (
@@ -75,7 +82,7 @@ def task_values(t: TaskRecord) -> dict[str, Any]:
         "name": t.name,
         "action_name": t.action_name,
         "status": t.status.value,
-        "reason": t.reason,
+        "reason": _text(t.reason),
         "attempts": t.attempts,
         "attempt_history": _dumps(
             [
@@ -155,7 +162,7 @@ def instance_values(i: InstanceRecord) -> dict[str, Any]:
     return {
         "dag_version": i.dag_version,
         "status": i.status.value,
-        "reason": i.reason,
+        "reason": _text(i.reason),
         "vars": _dumps(i.vars),
         "share_data": _dumps(i.share_data),
         "selector": _dumps(i.selector),
