@@ -102,6 +102,12 @@ def dag_to_json(dag: DagRecord, *, now: datetime | None = None) -> dict[str, Any
     }
 
 
+def applied_dag_json(dag: DagRecord) -> dict[str, Any]:
+    """The answer to applying a definition: the DAG, and whether it was ``unchanged`` (the
+    newest version already held it, and nothing was stored)."""
+    return {**dag_to_json(dag), "unchanged": dag.unchanged}
+
+
 def _masked_definition(definition: dict[str, Any]) -> dict[str, Any]:
     """The definition with the values its secret vars get by default (``defaultValue``, and
     ``cronVars`` for scheduled runs) shown as ``***``: a DAG that declares them carries the

@@ -71,7 +71,17 @@ def test_dag_verbs(cli: Cli, via: list[str]) -> None:
     gate = cli.write("gate.yaml", APPROVAL)
     applied = Cli.as_json(_ok(cli.run("dag", "apply", str(gate), "--json", *via)))
     assert applied["id"] == "gate" and applied["definition"]["cron"] == "30 2 * * *"
-    assert "applied DAG gate version" in _ok(cli.run("dag", "apply", str(gate), *via)).stdout
+    v = applied["version"]  # the server's database is shared by both ways
+    # the same file again stores nothing; a changed one makes a new version
+    out = _ok(cli.run("dag", "apply", str(gate), *via)).stdout
+    assert out == f"DAG gate unchanged (version {v})\n"
+    again = Cli.as_json(_ok(cli.run("dag", "apply", str(gate), "--json", *via)))
+    assert (again["version"], again["unchanged"]) == (v, True)
+    cli.write("gate.yaml", APPROVAL.replace("30 2 * * *", "31 2 * * *"))
+    out = _ok(cli.run("dag", "apply", str(gate), *via)).stdout
+    assert f"applied DAG gate version {v + 1}" in out
+    cli.write("gate.yaml", APPROVAL)
+    assert f"version {v + 2}" in _ok(cli.run("dag", "apply", str(gate), *via)).stdout
 
     listed = Cli.as_json(_ok(cli.run("dag", "list", "--json", *via)))
     assert "gate" in {d["id"] for d in listed["items"]}

@@ -29,9 +29,17 @@ def test_apply_yaml_json_and_wrapped_text(client: httpx.Client) -> None:
 
     r = client.post("/api/v1/dags", json=chain("ap-json", "ok", "ok"))
     assert r.status_code == 201 and r.json()["version"] == 1
-    # applying again makes a new version
+    # applying a changed definition makes a new version
     r = client.post("/api/v1/dags", json={"definition": APPROVAL_YAML.format(id="ap-json")})
     assert r.status_code == 201 and r.json()["version"] == 2
+    assert r.json()["unchanged"] is False
+    # the same definition again (in any of the forms) stores nothing: 200 and the version
+    for again in (
+        client.post("/api/v1/dags", json={"definition": APPROVAL_YAML.format(id="ap-json")}),
+        client.post("/api/v1/dags", content=APPROVAL_YAML.format(id="ap-json"), headers=YAML),
+    ):
+        assert again.status_code == 200, again.text
+        assert (again.json()["version"], again.json()["unchanged"]) == (2, True)
     r = client.post("/api/v1/dags", content=APPROVAL_YAML.format(id="ap-text"),
                     headers={"content-type": "text/plain"})
     assert r.status_code == 201

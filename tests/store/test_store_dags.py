@@ -155,6 +155,32 @@ async def test_concurrent_saves_get_distinct_versions(
     store: SqlStore, other_store: SqlStore
 ) -> None:
     stores = [store, other_store] * 3
-    saved = await asyncio.gather(*(s.save_dag(make_dag("race")) for s in stores))
+    saved = await asyncio.gather(
+        *(s.save_dag(make_dag("race", name=f"n{i}")) for i, s in enumerate(stores))
+    )
     assert sorted(r.version for r in saved) == [1, 2, 3, 4, 5, 6]
+    assert not any(r.unchanged for r in saved)
     assert (await store.get_dag("race")).version == 6
+
+
+async def test_concurrent_saves_of_one_definition_make_one_version(
+    store: SqlStore, other_store: SqlStore
+) -> None:
+    stores = [store, other_store] * 3
+    saved = await asyncio.gather(*(s.save_dag(make_dag("same")) for s in stores))
+    assert [r.version for r in saved] == [1] * 6
+    assert sorted(r.unchanged for r in saved) == [False] + [True] * 5
+    # and again later, with one changed in between
+    assert (await store.save_dag(make_dag("same"))).unchanged
+    changed = await store.save_dag(make_dag("same", name="other"))
+    assert (changed.version, changed.unchanged) == (2, False)
+    back = await other_store.save_dag(make_dag("same"))
+    assert (back.version, back.unchanged) == (3, False)  # the newest version is compared
+
+
+async def test_an_unchanged_definition_keeps_the_status_set_since(store: SqlStore) -> None:
+    await store.save_dag(make_dag("kept"))
+    await store.set_dag_status("kept", DagStatus.STOPPED)
+    again = await store.save_dag(make_dag("kept"))
+    assert (again.version, again.unchanged, again.status) == (1, True, DagStatus.STOPPED)
+    assert (await store.get_dag("kept")).status == DagStatus.STOPPED

@@ -155,6 +155,12 @@ class DagOut(BaseModel):
     definition: dict[str, Any] = Field(description="The definition document (camelCase keys).")
 
 
+class AppliedDagOut(DagOut):
+    unchanged: bool = Field(
+        description="True when the newest version already held this definition: nothing "
+        "was stored (HTTP 200 instead of 201).")
+
+
 class DagList(BaseModel):
     items: list[DagOut]
 

@@ -26,10 +26,13 @@ def apply(
     actions: list[str] = ActionsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Create or update a DAG from FILE (each apply makes a new version)."""
+    """Create or update a DAG from FILE (a new version, unless it holds the same definition
+    as the newest one)."""
     dag = with_client(server, db, lambda c: c.apply_dag(file), actions=actions)
     if as_json:
         print_json(dag)
+    elif dag.get("unchanged"):
+        typer.echo(f"DAG {dag['id']} unchanged (version {dag['version']})")
     else:
         typer.echo(f"applied DAG {dag['id']} version {dag['version']}")
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 
 from ..definition.loader import load_dag_file
+from ..definition.model import DagDef
 from ..engine.engine import Engine
 from ..serialize import instance_to_json
 from ..states import InstanceStatus
@@ -61,7 +62,7 @@ def run_command(
         validate_tags(run_tags)
         engine = build_engine(db, actions=actions, python_allow=python_allow)
         code = asyncio.run(
-            _drive(engine, dag_path=file, db=db, run_vars=run_vars, run_tags=run_tags,
+            _drive(engine, dag=dag, db=db, run_vars=run_vars, run_tags=run_tags,
                    as_json=as_json, no_wait_blocked=no_wait_blocked, dag_id=dag.id)
         )
     raise typer.Exit(code)
@@ -70,7 +71,7 @@ def run_command(
 async def _drive(
     engine: Engine,
     *,
-    dag_path: Path,
+    dag: DagDef,
     db: str,
     run_vars: dict[str, str],
     run_tags: dict[str, str],
@@ -88,7 +89,7 @@ async def _drive(
     except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
         pass
     async with engine:
-        record = await engine.register_dag(dag_path)
+        record = await engine.register_loaded(lambda: dag)  # read and checked above
         inst = await engine.run_dag(record.id, run_vars, run_tags)
         secrets = record.definition.secret_vars()
         final = await _follow(engine, inst, console, db=db, quiet=as_json,

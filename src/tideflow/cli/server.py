@@ -1,7 +1,7 @@
 """``tideflow server``: run a node of a cluster (a worker, or a watcher that executes nothing).
 
 Workers share one database; one of them is elected leader and dispatches. The node registers
-every DAG file of ``--dags`` at start (a new version only when the file changed), logs one
+every DAG file under ``--dags`` at start (a new version only when the file changed), logs one
 line per leadership change and per dispatched batch, and stops cleanly on SIGTERM/SIGINT:
 it stops taking work, leaves its running attempts to be picked up again, gives up
 leadership and leaves the node list so that others take over at once."""
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -19,8 +20,9 @@ import typer
 
 from ..cluster.node import ClusterSettings
 from ..definition.loader import load_dag_file
+from ..definition.model import DagDef
 from ..engine.engine import Engine
-from ..errors import InputError, NotFoundError
+from ..errors import InputError
 from ..vars import parse_kv_pairs
 from .common import DEFAULT_DB, build_engine, cli_errors, err_console
 
@@ -30,7 +32,9 @@ log = logging.getLogger("tideflow.server")
 def server_command(
     role: str = typer.Option("worker", "--role", help="worker or watcher."),
     db: str = typer.Option(DEFAULT_DB, "--db", envvar="TIDEFLOW_DB", help="Database URL."),
-    dags: Path | None = typer.Option(None, "--dags", help="Register every DAG file in DIR."),
+    dags: Path | None = typer.Option(
+        None, "--dags",
+        help="Register every DAG file (.yaml, .yml, .json) under DIR, sub-folders included."),
     actions: list[str] = typer.Option([], "--actions", "-a", help="Action module (repeatable)."),
     labels: list[str] = typer.Option([], "--labels", "-l", help="Worker label k=v (repeatable)."),
     concurrency: int = typer.Option(1000, "--concurrency", help="Execution slots."),
@@ -79,19 +83,62 @@ def server_command(
 
 
 async def _register_dir(engine: Engine, folder: Path) -> None:
+    """Register every definition under ``folder``: all are read (off the event loop) and
+    checked before any is stored; an unchanged one makes no new version."""
     if not folder.is_dir():
         raise InputError(f"--dags {folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
-    for path in files:
+    dags = await engine.definitions.run(_load_dir, folder)
+    for path, dag in dags:
+        record = await engine.register_loaded(lambda dag=dag: dag)  # type: ignore[misc]
+        if record.unchanged:
+            log.info("%s: DAG %s unchanged (version %d)", path, record.id, record.version)
+        else:
+            log.info("registered %s as %s version %d", path, record.id, record.version)
+
+
+def _load_dir(folder: Path) -> list[tuple[Path, DagDef]]:
+    """The DAGs of the ``.yaml``, ``.yml`` and ``.json`` files under ``folder``, sub-folders
+    included, by path. Hidden files and folders are left out (a Kubernetes ConfigMap volume
+    keeps a second copy of every file under ``..data``); empty files are skipped with a
+    warning; two files defining one DAG id are an error."""
+    found: dict[str, Path] = {}
+    out: list[tuple[Path, DagDef]] = []
+    for path in _definition_files(folder):
+        if _blank(path):
+            log.warning("--dags: %s is empty (or only comments); skipped", path)
+            continue
         dag = load_dag_file(path)
-        try:
-            current = await engine.get_dag(dag.id)
-            if current.definition == dag:
-                continue
-        except NotFoundError:
-            pass
-        record = await engine.register_dag(path)
-        log.info("registered %s as %s version %d", path.name, record.id, record.version)
+        if dag.id in found:
+            raise InputError(
+                f"--dags {folder}: {found[dag.id]} and {path} both define DAG '{dag.id}'"
+                " — give each DAG one file"
+            )
+        found[dag.id] = path
+        out.append((path, dag))
+    return out
+
+
+def _blank(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False  # the loader says why it cannot be read
+    if len(head) == 4096:
+        return False
+    lines = head.decode("utf-8-sig", "replace").splitlines()
+    return all(not line.strip() or line.lstrip().startswith("#") for line in lines)
+
+
+def _definition_files(folder: Path) -> list[Path]:
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files.extend(
+            Path(root, n) for n in sorted(names)
+            if not n.startswith(".") and Path(n).suffix.lower() in (".yaml", ".yml", ".json")
+        )
+    return files
 
 
 async def _serve(

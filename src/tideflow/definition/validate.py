@@ -46,6 +46,17 @@ def validate_dag(
     raise_problems([f"{prefix}: {p}" for p in problems], source=source)
 
 
+def check_actions(
+    dag: DagDef, known_actions: Collection[str], *, source: str | None = None
+) -> None:
+    """Raise :class:`DefinitionError` naming every action of ``dag`` not in ``known_actions``
+    (for a definition whose structure was checked when it was loaded)."""
+    problems: list[str] = []
+    _check_actions(dag, known_actions, problems)
+    prefix = where(source, dag.id)
+    raise_problems([f"{prefix}: {p}" for p in problems], source=source)
+
+
 def find_problems(dag: DagDef, *, known_actions: Collection[str] | None = None) -> list[str]:
     """Every structural problem of ``dag`` as a sentence (without the source prefix)."""
     problems: list[str] = []

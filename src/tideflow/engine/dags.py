@@ -7,18 +7,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..definition.loader import load_dag_dict, load_dag_file, load_dag_text
 from ..definition.model import DagDef
-from ..definition.validate import validate_dag
+from ..definition.validate import check_actions, validate_dag
 from ..errors import InputError
 from ..states import DagStatus
 from ..store.records import DagRecord, NodeRecord
 from ..templates import check_templates
 from .compiled import CompiledDag
+from .offload import DefinitionWork, is_large
 
 if TYPE_CHECKING:
     from ..actions.base import ActionRegistry
@@ -38,6 +39,7 @@ class DagVerbs:
     if TYPE_CHECKING:
         store: Store
         actions: ActionRegistry
+        definitions: DefinitionWork
         _cluster: ClusterNode | None
         _waker: Waker | None
         _compiled: dict[tuple[str, int], CompiledDag]
@@ -48,15 +50,43 @@ class DagVerbs:
 
     async def register_dag(self, dag: DagSource) -> DagRecord:
         """Validate and store a DAG (a new version of its id). Accepts a model, a mapping, a
-        file path, or YAML/JSON text."""
+        file path, or YAML/JSON text; it is read and checked off the event loop.
+
+        When the newest version already holds this very definition, nothing is stored: that
+        version comes back, with ``unchanged`` set."""
         self._require_rt()
-        model = self._load(dag)
         source = _source_of(dag)
-        validate_dag(model, source=source, known_actions=await self._known_actions(model))
-        check_templates(model, source=source)
+        model = await self.definitions.run(self._prepare, dag, source)
+        return await self._save_checked(model, source)
+
+    async def register_loaded(self, read: Callable[[], DagDef]) -> DagRecord:
+        """Register the definition that ``read`` returns, calling it off the event loop.
+        ``read`` returns a definition checked as the loaders of
+        :mod:`tideflow.definition.loader` check them (only the actions are checked here)."""
+        self._require_rt()
+        model = await self.definitions.run(read)
+        return await self._save_checked(model, None)
+
+    async def load_dag(self, dag: DagSource) -> DagDef:
+        """Read and check a definition (off the event loop) without storing it."""
+        return await self.definitions.run(self._prepare, dag, _source_of(dag))
+
+    def _prepare(self, dag: DagSource, source: str | None) -> DagDef:
+        if isinstance(dag, DagDef):
+            # built in Python: the loaders' checks were never made
+            validate_dag(dag, source=source)
+            check_templates(dag, source=source)
+            return dag
+        return self._load(dag)
+
+    async def _save_checked(self, model: DagDef, source: str | None) -> DagRecord:
+        known = await self._known_actions(model)
+        if known is not None:
+            check_actions(model, known, source=source)
         record = await self.store.save_dag(model)
-        self._dag_reads.pop(record.id, None)
-        self._dags_changed()
+        if not record.unchanged:
+            self._dag_reads.pop(record.id, None)
+            self._dags_changed()
         return record
 
     async def _known_actions(self, dag: DagDef) -> frozenset[str] | None:
@@ -138,14 +168,18 @@ class DagVerbs:
             record = await self._newest_dag(dag_id)
         else:
             record = await self.store.get_dag(dag_id, version)
-        return self._compile(record)
+        return await self._compile(record)
 
-    def _compile(self, record: DagRecord) -> CompiledDag:
-        """The compiled form of a DAG version read already (built once per version)."""
+    async def _compile(self, record: DagRecord) -> CompiledDag:
+        """The compiled form of a DAG version read already (built once per version; a large
+        one off the event loop)."""
         key = (record.id, record.version)
         hit = self._compiled.get(key)
         if hit is None:
-            hit = self._compiled[key] = CompiledDag.build(record)
+            built = await self.definitions.run_if(
+                is_large(record.definition), CompiledDag.build, record
+            )
+            hit = self._compiled.setdefault(key, built)
         return hit
 
 

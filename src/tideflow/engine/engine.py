@@ -52,6 +52,7 @@ from .executor import Executor
 from .group_commit import GroupCommit
 from .hooks import HookFn, Hooks
 from .observer import Observers
+from .offload import DefinitionWork
 from .runner import InstanceRunner
 from .runtime import Runtime
 from .settings import EngineSettings
@@ -114,6 +115,8 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
         self._started_at: datetime | None = None
         self._observers = Observers()
         self._compiled: dict[tuple[str, int], CompiledDag] = {}
+        #: reading, checking and compiling definitions, off the event loop
+        self.definitions = DefinitionWork()
         self._dag_reads: dict[str, asyncio.Future[DagRecord]] = {}
         #: single node: instances held back by their DAG's maxActiveRuns, oldest first
         self._waiting: dict[str, collections.deque[tuple[InstanceRecord, CompiledDag]]] = {}
@@ -250,6 +253,7 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
         if self._closed:
             return
         self._closed = True
+        self.definitions.close()
         if not self._started:
             await self.store.close()
             return
@@ -342,7 +346,7 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
                 return await self._existing(found, wait)
         newest = await self._newest_dag(dag_id)
         # from the record just read: runs submitted together must not each read it again
-        compiled = self._compile(newest)
+        compiled = await self._compile(newest)
         record = compiled.record
         # the status is read fresh each run: it changes without a new version
         if newest.status != DagStatus.NORMAL:

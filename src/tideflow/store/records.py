@@ -21,6 +21,9 @@ class DagRecord:
     status: DagStatus
     created_at: datetime
     updated_at: datetime
+    #: set by a registration that found this very definition as the newest version and
+    #: stored nothing
+    unchanged: bool = False
 
 
 @dataclass

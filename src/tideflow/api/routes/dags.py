@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -11,11 +13,13 @@ from fastapi.responses import JSONResponse
 from ...definition.loader import API_BODY, load_dag_text
 from ...definition.model import DagDef
 from ...engine.engine import Engine
+from ...engine.offload import is_large
 from ...errors import DefinitionError
-from ...serialize import dag_to_json
+from ...serialize import applied_dag_json, dag_to_json
+from ...store.records import DagRecord
 from ...views import Views
 from ..errors import UnsupportedMediaTypeError
-from ..schemas import DagList, DagOut, InstanceOut, RunRequest
+from ..schemas import AppliedDagOut, DagList, DagOut, InstanceOut, RunRequest
 from . import errors_for
 
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
@@ -89,23 +93,38 @@ def definition_from_body(content_type: str, raw: bytes) -> DagDef:
 def dags_router(engine: Engine, views: Views) -> APIRouter:
     router = APIRouter(prefix="/dags", tags=["dags"])
 
+    async def respond(records: list[DagRecord], content: Callable[[], Any], status: int = 200
+                      ) -> JSONResponse:
+        """The response, encoded off the event loop when it holds a large definition."""
+        large = any(is_large(r.definition) for r in records)
+        return await engine.definitions.run_if(
+            large, lambda: JSONResponse(content(), status_code=status)
+        )
+
     @router.get("", response_model=DagList, summary="List DAGs (newest version of each)")
     async def list_dags() -> JSONResponse:
         dags = await engine.list_dags()
-        return JSONResponse({"items": [dag_to_json(d) for d in dags]})
+        return await respond(dags, lambda: {"items": [dag_to_json(d) for d in dags]})
 
     @router.post(
         "",
         status_code=201,
-        response_model=DagOut,
-        summary="Create or update a DAG (a new version)",
+        response_model=AppliedDagOut,
+        summary="Create or update a DAG (a new version, unless unchanged)",
+        description="The definition is read and checked off the event loop, within its size "
+        "and time budget. Answers 201 with the new version; when the newest version already "
+        "holds this very definition, nothing is stored and it answers 200 with that version.",
         openapi_extra=APPLY_BODY,
-        responses=errors_for(400, 415, 422),
+        responses={200: {"description": "Unchanged: the newest version, as it was"},
+                   **errors_for(400, 415, 422)},
     )
     async def apply_dag(request: Request) -> JSONResponse:
-        dag = definition_from_body(request.headers.get("content-type", ""), await request.body())
-        record = await engine.register_dag(dag)
-        return JSONResponse(dag_to_json(record), status_code=201)
+        content_type, raw = request.headers.get("content-type", ""), await request.body()
+        record = await engine.register_loaded(
+            functools.partial(definition_from_body, content_type, raw)
+        )
+        return await respond([record], lambda: applied_dag_json(record),
+                             200 if record.unchanged else 201)
 
     @router.get("/{dag_id}", response_model=DagOut, summary="Get a DAG",
                 responses=errors_for(400, 404))
@@ -114,7 +133,8 @@ def dags_router(engine: Engine, views: Views) -> APIRouter:
         version: int | None = Query(None, ge=1, le=2**31 - 1,
                                     description="A given version (default: the newest)."),
     ) -> JSONResponse:
-        return JSONResponse(dag_to_json(await engine.get_dag(dag_id, version)))
+        record = await engine.get_dag(dag_id, version)
+        return await respond([record], lambda: dag_to_json(record))
 
     @router.delete(
         "/{dag_id}",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ...cluster.node import ClusterSettings
 from ...engine.engine import Engine
-from ...serialize import dag_to_json, node_to_json
+from ...serialize import applied_dag_json, dag_to_json, node_to_json
 from ...store.records import InstanceRecord
 from ...views import Views
 from ..common import build_engine
@@ -58,7 +58,7 @@ class DirectClient(Client):
         return self._views
 
     async def apply_dag(self, path: Path) -> Json:
-        return dag_to_json(await self.engine.register_dag(path))
+        return applied_dag_json(await self.engine.register_dag(path))
 
     async def list_dags(self) -> list[Json]:
         return [dag_to_json(d) for d in await self.engine.list_dags()]

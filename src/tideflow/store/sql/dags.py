@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -15,14 +17,34 @@ from .database import TRIES, Database, utcnow
 from .rows import dumps, loads
 
 _FINAL = [s.value for s in InstanceStatus if s.is_final]
+# Encoding or decoding a definition past these sizes takes long enough (a 20,000-task one:
+# a second or two) to stall the event loop, and with it the node's heartbeat: a thread does it.
+_LARGE_TASKS = 200
+_LARGE_TEXT = 100_000
+
+T = TypeVar("T")
+
+
+def _encode(dag: DagDef) -> str:
+    return dumps(dag.to_dict())
+
+
+async def _off_loop_if(large: bool, fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.to_thread(fn, *args) if large else fn(*args)
 
 
 class DagMethods(Database):
     """DAG versions, definitions, status and deletion."""
 
     async def save_dag(self, dag: DagDef) -> DagRecord:
-        """Store a new version of ``dag.id``; the DAG's status becomes the definition's."""
-        definition = dumps(dag.to_dict())
+        """Store a new version of ``dag.id``; the DAG's status becomes the definition's.
+
+        When the newest version holds this very definition, nothing is stored and that version
+        comes back with ``unchanged`` set. The comparison is made under the DAG row's lock (or,
+        for a new id, settled by the primary keys: the loser of two first registrations retries
+        and finds the winner's row), so nodes registering the same files at once make one
+        version between them."""
+        definition = await _off_loop_if(len(dag.tasks) > _LARGE_TASKS, _encode, dag)
         for attempt in range(TRIES):
             try:
                 return await self._save_dag(dag, definition)
@@ -38,9 +60,22 @@ class DagMethods(Database):
         async with self._tx(f"save DAG {dag.id!r}", write=True) as conn:
             current = (
                 await conn.execute(
-                    sa.select(d.c.created_at).where(d.c.id == dag.id).with_for_update()
+                    sa.select(d.c.created_at, d.c.version, d.c.status, d.c.updated_at)
+                    .where(d.c.id == dag.id)
+                    .with_for_update()
                 )
             ).first()
+            if current is not None:
+                stored = (
+                    await conn.execute(
+                        sa.select(v.c.definition).where(
+                            v.c.dag_id == dag.id, v.c.version == current.version
+                        )
+                    )
+                ).scalar()
+                if stored is not None and _same(stored, definition):
+                    return DagRecord(dag.id, current.version, dag, DagStatus(current.status),
+                                     current.created_at, current.updated_at, unchanged=True)
             top = (
                 await conn.execute(sa.select(sa.func.max(v.c.version)).where(v.c.dag_id == dag.id))
             ).scalar() or 0
@@ -134,7 +169,7 @@ class DagMethods(Database):
         if row is None:
             which = "" if version is None else f" version {version}"
             raise NotFoundError(f"DAG {dag_id!r}{which} not found")
-        return self._dag_from_row(row)
+        return await _off_loop_if(len(row.definition) > _LARGE_TEXT, self._dag_from_row, row)
 
     async def list_dags(self) -> list[DagRecord]:
         """The newest version of every DAG, by id."""
@@ -142,7 +177,8 @@ class DagMethods(Database):
         q = self._dag_select().where(v.c.version == d.c.version).order_by(v.c.dag_id)
         async with self._tx("list DAGs") as conn:
             rows = (await conn.execute(q)).all()
-        return [self._dag_from_row(r) for r in rows]
+        large = sum(len(r.definition) for r in rows) > _LARGE_TEXT
+        return await _off_loop_if(large, lambda: [self._dag_from_row(r) for r in rows])
 
     async def set_dag_status(self, dag_id: str, status: DagStatus) -> None:
         """Set the status of the DAG (all versions); NotFoundError for an unknown id."""
@@ -180,3 +216,13 @@ class DagMethods(Database):
             await conn.execute(
                 v.delete().where(v.c.dag_id == dag_id, v.c.version.not_in(in_use.scalar_subquery()))
             )
+
+
+def _same(stored: str, definition: str) -> bool:
+    """Whether a stored definition is ``definition`` (the text, or an older text of it)."""
+    if stored == definition:
+        return True
+    try:
+        return bool(loads(stored) == loads(definition))
+    except ValueError:
+        return False
