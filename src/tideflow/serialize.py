@@ -84,13 +84,20 @@ def instance_to_json(
     }
 
 
-def dag_to_json(dag: DagRecord, *, now: datetime | None = None) -> dict[str, Any]:
-    """A DAG as listed and shown; ``nextFireTimes`` holds its next 5 cron ticks while it is
-    scheduled (a cron and status normal), else ``[]``."""
+#: how many next cron ticks a DAG's JSON lists unless asked for another number
+FIRE_TIMES = 5
+
+
+def dag_to_json(
+    dag: DagRecord, *, now: datetime | None = None, fire_times: int = FIRE_TIMES
+) -> dict[str, Any]:
+    """A DAG as listed and shown; ``nextFireTimes`` holds its next ``fire_times`` cron ticks
+    while it is scheduled (a cron and status normal), else ``[]``."""
     d = dag.definition
     upcoming: list[str | None] = []
-    if d.cron and dag.status.value == "normal":
-        upcoming = [iso(t) for t in next_fire_times(d.cron, d.timezone, now or utcnow(), 5)]
+    if d.cron and dag.status.value == "normal" and fire_times > 0:
+        upcoming = [iso(t) for t in
+                    next_fire_times(d.cron, d.timezone, now or utcnow(), fire_times)]
     return {
         "id": dag.id,
         "version": dag.version,

@@ -21,8 +21,10 @@ class Cli:
     def cmd(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "tideflow.cli.main", *args]
 
-    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.cmd(*args), cwd=REPO, env=self.env, capture_output=True,
+    def run(self, *args: str, timeout: float = 60, env_extra: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, **(env_extra or {})}
+        return subprocess.run(self.cmd(*args), cwd=REPO, env=env, capture_output=True,
                               text=True, timeout=timeout)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:

@@ -52,8 +52,17 @@ EXIT_CONFLICT = 4
 EXIT_UNAVAILABLE = 5
 
 DEFAULT_DB = "sqlite:///tideflow.db"
+DEFAULT_TABLE_PREFIX = "tf_"
 
-err_console = Console(stderr=True)
+#: every command that opens the database takes these two
+DbOpt = typer.Option(DEFAULT_DB, "--db", envvar="TIDEFLOW_DB", help="Database URL.")
+TablePrefixOpt = typer.Option(
+    DEFAULT_TABLE_PREFIX, "--table-prefix", envvar="TIDEFLOW_TABLE_PREFIX",
+    help="Prefix of the table names (several deployments can share one database).",
+)
+
+#: messages on stderr are not wrapped either: a long id or path stays on one line
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -124,6 +133,7 @@ def build_engine(
     python_allow: Sequence[str] = (),
     recover: bool = False,
     concurrency: int = 1000,
+    table_prefix: str = DEFAULT_TABLE_PREFIX,
     **settings_kwargs: Any,
 ) -> Engine:
     registry = ActionRegistry()
@@ -132,6 +142,7 @@ def build_engine(
         recover=recover,
         python_allowed_prefixes=tuple(python_allow),
         concurrency=concurrency,
+        table_prefix=table_prefix,
         **settings_kwargs,
     )
     return Engine.from_url(db, actions=registry, settings=settings)

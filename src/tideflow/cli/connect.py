@@ -2,7 +2,8 @@
 
 ``--server URL`` (or ``TIDEFLOW_SERVER``) talks to a tideflow server over HTTP, with the token
 from ``TIDEFLOW_TOKEN``; otherwise ``--db URL`` (or ``TIDEFLOW_DB``, default
-``sqlite:///tideflow.db``) goes straight to the database."""
+``sqlite:///tideflow.db``, with ``--table-prefix`` or ``TIDEFLOW_TABLE_PREFIX``) goes straight
+to the database."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 import typer
 
 from .clients import Client, open_client
-from .common import DEFAULT_DB, client_errors
+from .common import DEFAULT_DB, DEFAULT_TABLE_PREFIX, client_errors
 
 T = TypeVar("T")
 
@@ -46,12 +47,13 @@ def with_client(
     fn: Callable[[Client], Awaitable[T]],
     *,
     actions: Sequence[str] = (),
+    table_prefix: str = DEFAULT_TABLE_PREFIX,
 ) -> T:
     """Open the client, run ``fn`` with it, and turn errors into the documented exit codes."""
 
     async def go() -> T:
         client = open_client(server=server, db=db, token=os.environ.get(TOKEN_ENV),
-                             actions=actions)
+                             actions=actions, table_prefix=table_prefix)
         async with client:
             return await fn(client)
 

@@ -10,9 +10,9 @@ from rich.console import Console
 
 from ..vars import parse_kv_pairs
 from .clients import Client
-from .common import EXIT_OK
+from .common import EXIT_OK, TablePrefixOpt
 from .connect import ActionsOpt, DbOpt, JsonOpt, ServerOpt, with_client
-from .render import dag_detail, dags_table, instance_detail, print_json
+from .render import dag_detail, dags_table, instance_detail, out_console, print_json
 from .watch import exit_code_of, follow
 
 dag_app = typer.Typer(help="DAGs: apply, list, show, delete, run.", no_args_is_help=True)
@@ -23,12 +23,14 @@ def apply(
     file: Path = typer.Argument(..., help="The definition (YAML or JSON)."),
     server: str | None = ServerOpt,
     db: str = DbOpt,
+    table_prefix: str = TablePrefixOpt,
     actions: list[str] = ActionsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Create or update a DAG from FILE (a new version, unless it holds the same definition
     as the newest one)."""
-    dag = with_client(server, db, lambda c: c.apply_dag(file), actions=actions)
+    dag = with_client(server, db, lambda c: c.apply_dag(file), actions=actions,
+                      table_prefix=table_prefix)
     if as_json:
         print_json(dag)
     elif dag.get("unchanged"):
@@ -38,31 +40,33 @@ def apply(
 
 
 @dag_app.command("list")
-def list_dags(server: str | None = ServerOpt, db: str = DbOpt, as_json: bool = JsonOpt
-              ) -> None:
+def list_dags(server: str | None = ServerOpt, db: str = DbOpt,
+              table_prefix: str = TablePrefixOpt, as_json: bool = JsonOpt) -> None:
     """List the DAGs (the newest version of each)."""
-    dags = with_client(server, db, lambda c: c.list_dags())
+    dags = with_client(server, db, lambda c: c.list_dags(), table_prefix=table_prefix)
     if as_json:
         print_json({"items": dags})
     else:
-        dags_table(Console(), dags)
+        dags_table(out_console(), dags)
 
 
 @dag_app.command("show")
 def show(
     dag_id: str,
     next_runs: int = typer.Option(5, "--next", min=0, max=100,
-                                  help="How many next cron fire times to show."),
+                                  help="How many next cron fire times to show (also in --json)."),
     server: str | None = ServerOpt,
     db: str = DbOpt,
+    table_prefix: str = TablePrefixOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Print a DAG's definition (YAML) and, if it has a cron, its next fire times."""
-    dag = with_client(server, db, lambda c: c.get_dag(dag_id))
+    dag = with_client(server, db, lambda c: c.get_dag(dag_id, fire_times=next_runs),
+                      table_prefix=table_prefix)
     if as_json:
         print_json(dag)
     else:
-        dag_detail(Console(), dag, fire_times=next_runs)
+        dag_detail(out_console(), dag)
 
 
 @dag_app.command("delete")
@@ -72,10 +76,12 @@ def delete(
                                help="Even with unfinished instances (they may finish)."),
     server: str | None = ServerOpt,
     db: str = DbOpt,
+    table_prefix: str = TablePrefixOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Delete a DAG (refused while it has unfinished instances, unless --force)."""
-    with_client(server, db, lambda c: c.delete_dag(dag_id, force=force))
+    with_client(server, db, lambda c: c.delete_dag(dag_id, force=force),
+                table_prefix=table_prefix)
     if as_json:
         print_json({"id": dag_id, "deleted": True})
     else:
@@ -99,6 +105,7 @@ def run(
                                help="Follow its progress until it ends or waits for a person."),
     server: str | None = ServerOpt,
     db: str = DbOpt,
+    table_prefix: str = TablePrefixOpt,
     actions: list[str] = ActionsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -120,9 +127,9 @@ def run(
                                 settled=True), True
         return inst, bool(wait)
 
-    inst, waited = with_client(server, db, go, actions=actions)
+    inst, waited = with_client(server, db, go, actions=actions, table_prefix=table_prefix)
     if as_json:
         print_json(inst)
     else:
-        instance_detail(Console(), inst)
+        instance_detail(out_console(), inst)
     raise typer.Exit(exit_code_of(inst) if waited else EXIT_OK)

@@ -7,15 +7,15 @@ import asyncio
 import typer
 
 from ..store.url import make_store
-from .common import DEFAULT_DB, cli_errors
+from .common import DbOpt, TablePrefixOpt, cli_errors
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
 
 @db_app.command("upgrade")
 def upgrade(
-    db: str = typer.Option(DEFAULT_DB, "--db", envvar="TIDEFLOW_DB", help="Database URL."),
-    table_prefix: str = typer.Option("tf_", "--table-prefix", help="Table name prefix."),
+    db: str = DbOpt,
+    table_prefix: str = TablePrefixOpt,
 ) -> None:
     """Apply every pending migration (under a database lock)."""
 

@@ -16,9 +16,9 @@ from rich.console import Console
 from ..errors import InputError
 from ..vars import parse_kv_pairs
 from .clients import Client, InstanceQuery
-from .common import err_console
+from .common import TablePrefixOpt, err_console
 from .connect import DbOpt, JsonOpt, ServerOpt, with_client
-from .render import instance_detail, instances_table, print_json
+from .render import instance_detail, instances_table, out_console, print_json
 from .watch import exit_code_of, follow
 
 ins_app = typer.Typer(help="DAG instances.", no_args_is_help=True)
@@ -52,6 +52,7 @@ def list_instances(
     cursor: str | None = typer.Option(None, "--cursor", help="The next page, as printed."),
     server: str | None = ServerOpt,
     db: str = DbOpt,
+    table_prefix: str = TablePrefixOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """List instances, newest first."""
@@ -68,24 +69,25 @@ def list_instances(
         )
         return await c.list_instances(query)
 
-    items, next_cursor = with_client(server, db, go)
+    items, next_cursor = with_client(server, db, go, table_prefix=table_prefix)
     if as_json:
         print_json({"items": items, "nextCursor": next_cursor})
         return
-    instances_table(Console(), items)
+    instances_table(out_console(), items)
     if next_cursor:
         err_console.print(f"more: --cursor {next_cursor}", highlight=False)
 
 
 @ins_app.command("show")
 def show(instance_id: str, server: str | None = ServerOpt, db: str = DbOpt,
-         as_json: bool = JsonOpt) -> None:
+         table_prefix: str = TablePrefixOpt, as_json: bool = JsonOpt) -> None:
     """Show one instance with its tasks."""
-    inst = with_client(server, db, lambda c: c.get_instance(instance_id))
+    inst = with_client(server, db, lambda c: c.get_instance(instance_id),
+                       table_prefix=table_prefix)
     if as_json:
         print_json(inst)
     else:
-        instance_detail(Console(), inst)
+        instance_detail(out_console(), inst)
 
 
 @ins_app.command("watch")
@@ -96,42 +98,46 @@ def watch(
     ),
     server: str | None = ServerOpt,
     db: str = DbOpt,
+    table_prefix: str = TablePrefixOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Follow an instance's progress live until it ends. Exit 1 if it failed or was
     canceled."""
     console = Console(stderr=True)
     inst = with_client(server, db, lambda c: follow(c, instance_id, console=console,
-                                                     quiet=as_json, settled=settled))
+                                                     quiet=as_json, settled=settled),
+                       table_prefix=table_prefix)
     if as_json:
         print_json(inst)
     else:
-        instance_detail(Console(), inst)
+        instance_detail(out_console(), inst)
     raise typer.Exit(exit_code_of(inst))
 
 
 def _command(kind: str, with_tasks: bool) -> Callable[..., None]:
     def run(instance_id: str, task_ids: list[str], wait: float, server: str | None, db: str,
-            as_json: bool) -> None:
+            table_prefix: str, as_json: bool) -> None:
         inst = with_client(server, db, lambda c: c.command(kind, instance_id, task_ids or None,
-                                                           wait or None))
+                                                           wait or None),
+                           table_prefix=table_prefix)
         if as_json:
             print_json(inst)
         else:
-            instance_detail(Console(), inst)
+            instance_detail(out_console(), inst)
 
     if with_tasks:
         def cmd(instance_id: str, task: list[str] = TaskOpt, wait: float = WaitOpt,
-                server: str | None = ServerOpt, db: str = DbOpt, as_json: bool = JsonOpt
-                ) -> None:
-            run(instance_id, task, wait, server, db, as_json)
+                server: str | None = ServerOpt, db: str = DbOpt,
+                table_prefix: str = TablePrefixOpt, as_json: bool = JsonOpt) -> None:
+            run(instance_id, task, wait, server, db, table_prefix, as_json)
 
         cmd.__doc__ = f"{kind.capitalize()} an instance (or only the given tasks)."
         return cmd
 
     def whole(instance_id: str, wait: float = WaitOpt, server: str | None = ServerOpt,
-              db: str = DbOpt, as_json: bool = JsonOpt) -> None:
-        run(instance_id, [], wait, server, db, as_json)
+              db: str = DbOpt, table_prefix: str = TablePrefixOpt, as_json: bool = JsonOpt
+              ) -> None:
+        run(instance_id, [], wait, server, db, table_prefix, as_json)
 
     whole.__doc__ = f"{kind.capitalize()} an instance."
     return whole

@@ -1,9 +1,12 @@
-"""How the client verbs print: Rich tables for people, the API's JSON for scripts."""
+"""How the client verbs print: Rich tables for people, the API's JSON for scripts.
+
+What goes to a pipe or a file is never wrapped, cut or coloured: ids stay whole (scripts copy
+them) and ``dag show`` stays YAML, whatever width the terminal it was started from had."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +16,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..cluster.cron import next_fire_times
 from ..serialize import instance_from_json
 from .progress import summary
 
@@ -31,6 +33,21 @@ _STYLE = {
     "running": "cyan",
     "stopped": "yellow",
 }
+
+
+#: the width a table may take when stdout is not a terminal: no column is ever squeezed
+_UNBOUNDED = 1_000_000
+
+
+def out_console() -> Console:
+    """The console for stdout: Rich's usual one on a terminal; else one that never wraps,
+    cuts or colours (a table takes the width its cells need). Either way what it prints is
+    data: ``[red]`` or ``:rocket:`` in a name is shown as written."""
+    plain: dict[str, Any] = {"markup": False, "emoji": False, "highlight": False}
+    console = Console(**plain)
+    if console.is_terminal:
+        return console
+    return Console(width=_UNBOUNDED, soft_wrap=True, color_system=None, **plain)
 
 
 def print_json(data: Any) -> None:
@@ -66,21 +83,23 @@ def dags_table(console: Console, dags: list[Json]) -> None:
     console.print(table)
 
 
-def dag_detail(console: Console, dag: Json, *, fire_times: int) -> None:
+def dag_detail(console: Console, dag: Json) -> None:
+    """The definition as YAML; what is not the definition (the header, the next fire times)
+    is written as YAML comments, so the output can be saved and applied again."""
     definition = dag.get("definition") or {}
     console.print(Text(f"# DAG {dag['id']} version {dag['version']} ({dag['status']})",
-                       style="bold"))
-    console.print(yaml.safe_dump(definition, sort_keys=False, allow_unicode=True).rstrip(),
-                  highlight=False, markup=False)
-    cron = definition.get("cron")
-    if cron and fire_times > 0:
+                       style="bold"), soft_wrap=True)
+    text = yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=_UNBOUNDED)
+    console.print(text.rstrip(), soft_wrap=True)
+    upcoming = dag.get("nextFireTimes") or []
+    if upcoming:
         zone = definition.get("timezone") or "UTC"
-        console.print(Text(f"\nnext runs ({cron}, {zone}):", style="bold"))
-        upcoming = next_fire_times(cron, definition.get("timezone"), datetime.now(UTC),
-                                   fire_times)
-        shown_in = ZoneInfo(definition["timezone"]) if definition.get("timezone") else UTC
+        console.print(Text(f"# next runs ({definition.get('cron')}, {zone}):", style="bold"),
+                      soft_wrap=True)
+        shown_in = ZoneInfo(zone)
         for when in upcoming:  # people read a schedule in its own time zone
-            console.print(f"  {when.astimezone(shown_in).isoformat()}", highlight=False)
+            local = datetime.fromisoformat(when).astimezone(shown_in)
+            console.print(f"#   {local.isoformat()}", soft_wrap=True)
 
 
 def instances_table(console: Console, items: list[Json]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -22,22 +23,26 @@ from ..states import InstanceStatus
 from ..store.records import InstanceRecord
 from ..vars import parse_kv_pairs, resolve_run_vars, validate_tags
 from .common import (
-    DEFAULT_DB,
+    DEFAULT_TABLE_PREFIX,
     EXIT_BLOCKED,
     EXIT_FAILED,
     EXIT_OK,
+    DbOpt,
+    TablePrefixOpt,
     build_engine,
     cli_errors,
     err_console,
 )
 from .progress import ProgressView, summary
+from .render import out_console
 
 
 def run_command(
     file: Path = typer.Argument(..., help="The DAG definition (YAML or JSON)."),
     var: list[str] = typer.Option([], "--var", "-v", help="A run var, KEY=VALUE (repeatable)."),
     tag: list[str] = typer.Option([], "--tag", "-t", help="A tag, KEY=VALUE (repeatable)."),
-    db: str = typer.Option(DEFAULT_DB, "--db", envvar="TIDEFLOW_DB", help="Database URL."),
+    db: str = DbOpt,
+    table_prefix: str = TablePrefixOpt,
     actions: list[str] = typer.Option(
         [], "--actions", "-a", help="A module whose actions to register (repeatable)."
     ),
@@ -60,12 +65,23 @@ def run_command(
         # bad run input must be refused before the DAG is registered: a refusal writes nothing
         resolve_run_vars(dag, run_vars)
         validate_tags(run_tags)
-        engine = build_engine(db, actions=actions, python_allow=python_allow)
+        engine = build_engine(db, actions=actions, python_allow=python_allow,
+                              table_prefix=table_prefix)
         code = asyncio.run(
-            _drive(engine, dag=dag, db=db, run_vars=run_vars, run_tags=run_tags,
-                   as_json=as_json, no_wait_blocked=no_wait_blocked, dag_id=dag.id)
+            _drive(engine, dag=dag, db=_db_args(db, table_prefix), run_vars=run_vars,
+                   run_tags=run_tags, as_json=as_json, no_wait_blocked=no_wait_blocked,
+                   dag_id=dag.id)
         )
     raise typer.Exit(code)
+
+
+def _db_args(db: str, table_prefix: str) -> str:
+    """The options that point another command at the same tables, as a shell would take
+    them."""
+    args = f"--db {shlex.quote(db)}"
+    if table_prefix != DEFAULT_TABLE_PREFIX:
+        args += f" --table-prefix {shlex.quote(table_prefix)}"
+    return args
 
 
 async def _drive(
@@ -79,7 +95,8 @@ async def _drive(
     no_wait_blocked: bool,
     dag_id: str,
 ) -> int:
-    console = Console(stderr=as_json)
+    # with --json, stdout holds only the JSON: progress and messages go to stderr
+    console = Console(stderr=True) if as_json else out_console()
     # from here on Ctrl-C / SIGTERM cancel the run instead of killing the process mid-write
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -144,7 +161,7 @@ async def _follow(
                         f"instance {inst.id} is {what}; waiting. To go on, run:",
                         soft_wrap=True,
                     )
-                    err_console.print(f"  tideflow ins {verb} {inst.id} --db {db}",
+                    err_console.print(f"  tideflow ins {verb} {inst.id} {db}",
                                       soft_wrap=True, highlight=False)
             else:
                 told_blocked = False

@@ -24,14 +24,15 @@ from ..definition.model import DagDef
 from ..engine.engine import Engine
 from ..errors import InputError
 from ..vars import parse_kv_pairs
-from .common import DEFAULT_DB, build_engine, cli_errors, err_console
+from .common import DbOpt, TablePrefixOpt, build_engine, cli_errors, err_console
 
 log = logging.getLogger("tideflow.server")
 
 
 def server_command(
     role: str = typer.Option("worker", "--role", help="worker or watcher."),
-    db: str = typer.Option(DEFAULT_DB, "--db", envvar="TIDEFLOW_DB", help="Database URL."),
+    db: str = DbOpt,
+    table_prefix: str = TablePrefixOpt,
     dags: Path | None = typer.Option(
         None, "--dags",
         help="Register every DAG file (.yaml, .yml, .json) under DIR, sub-folders included."),
@@ -78,7 +79,8 @@ def server_command(
         )
         engine = build_engine(db, actions=actions, python_allow=python_allow,
                               concurrency=concurrency, recover=True, cluster=cluster,
-                              labels=node_labels, node_id=node_id or "")
+                              labels=node_labels, node_id=node_id or "",
+                              table_prefix=table_prefix)
         asyncio.run(_serve(engine, dags, http, token_file, token_env))
 
 

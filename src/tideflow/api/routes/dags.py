@@ -15,7 +15,7 @@ from ...definition.model import DagDef
 from ...engine.engine import Engine
 from ...engine.offload import is_large
 from ...errors import DefinitionError
-from ...serialize import applied_dag_json, dag_to_json
+from ...serialize import FIRE_TIMES, applied_dag_json, dag_to_json
 from ...store.records import DagRecord
 from ...views import Views
 from ..errors import UnsupportedMediaTypeError
@@ -25,6 +25,8 @@ from . import errors_for
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 TEXT_TYPES = YAML_TYPES | {"text/plain"}
 JSON_TYPES = frozenset({"application/json"})
+#: the most next cron ticks one read of a DAG lists
+MAX_FIRE_TIMES = 100
 
 APPLY_BODY: dict[str, Any] = {
     "requestBody": {
@@ -132,9 +134,11 @@ def dags_router(engine: Engine, views: Views) -> APIRouter:
         dag_id: str,
         version: int | None = Query(None, ge=1, le=2**31 - 1,
                                     description="A given version (default: the newest)."),
+        next_runs: int = Query(FIRE_TIMES, alias="next", ge=0, le=MAX_FIRE_TIMES,
+                               description="How many next cron ticks `nextFireTimes` lists."),
     ) -> JSONResponse:
         record = await engine.get_dag(dag_id, version)
-        return await respond([record], lambda: dag_to_json(record))
+        return await respond([record], lambda: dag_to_json(record, fire_times=next_runs))
 
     @router.delete(
         "/{dag_id}",

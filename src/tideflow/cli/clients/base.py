@@ -66,7 +66,8 @@ class Client(abc.ABC):
     async def list_dags(self) -> list[Json]: ...
 
     @abc.abstractmethod
-    async def get_dag(self, dag_id: str) -> Json: ...
+    async def get_dag(self, dag_id: str, *, fire_times: int = 5) -> Json:
+        """The DAG, its ``nextFireTimes`` listing ``fire_times`` ticks."""
 
     @abc.abstractmethod
     async def delete_dag(self, dag_id: str, *, force: bool) -> None: ...
@@ -101,13 +102,19 @@ class Client(abc.ABC):
 
 
 def open_client(
-    *, server: str | None, db: str, token: str | None = None, actions: Sequence[str] = ()
+    *,
+    server: str | None,
+    db: str,
+    token: str | None = None,
+    actions: Sequence[str] = (),
+    table_prefix: str = "tf_",
 ) -> Client:
-    """The HTTP client when ``server`` is given, else the direct one on ``db``."""
+    """The HTTP client when ``server`` is given, else the direct one on ``db`` (its tables
+    named with ``table_prefix``)."""
     if server:
         from .http import HttpClient
 
         return HttpClient(server, token=token)
     from .direct import DirectClient
 
-    return DirectClient(db, actions=actions)
+    return DirectClient(db, actions=actions, table_prefix=table_prefix)

@@ -30,15 +30,18 @@ _HANDOVER_SECS = 2.0
 
 
 class DirectClient(Client):
-    def __init__(self, db: str, *, actions: Sequence[str] = ()) -> None:
+    def __init__(self, db: str, *, actions: Sequence[str] = (), table_prefix: str = "tf_"
+                 ) -> None:
         self.target = db
         self._db = db
         self._actions = tuple(actions)
+        self._table_prefix = table_prefix
         self._engine: Engine | None = None
         self._views: Views | None = None
 
     async def open(self) -> None:
         engine = build_engine(self._db, actions=self._actions, recover=False,
+                              table_prefix=self._table_prefix,
                               cluster=ClusterSettings(role="watcher"))
         await engine.start()
         self._engine, self._views = engine, Views(engine)
@@ -63,8 +66,8 @@ class DirectClient(Client):
     async def list_dags(self) -> list[Json]:
         return [dag_to_json(d) for d in await self.engine.list_dags()]
 
-    async def get_dag(self, dag_id: str) -> Json:
-        return dag_to_json(await self.engine.get_dag(dag_id))
+    async def get_dag(self, dag_id: str, *, fire_times: int = 5) -> Json:
+        return dag_to_json(await self.engine.get_dag(dag_id), fire_times=fire_times)
 
     async def delete_dag(self, dag_id: str, *, force: bool) -> None:
         await self.engine.delete_dag(dag_id, force=force)
@@ -94,7 +97,8 @@ class DirectClient(Client):
         self, instance_id: str, kind: str | None, task_ids: list[str] | None
     ) -> InstanceRecord:
         log.warning("no worker or process drives instance %s: driving it here", instance_id)
-        engine = build_engine(self._db, actions=self._actions, recover=False)
+        engine = build_engine(self._db, actions=self._actions, recover=False,
+                              table_prefix=self._table_prefix)
         async with engine:
             await engine.adopt(instance_id)
             if kind is not None:

@@ -98,8 +98,9 @@ class HttpClient(Client):
         items: list[Json] = (await self._json("GET", "/dags"))["items"]
         return items
 
-    async def get_dag(self, dag_id: str) -> Json:
-        result: Json = await self._json("GET", f"/dags/{_seg(dag_id)}")
+    async def get_dag(self, dag_id: str, *, fire_times: int = 5) -> Json:
+        result: Json = await self._json("GET", f"/dags/{_seg(dag_id)}",
+                                        params={"next": str(fire_times)})
         return result
 
     async def delete_dag(self, dag_id: str, *, force: bool) -> None:
