@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,8 @@ def test_every_verb_sees_the_prefixed_deployment(cli: Cli) -> None:
         "gated"]  # type: ignore[index]
     assert _json(cli.run("dag", "show", "gated", "--json", *PREFIX))["version"] == 1
     assert cli.run("dag", "show", "gated").returncode == 3
-    assert _json(cli.run("dag", "apply", str(gate), "--json", *PREFIX))["version"] == 2
+    applied = _json(cli.run("dag", "apply", str(gate), "--json", *PREFIX))
+    assert applied["version"] == 1 and applied["unchanged"] is True
 
     done = _json(cli.run("ins", "continue", str(first["id"]), "--json", *PREFIX))
     assert done["status"] == "success"
@@ -118,3 +120,25 @@ def test_a_bad_prefix_is_refused(cli: Cli) -> None:
         proc = cli.run(*args, "--table-prefix", "no-dashes")
         assert proc.returncode == 2, (args, proc.stderr)
         assert "table prefix 'no-dashes' is invalid" in proc.stderr
+
+
+def test_every_command_with_db_takes_the_prefix() -> None:
+    """A verb added later that opens the database gets the option too."""
+    import typer
+
+    from tideflow.cli.main import app
+
+    def walk(cmd: Any, path: str) -> list[tuple[str, Any]]:
+        subs = getattr(cmd, "commands", None)
+        if subs is not None:  # a group
+            return [c for name, sub in subs.items() for c in walk(sub, f"{path} {name}")]
+        return [(path, cmd)]
+
+    commands = walk(typer.main.get_command(app), "tideflow")
+    with_db = [(path, cmd) for path, cmd in commands
+               if any("--db" in p.opts for p in cmd.params)]
+    assert len(with_db) >= 15
+    for path, cmd in with_db:
+        prefix = [p for p in cmd.params if "--table-prefix" in p.opts]
+        assert prefix, f"{path} takes --db but not --table-prefix"
+        assert getattr(prefix[0], "envvar", None) == "TIDEFLOW_TABLE_PREFIX", path
