@@ -25,7 +25,10 @@ class ApiServer:
         self.token_file: Path | None = None
         if tokens:
             self.token_file = tmp / "tokens"
-            self.token_file.write_text("# test tokens\n" + "\n".join(tokens) + "\n")
+            # written as the docs show them: a comment after each token
+            self.token_file.write_text(
+                "# test tokens\n" + "".join(f"{t}    # token {n}\n" for n, t in enumerate(tokens))
+            )
         self.log = tmp / f"server-{node_id}.log"
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""

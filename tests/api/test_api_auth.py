@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,3 +91,20 @@ def test_refuses_public_bind_without_tokens(tmp_path: Path) -> None:
                 await serve(app, "0.0.0.0", 0, stop=asyncio.Event())
 
     asyncio.run(go())
+
+
+def test_the_documented_token_file_reads_as_documented(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "http-api.md").read_text()
+    block = re.search(r"```text\n(# /etc/tideflow/tokens\n.*?)```", doc, re.S)
+    assert block, "the token file example is gone from docs/http-api.md"
+    path = tmp_path / "tokens"
+    path.write_text(block.group(1))
+    tokens = ApiAuth.from_sources(token_file=path).tokens
+    assert [(t.value, t.read_only) for t in tokens] == [
+        ("3f9c1e0b7d2a4c51a8e6f0b2c9d7e4a1", False),
+        ("7b2e4d6f8a0c1e3f5a7b9d1f3e5c7a9b", True),
+    ]
+    # a '#' inside a token (no whitespace before it) is part of the token
+    path.write_text("abc#def:ro\t# a comment\n   # indented comment\n")
+    assert [(t.value, t.read_only) for t in ApiAuth.from_sources(token_file=path).tokens] == [
+        ("abc#def", True)]

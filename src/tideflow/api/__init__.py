@@ -16,8 +16,8 @@ from ..extras import require_server_extra
 require_server_extra("the HTTP API")
 
 from .app import API_PREFIX, create_app  # noqa: E402
-from .auth import ApiAuth, ApiToken  # noqa: E402
-from .serve import check_bind, is_loopback, serve  # noqa: E402
+from .auth import ApiAuth, ApiToken, is_loopback  # noqa: E402
+from .serve import check_bind, serve  # noqa: E402
 
 __all__ = [
     "API_PREFIX",

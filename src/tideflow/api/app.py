@@ -23,23 +23,42 @@ API_PREFIX = "/api/v1"
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
 
+class _LoopbackOnly:
+    """The default of ``create_app(auth=...)``: no tokens, loopback clients only."""
+
+    def __repr__(self) -> str:
+        return "LOOPBACK_ONLY"
+
+
+LOOPBACK_ONLY: Any = _LoopbackOnly()
+
+
 def create_app(
     engine: Engine,
     *,
-    auth: ApiAuth | None = None,
+    auth: ApiAuth | None = LOOPBACK_ONLY,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     metrics: bool | MetricsObserver = True,
 ) -> Any:
     """The HTTP API over ``engine`` (which the caller starts and closes).
 
-    ``auth``: the accepted tokens (none: open, for loopback use). ``max_body_bytes``: larger
-    request bodies are answered 413. ``metrics``: serve ``/metrics`` — True builds a
+    ``auth``: the accepted tokens (an :class:`ApiAuth`). Left out, or an ``ApiAuth`` without
+    tokens, the app answers only clients on a loopback address (others get 403), so an app
+    mounted in a public service is not open by accident. ``auth=None`` opens it to every
+    client without a token: choose that only when your own middleware or proxy
+    authenticates. ``max_body_bytes``: larger request bodies are answered 413.
+    ``metrics``: serve ``/metrics`` — True builds a
     :class:`~tideflow.metrics.MetricsObserver` on the engine, or pass one already built (to
     also serve it on its own port), or False for no ``/metrics``.
 
     The app can be mounted into another ASGI app (``parent.mount("/flows", app)``); its
     routes then live under that prefix. The return type is :class:`fastapi.FastAPI`."""
-    auth = auth or ApiAuth()
+    if auth is LOOPBACK_ONLY:
+        auth = ApiAuth()
+    elif auth is None:
+        auth = ApiAuth.open()
+    elif not isinstance(auth, ApiAuth):
+        raise TypeError(f"auth must be an ApiAuth or None, not {type(auth).__name__}")
     observer: MetricsObserver | None
     if isinstance(metrics, MetricsObserver):
         observer = metrics

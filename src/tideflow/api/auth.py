@@ -3,18 +3,24 @@
 Tokens come from configuration: a token file, an environment variable named on the command
 line, or both. The syntax is the same in either place:
 
-- one token per line in a file (blank lines and lines starting with ``#`` are ignored); in an
-  environment variable, tokens separated by commas or whitespace;
+- one token per line in a file: blank lines are ignored, and so is a ``#`` comment, on a line
+  of its own or after the token (``TOKEN:ro   # dashboards``); in an environment variable,
+  tokens separated by commas or whitespace;
 - ``TOKEN`` or ``TOKEN:rw`` may use every route; ``TOKEN:ro`` is read-only (GET and HEAD).
 
-When any token is configured, every route except ``/healthz`` needs
-``Authorization: Bearer TOKEN``: none (or an unknown one) is answered 401, a read-only token
-on anything but GET/HEAD 403.
+When any token is configured, every route except ``/healthz`` (and the web UI's static files)
+needs ``Authorization: Bearer TOKEN``: none (or an unknown one) is answered 401, a read-only
+token on anything but GET/HEAD 403.
+
+With no token configured, the API answers only clients on a loopback address (others get 403)
+— unless it was opened to everyone on purpose (:meth:`ApiAuth.open`, or ``create_app(engine,
+auth=None)``), for an app whose own middleware or proxy authenticates.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -26,6 +32,23 @@ from ..errors import InputError
 READ_METHODS = frozenset({"GET", "HEAD"})
 _SUFFIXES = {"ro": True, "rw": False}
 _SPLIT_ENV = re.compile(r"[\s,]+")
+#: a comment in a token file: ``#`` at the start of a line, or after whitespace (a token
+#: holds no whitespace, so ``#`` inside one is part of it)
+_COMMENT = re.compile(r"(?:^|\s)#.*$")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (``localhost``, 127.0.0.0/8, ``::1``, and
+    127.x written as an IPv4-mapped IPv6 address)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False  # a host name could resolve anywhere: not loopback
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 @dataclass(frozen=True)
@@ -64,13 +87,28 @@ def parse_token(entry: str, *, where: str) -> ApiToken:
 
 
 class ApiAuth:
-    """The tokens the API accepts. With none, every request is let in (the server then binds
-    only to a loopback address: see :func:`tideflow.api.check_bind`)."""
+    """The tokens the API accepts. With none, only loopback clients are answered (and the
+    server binds only to a loopback address: see :func:`tideflow.api.check_bind`), unless
+    built with :meth:`open`."""
 
     def __init__(self, tokens: Iterable[ApiToken | str] = ()) -> None:
         self._tokens = tuple(
             t if isinstance(t, ApiToken) else parse_token(t, where="token") for t in tokens
         )
+        self._open = False
+
+    @classmethod
+    def open(cls) -> ApiAuth:
+        """No tokens, and every client answered wherever it connects from: for an app whose
+        own middleware (or a proxy in front) authenticates. Choose it on purpose."""
+        auth = cls()
+        auth._open = True
+        return auth
+
+    @property
+    def open_to_all(self) -> bool:
+        """Whether clients on any address are answered without a token."""
+        return self._open
 
     @classmethod
     def from_sources(
@@ -93,8 +131,8 @@ class ApiAuth:
                 raise InputError(f"token file {token_file}: cannot read it: {exc}") from None
             found = []
             for n, line in enumerate(text.splitlines(), 1):
-                line = line.strip()
-                if line and not line.startswith("#"):
+                line = _COMMENT.sub("", line).strip()
+                if line:
                     found.append(parse_token(line, where=f"token file {token_file}, line {n}"))
             if not found:
                 raise InputError(f"token file {token_file} has no token in it")
@@ -128,10 +166,19 @@ class ApiAuth:
                 match = token
         return match
 
-    def check(self, authorization: str | None, method: str) -> AuthFailure | None:
-        """None when a request with this ``Authorization`` header may use ``method``."""
+    def check(
+        self, authorization: str | None, method: str, client_host: str | None = None
+    ) -> AuthFailure | None:
+        """None when a request with this ``Authorization`` header, from ``client_host``, may
+        use ``method``."""
         if not self._tokens:
-            return None
+            if self._open or client_host is None or is_loopback(client_host):
+                return None
+            return AuthFailure(
+                403, "forbidden", "this API has no tokens configured, so it answers only "
+                "clients on this machine (a loopback address): configure tokens, or open it "
+                "to every client on purpose with create_app(engine, auth=None)"
+            )
         scheme, _, presented = (authorization or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             return AuthFailure(

@@ -43,7 +43,8 @@ async def send_error(
 
 class AuthMiddleware:
     """Refuses requests without a valid token (401) or with a read-only token on a method
-    that changes something (403), when any token is configured."""
+    that changes something (403), when any token is configured; with none, requests from
+    clients that are not on a loopback address (403), unless the API was opened to all."""
 
     def __init__(self, app: ASGIApp, auth: ApiAuth) -> None:
         self.app = app
@@ -52,7 +53,7 @@ class AuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         # a websocket route (none today, but one may be mounted) needs a token like the rest
-        if kind not in ("http", "websocket") or not self.auth.enabled or is_open(
+        if kind not in ("http", "websocket") or self.auth.open_to_all or is_open(
             route_path(scope)
         ):
             await self.app(scope, receive, send)
@@ -62,7 +63,9 @@ class AuthMiddleware:
             if name == b"authorization":
                 header = value.decode("latin-1")
                 break
-        failure = self.auth.check(header, scope.get("method", "GET"))
+        client = scope.get("client")
+        failure = self.auth.check(header, scope.get("method", "GET"),
+                                  client[0] if client else None)
         if failure is None:
             await self.app(scope, receive, send)
             return

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import Callable
 from typing import Any
 
 from ..asgi import run_asgi
 from ..errors import InputError
-from .auth import ApiAuth
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (``localhost``, 127.0.0.0/8, ``::1``)."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False  # a host name could resolve anywhere: not loopback
+from .auth import ApiAuth, is_loopback
 
 
 def check_bind(host: str, auth: ApiAuth | None) -> None:
