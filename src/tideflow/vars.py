@@ -24,6 +24,9 @@ from .errors import InputError
 MAX_TAGS = 64
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 191  # the size of the indexed column that holds it
+#: a run's priority: waiting runs leave the Dispatcher highest first
+MIN_PRIORITY = -1_000_000
+MAX_PRIORITY = 1_000_000
 # An unknown var is named in the message with a suggestion; past this many, naming each one
 # makes a message nobody reads (and suggesting costs a comparison with every declared var).
 _MAX_NAMED = 20
@@ -95,6 +98,16 @@ def _shown(name: object) -> str:
     if isinstance(name, str):
         return name if len(name) <= 60 else name[:57] + "..."
     return short_repr(name)
+
+
+def check_priority(priority: Any) -> int:
+    """A run's priority, an integer from MIN_PRIORITY to MAX_PRIORITY."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InputError(f"priority {priority!r}: give a whole number")
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InputError(f"priority {priority} is out of range: use {MIN_PRIORITY} to "
+                         f"{MAX_PRIORITY}")
+    return priority
 
 
 def parse_kv_pairs(items: Sequence[str], *, what: str) -> dict[str, str]:

@@ -295,4 +295,7 @@ async def test_run_refuses_tags_and_selector_that_are_not_mappings(engine: Engin
         await engine.run_dag("plain", tags=[("k", "v")])  # type: ignore[arg-type]
     with pytest.raises(InputError, match="selector label key"):
         await engine.run_dag("plain", selector={"": "x"})
+    for bad in (True, "10", 1.5, 1_000_001, -1_000_001):
+        with pytest.raises(InputError, match="priority"):
+            await engine.run_dag("plain", priority=bad)  # type: ignore[arg-type]
     assert await engine.list_instances(dag_id="plain") == []

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..vars import MAX_PRIORITY, MIN_PRIORITY
+
 MAX_WAIT_SECS = 3600.0
 
 _REQUEST = ConfigDict(extra="forbid")
@@ -43,7 +45,7 @@ class RunRequest(BaseModel):
         max_length=191,
         description="A run submitted again with the same key returns the first instance.",
     )
-    priority: int = Field(0, ge=-1_000_000, le=1_000_000)
+    priority: int = Field(0, ge=MIN_PRIORITY, le=MAX_PRIORITY)
     wait: float | None = Field(
         None,
         ge=0,

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from ..vars import parse_kv_pairs
+from ..vars import MAX_PRIORITY, MIN_PRIORITY, parse_kv_pairs
 from .clients import Client
 from .common import EXIT_OK, TablePrefixOpt
 from .connect import ActionsOpt, DbOpt, JsonOpt, ServerOpt, with_client
@@ -96,6 +96,10 @@ def run(
     selector: list[str] = typer.Option(
         [], "--selector", help="Placement: a worker label KEY=VALUE (repeatable)."
     ),
+    priority: int = typer.Option(
+        0, "--priority", min=MIN_PRIORITY, max=MAX_PRIORITY,
+        help="Waiting runs go to the workers highest priority first (default 0).",
+    ),
     idempotency_key: str | None = typer.Option(
         None, "--idempotency-key", help="A run submitted again with this key is not repeated."
     ),
@@ -119,6 +123,7 @@ def run(
             vars=parse_kv_pairs(var, what="--var"),
             tags=parse_kv_pairs(tag, what="--tag"),
             selector=parse_kv_pairs(selector, what="--selector"),
+            priority=priority,
             idempotency_key=idempotency_key,
             wait=wait or None,
         )

@@ -18,6 +18,7 @@ from rich.live import Live
 from ..definition.loader import load_dag_file
 from ..definition.model import DagDef
 from ..engine.engine import Engine
+from ..engine.settings import client_node_id
 from ..serialize import instance_to_json
 from ..states import InstanceStatus
 from ..store.records import InstanceRecord
@@ -66,7 +67,7 @@ def run_command(
         resolve_run_vars(dag, run_vars)
         validate_tags(run_tags)
         engine = build_engine(db, actions=actions, python_allow=python_allow,
-                              table_prefix=table_prefix)
+                              table_prefix=table_prefix, node_id=client_node_id())
         code = asyncio.run(
             _drive(engine, dag=dag, db=_db_args(db, table_prefix), run_vars=run_vars,
                    run_tags=run_tags, as_json=as_json, no_wait_blocked=no_wait_blocked,

@@ -57,6 +57,12 @@ class Keeper(ABC):
     async def remove_node(self, node_id: str, incarnation: str) -> None: ...
 
     @abstractmethod
+    async def prune_nodes(self, *, role: str, older_than_secs: float) -> int:
+        """Remove the rows of ``role`` nodes whose heartbeat is older than
+        ``older_than_secs`` (watchers and clients that stopped without leaving: they held
+        no work); returns how many."""
+
+    @abstractmethod
     async def list_nodes(self, *, unhealthy_secs: float) -> list[NodeRecord]:
         """Every registered node, with ``alive`` (heartbeat younger than ``unhealthy_secs``),
         ``heartbeat_age_secs`` and ``is_leader`` filled in."""

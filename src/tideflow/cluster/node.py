@@ -91,8 +91,12 @@ class ClusterNode:
         self._watch_now = asyncio.Event()
         #: instances the last dispatch round left waiting
         self._held = 0
+        #: unfinished instances per worker, as the database had them at the round's start
         self._load: dict[str, int] = {}
+        #: what the current round (dispatch or move) gave each worker
         self._round: dict[str, int] = {}
+        #: set when this worker's slots became all taken or one freed: report it now
+        self._report_load = asyncio.Event()
         self.closed = False
         #: called when this node's row was taken over by a newer incarnation
         self.on_replaced: Callable[[], Awaitable[None]] | None = None
@@ -109,6 +113,9 @@ class ClusterNode:
         self._tasks.append(loop.create_task(self._membership(), name="tideflow-membership"))
         if self.is_worker:
             self._tasks.append(loop.create_task(self._claim_loop(), name="tideflow-claim"))
+            self.engine.on_saturation(lambda _full: self._report_load.set())
+            self._tasks.append(loop.create_task(self._load_reports(),
+                                                name="tideflow-load-report"))
 
     async def _register(self) -> None:
         """Take this node's row. A previous incarnation that still heartbeats gets one lease
@@ -218,7 +225,7 @@ class ClusterNode:
         leading = self.is_leader and self.lease_token is not None
         beat = await self.keeper.beat(
             self.node_id, self.incarnation,
-            running=self.engine.running_tasks, assigned=self.engine.owned_count,
+            running=self.engine.slot_load, assigned=self.engine.owned_count,
             holder=self.holder, token=self.lease_token if leading else None,
             campaign=self.is_worker, lease_secs=s.lease_secs,
             unhealthy_secs=s.unhealthy_secs if leading else None,
@@ -347,7 +354,6 @@ class ClusterNode:
             return 0
         workers = await self._live_workers()
         self._load = await self.sched.owner_load()
-        # what this round gives each worker counts against its free slots until it reports
         self._round = {}
         limits: dict[str, int] = {}
         for p in pending:
@@ -370,7 +376,6 @@ class ClusterNode:
                     waiting.append((p.id, why))
                 continue
             assignments.append((p.id, chosen))
-            self._load[chosen] = self._load.get(chosen, 0) + 1
             self._round[chosen] = self._round.get(chosen, 0) + 1
             active[p.dag_id] = active.get(p.dag_id, 0) + 1
         assigned = await self.sched.assign(assignments, self.fence)
@@ -389,9 +394,20 @@ class ClusterNode:
         self.engine.emit("dispatched", len(assigned), time.monotonic() - started, True)
         return len(assigned)
 
-    async def _choose(self, p: Pending, workers: list[NodeRecord]) -> tuple[str | None, str]:
+    def slot_load(self, w: NodeRecord) -> int:
+        """What takes or will take ``w``'s execution slots: the attempts it reported holding
+        or waiting for a slot (waits, approvals and other slot-less tasks are not among
+        them), plus every instance given to it that its report does not cover yet — assigned
+        in an earlier round and not yet picked up, or picked up since it reported — plus
+        what this round gave it."""
+        unreported = max(0, self._load.get(w.node_id, 0) - w.assigned)
+        return w.running + unreported + self._round.get(w.node_id, 0)
+
+    async def _choose(self, p: Pending, workers: list[NodeRecord], *,
+                      need_slot: bool = True) -> tuple[str | None, str]:
         """The least loaded live worker that has the DAG's actions and matches the selector,
-        or why there is none."""
+        or why there is none. With ``need_slot``, only a worker with a free slot: a new run
+        waits here rather than in a busy worker's queue, so that runs leave by priority."""
         if not workers:
             return None, "waiting for a worker: no live worker"
         needed = await self.engine.dag_actions(p.dag_id, p.dag_version)
@@ -404,14 +420,13 @@ class ClusterNode:
         if not matching:
             sel = ", ".join(f"{k}={v}" for k, v in sorted(p.selector.items()))
             return None, f"waiting for a worker: no live worker matches the selector {sel}"
-        # a worker whose slots are all busy takes nothing more: the waiting instances then
-        # go out by priority as slots free up
-        matching = [w for w in matching
-                    if w.running + self._round.get(w.node_id, 0) < w.capacity]
-        if not matching:
-            return None, "waiting for a worker: every matching worker is busy"
-        best = min(matching, key=lambda w: (self._load.get(w.node_id, 0) / max(1, w.capacity),
-                                            self._load.get(w.node_id, 0), w.node_id))
+        if need_slot:
+            matching = [w for w in matching if self.slot_load(w) < w.capacity]
+            if not matching:
+                return None, "waiting for a worker: every matching worker is busy"
+        best = min(matching, key=lambda w: (
+            self.slot_load(w) / max(1, w.capacity),
+            self._load.get(w.node_id, 0) + self._round.get(w.node_id, 0), w.node_id))
         return best.node_id, ""
 
     # -- the WatchDog (leader) -----------------------------------------------------------------
@@ -439,7 +454,12 @@ class ClusterNode:
             self._watch_now.clear()
 
     async def watch_once(self) -> int:
-        """Move the instances of dead (or departed) workers to live ones."""
+        """Move the instances of dead (or departed) workers to live ones, and forget the
+        watchers (clients among them) that stopped without leaving."""
+        pruned = await self.keeper.prune_nodes(role="watcher",
+                                               older_than_secs=self.settings.unhealthy_secs)
+        if pruned:
+            log.info("forgot %d watcher(s) that stopped without leaving", pruned)
         workers = await self._live_workers()
         orphans = await self.sched.orphans([w.node_id for w in workers],
                                            self.settings.dispatch_batch)
@@ -449,12 +469,14 @@ class ClusterNode:
         self._round = {}
         moves: list[tuple[Pending, str]] = []
         for p in orphans:
-            chosen, why = await self._choose(p, workers)
+            # accepted work moves even to a busy worker (it queues there): left on a dead
+            # one, it would wait for the WatchDog's next look
+            chosen, why = await self._choose(p, workers, need_slot=False)
             if chosen is None:
                 log.warning("instance %s of dead worker %s cannot move: %s", p.id, p.worker, why)
                 continue
             moves.append((p, chosen))
-            self._load[chosen] = self._load.get(chosen, 0) + 1
+            self._round[chosen] = self._round.get(chosen, 0) + 1
         moved = await self.sched.move(moves, self.fence)
         if moved:
             self.waker.notify()
@@ -477,6 +499,24 @@ class ClusterNode:
             if self.engine.owned_count:
                 self.mark_busy()
             await self._claim_wake.wait(_retry_delay(failures, self._poll_delay()))
+
+    async def _load_reports(self) -> None:
+        """Write this worker's load as soon as its slots fill up or one frees, rather than
+        at its next heartbeat: the Dispatcher sends a full worker nothing more, and sends the
+        next waiting run, highest priority first, once a slot frees."""
+        while True:
+            await self._report_load.wait()
+            self._report_load.clear()
+            full = self.engine.slot_load >= self.engine.settings.concurrency
+            try:
+                await self.keeper.heartbeat(self.node_id, self.incarnation,
+                                            running=self.engine.slot_load,
+                                            assigned=self.engine.owned_count)
+            except TideflowError as exc:
+                log.debug("could not report this worker's load: %s", exc)
+                continue  # the next heartbeat reports it
+            if not full:
+                self.waker.notify()  # wake the Dispatcher, wherever it runs
 
     async def claim_once(self) -> bool:
         """Pick up instances assigned to this worker, and its queued commands."""

@@ -206,7 +206,7 @@ class TaskRun:
                 cluster_slot = await rt.action_slot(spec.name, spec.max_concurrency, holder,
                                                     self.cancel_event)
             if slot:
-                await rt.executor.slots.acquire()
+                await rt.executor.acquire_slot()
                 acquired = True
             if self.stop is not None:
                 raise asyncio.CancelledError  # canceled while waiting for a slot
@@ -278,7 +278,7 @@ class TaskRun:
             share.close()
             self._trace_open = False
             if acquired:
-                rt.executor.slots.release()
+                rt.executor.release_slot()
             if cluster_slot is not None:
                 try:
                     await cluster_slot.release()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..definition.model import DagDef
@@ -47,8 +47,15 @@ class ClusterHost:
         return self._incarnation
 
     @property
-    def running_tasks(self) -> int:
-        return self._rt.executor.running if self._rt is not None else 0
+    def slot_load(self) -> int:
+        """Attempts holding an execution slot or waiting for one. Waits, approvals and the
+        other tasks that hold no slot are not counted: a worker running only those is free."""
+        return self._rt.executor.slot_demand if self._rt is not None else 0
+
+    def on_saturation(self, listener: Callable[[bool], None] | None) -> None:
+        """Call ``listener`` when the slots become all taken (True) or one frees (False)."""
+        if self._rt is not None:
+            self._rt.executor.on_saturation = listener
 
     @property
     def owned_count(self) -> int:

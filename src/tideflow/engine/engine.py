@@ -43,7 +43,7 @@ from ..store.records import (
     NodeRecord,
     TaskRecord,
 )
-from ..vars import resolve_run_vars, validate_tags
+from ..vars import check_priority, resolve_run_vars, validate_tags
 from .cluster_host import ClusterHost
 from .commands import CommandVerbs
 from .compiled import CompiledDag
@@ -360,6 +360,7 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
         # validate_tags checks the type itself: dict() first would take a list of pairs
         run_tags = validate_tags(tags)
         run_selector = validate_tags(selector, what="selector label")
+        priority = check_priority(priority)
         missing = sorted(record.definition.action_names() - self.actions.names())
         if missing and self._cluster is None:
             raise InvalidStateError(

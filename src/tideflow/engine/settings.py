@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,6 +25,13 @@ def default_node_id() -> str:
     if pod:
         return pod
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def client_node_id() -> str:
+    """The node id of a command-line client (``tideflow run``, ``tideflow ins ...``): its
+    own, never ``POD_NAME`` — inside a worker's pod that is the worker's id, and a client
+    using it would collide with the live worker or take its instances."""
+    return f"cli-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 @dataclass

@@ -80,6 +80,7 @@ class Client(abc.ABC):
         vars: Mapping[str, str],
         tags: Mapping[str, str],
         selector: Mapping[str, str],
+        priority: int,
         idempotency_key: str | None,
         wait: float | None,
     ) -> Json: ...

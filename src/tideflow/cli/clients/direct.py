@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ...cluster.node import ClusterSettings
 from ...engine.engine import Engine
+from ...engine.settings import client_node_id
 from ...serialize import applied_dag_json, dag_to_json, node_to_json
 from ...store.records import InstanceRecord
 from ...views import Views
@@ -42,7 +43,8 @@ class DirectClient(Client):
     async def open(self) -> None:
         engine = build_engine(self._db, actions=self._actions, recover=False,
                               table_prefix=self._table_prefix,
-                              cluster=ClusterSettings(role="watcher"))
+                              cluster=ClusterSettings(role="watcher"),
+                              node_id=client_node_id())
         await engine.start()
         self._engine, self._views = engine, Views(engine)
 
@@ -116,11 +118,13 @@ class DirectClient(Client):
         vars: Mapping[str, str],
         tags: Mapping[str, str],
         selector: Mapping[str, str],
+        priority: int,
         idempotency_key: str | None,
         wait: float | None,
     ) -> Json:
         inst = await self.engine.run_dag(
-            dag_id, vars, tags, selector=selector, idempotency_key=idempotency_key
+            dag_id, vars, tags, selector=selector, priority=priority,
+            idempotency_key=idempotency_key,
         )
         if inst.status.value == "init" and await self._nobody_took(inst.id, None):
             inst = await self._drive_here(inst.id, None, None)

@@ -114,11 +114,12 @@ class HttpClient(Client):
         vars: Mapping[str, str],
         tags: Mapping[str, str],
         selector: Mapping[str, str],
+        priority: int,
         idempotency_key: str | None,
         wait: float | None,
     ) -> Json:
         body: dict[str, Any] = {"vars": dict(vars), "tags": dict(tags),
-                                "selector": dict(selector)}
+                                "selector": dict(selector), "priority": priority}
         if idempotency_key is not None:
             body["idempotencyKey"] = idempotency_key
         if wait:

@@ -144,6 +144,15 @@ class KeeperMethods(Database, Keeper):
                 n.delete().where(n.c.node_id == node_id, n.c.incarnation == incarnation)
             )
 
+    async def prune_nodes(self, *, role: str, older_than_secs: float) -> int:
+        n = self.tables.nodes
+        async with self._tx("prune stopped nodes", write=True) as conn:
+            now = await self._hooks.db_now(conn)
+            done = await conn.execute(n.delete().where(
+                n.c.role == role,
+                n.c.heartbeat_at < now - timedelta(seconds=older_than_secs)))
+        return int(done.rowcount or 0)
+
     async def list_nodes(self, *, unhealthy_secs: float) -> list[NodeRecord]:
         n, le = self.tables.nodes, self.tables.leases
         async with self._tx("list nodes") as conn:
