@@ -18,7 +18,12 @@ from typing import Any
 
 import typer
 
-from ..cluster.node import ClusterSettings
+from ..cluster.settings import (
+    DEFAULT_HEARTBEAT_SECS,
+    DEFAULT_LEASE_SECS,
+    DEFAULT_UNHEALTHY_SECS,
+    ClusterSettings,
+)
 from ..definition.loader import load_dag_file
 from ..definition.model import DagDef
 from ..engine.engine import Engine
@@ -48,15 +53,18 @@ def server_command(
     token_file: Path | None = typer.Option(None, "--token-file", help="API tokens, one a line."),
     token_env: str | None = typer.Option(None, "--token-env",
                                          help="Environment variable holding API tokens."),
-    unhealthy_secs: float = typer.Option(5.0, "--unhealthy-secs",
-                                         help="A node silent this long is dead."),
-    heartbeat_secs: float = typer.Option(
-        1.5, "--heartbeat-secs",
-        help="Heartbeat interval (each heartbeat also renews the leader's lease)."),
+    unhealthy_secs: float | None = typer.Option(
+        None, "--unhealthy-secs",
+        help=f"A node silent this long is dead and its runs move [default: "
+             f"{DEFAULT_UNHEALTHY_SECS:g}].", show_default=False),
+    heartbeat_secs: float | None = typer.Option(
+        None, "--heartbeat-secs",
+        help=f"Heartbeat interval (each heartbeat also renews the leader's lease) [default: "
+             f"{DEFAULT_HEARTBEAT_SECS:g}, or half the lease if smaller].", show_default=False),
     lease_secs: float | None = typer.Option(
         None, "--lease-secs",
-        help="The leader's lease: a dead leader is replaced within it "
-             "[default: 3, or --unhealthy-secs if smaller]."),
+        help=f"The leader's lease: a dead leader is replaced within it [default: "
+             f"{DEFAULT_LEASE_SECS:g}, or --unhealthy-secs if smaller].", show_default=False),
 ) -> None:
     """Run a tideflow node until SIGTERM or SIGINT."""
     logging.getLogger("tideflow").setLevel(logging.INFO)
@@ -66,17 +74,17 @@ def server_command(
         if concurrency < 1:
             raise InputError("--concurrency must be at least 1")
         node_labels = parse_kv_pairs(labels, what="--labels")
-        lease = lease_secs if lease_secs is not None else min(3.0, unhealthy_secs)
-        if heartbeat_secs <= 0 or heartbeat_secs > lease * 0.6:
-            raise InputError(
-                f"--heartbeat-secs {heartbeat_secs:g} must be above 0 and at most 0.6 x the "
-                f"lease ({lease:g} s), so that the leader renews it in time")
-        cluster = ClusterSettings(
-            role=role,
-            unhealthy_secs=unhealthy_secs,
-            lease_secs=lease,
-            heartbeat_secs=heartbeat_secs,
-        )
+        for flag, value in (("--unhealthy-secs", unhealthy_secs), ("--lease-secs", lease_secs),
+                            ("--heartbeat-secs", heartbeat_secs)):
+            if value is not None and value <= 0:
+                raise InputError(f"{flag} {value:g}: give a number of seconds above 0")
+        try:
+            # unset timings take the library's defaults: one story for both
+            cluster = ClusterSettings(role=role, unhealthy_secs=unhealthy_secs or 0.0,
+                                      lease_secs=lease_secs or 0.0,
+                                      heartbeat_secs=heartbeat_secs or 0.0)
+        except InputError as exc:
+            raise InputError("--" + exc.message.replace("_", "-", 1)) from exc
         engine = build_engine(db, actions=actions, python_allow=python_allow,
                               concurrency=concurrency, recover=True, cluster=cluster,
                               labels=node_labels, node_id=node_id or "",

@@ -17,7 +17,6 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..clock import utcnow
@@ -25,6 +24,7 @@ from ..errors import InputError, TideflowError
 from ..store.records import NodeRecord
 from .keeper import LEADER_LEASE, Beat, Keeper, holder_id
 from .scheduling import LeaderFence, Pending, SchedulingStore
+from .settings import ClusterSettings as ClusterSettings  # documented here first
 from .waker import Waker
 
 if TYPE_CHECKING:
@@ -37,25 +37,6 @@ log = logging.getLogger("tideflow.cluster")
 _LEASE_TRUST = 0.8
 
 
-@dataclass
-class ClusterSettings:
-    role: str = "worker"  # worker | watcher
-    #: a node whose heartbeat is older than this is dead (Fastflow's UnhealthyTime)
-    unhealthy_secs: float = 5.0
-    #: the leader's lease, renewed every heartbeat; a killed leader is replaced within it
-    lease_secs: float = 3.0
-    #: one heartbeat (which also renews or campaigns for the lease) per interval: an idle
-    #: node's only regular query on PostgreSQL
-    heartbeat_secs: float = 1.5
-    #: poll intervals where the database cannot push (MySQL, SQLite)
-    poll_busy_secs: float = 0.05
-    poll_idle_secs: float = 1.0
-    #: where the database pushes (PostgreSQL), how often the loops look anyway, in case a
-    #: notification was missed
-    catchup_secs: float = 30.0
-    dispatch_batch: int = 500
-
-
 class ClusterNode:
     def __init__(
         self,
@@ -65,8 +46,6 @@ class ClusterNode:
         waker: Waker,
         settings: ClusterSettings,
     ) -> None:
-        if settings.role not in ("worker", "watcher"):
-            raise InputError(f"unknown role {settings.role!r}: use worker or watcher")
         self.engine = engine
         self.keeper = keeper
         self.sched = sched

@@ -60,7 +60,8 @@ from .settings import EngineSettings
 if TYPE_CHECKING:
     from ..cluster.cron import CronTrigger
     from ..cluster.mutex import Mutex
-    from ..cluster.node import ClusterNode, ClusterSettings
+    from ..cluster.node import ClusterNode
+    from ..cluster.settings import ClusterSettings
     from ..cluster.waker import Waker
 
 log = logging.getLogger("tideflow.engine")

@@ -16,7 +16,7 @@ from ..limits import (
 )
 
 if TYPE_CHECKING:
-    from ..cluster.node import ClusterSettings
+    from ..cluster.settings import ClusterSettings
 
 
 def default_node_id() -> str:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ...cluster.node import ClusterSettings
+from ...cluster.settings import ClusterSettings
 from ...engine.engine import Engine
 from ...engine.settings import client_node_id
 from ...serialize import applied_dag_json, dag_to_json, node_to_json
