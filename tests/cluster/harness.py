@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -66,19 +67,7 @@ class Cluster:
         self.procs[node_id].send_signal(signal.SIGCONT)
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                try:
-                    proc.send_signal(signal.SIGCONT)
-                    proc.send_signal(signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_processes(self.procs.values())
 
     def client(self) -> Engine:
         """An in-process watcher: submits and observes, never executes or leads."""
@@ -103,6 +92,24 @@ class Cluster:
 
     def log_text(self, node_id: str) -> str:
         return self.logs[node_id].read_text(errors="replace")
+
+
+def stop_processes(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each (waking a paused one first), then SIGKILL what has not stopped in 15 s."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 async def wait_until(pred: Any, timeout: float, what: str, step: float = 0.2) -> Any:

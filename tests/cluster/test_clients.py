@@ -14,16 +14,15 @@ import pytest
 
 from tideflow import InstanceStatus
 
+from .backends import BACKENDS, backend_url
 from .harness import HERE, REPO, Cluster, ready, wait_until
 
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres),
-                        pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.fixture(params=BACKENDS)
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    url = request.getfixturevalue("postgres_url" if request.param == "postgresql"
-                                  else "mysql_url")
+    url = backend_url(request)
     c = Cluster(url, tmp_path, unhealthy_secs=2.0)
     c.start("tideflow-worker-0")
     yield c

@@ -18,7 +18,8 @@ import pytest
 from tideflow import Engine, EngineSettings, InstanceStatus
 from tideflow.cluster.node import ClusterSettings
 
-from .harness import HERE, REPO, leader_of, wait_until
+from .backends import BACKENDS, backend_url
+from .harness import HERE, REPO, leader_of, stop_processes, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -39,22 +40,12 @@ class Embedded:
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_processes(self.procs.values())
 
 
-@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres),
-                        pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.fixture(params=BACKENDS)
 def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Embedded]:
-    url = request.getfixturevalue("postgres_url" if request.param == "postgresql"
-                                  else "mysql_url")
+    url = backend_url(request)
     e = Embedded(url, tmp_path)
     for name in ("svc-a", "svc-b"):
         e.start(name)

@@ -13,6 +13,7 @@ import pytest
 
 from tideflow.states import InstanceStatus
 
+from .backends import BACKENDS, backend_url
 from .harness import Cluster, leader_of, ready, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -21,11 +22,9 @@ ACTIVE = {InstanceStatus.SCHEDULED, InstanceStatus.RUNNING, InstanceStatus.PAUSE
           InstanceStatus.BLOCKED}
 
 
-@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres),
-                        pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.fixture(params=BACKENDS)
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    url = request.getfixturevalue("postgres_url" if request.param == "postgresql"
-                                  else "mysql_url")
+    url = backend_url(request)
     c = Cluster(url, tmp_path, unhealthy_secs=2.0)
     for name in ("w1", "w2", "w3"):
         c.start(name)

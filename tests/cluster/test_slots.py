@@ -15,6 +15,7 @@ import pytest
 
 from tideflow import InstanceStatus
 
+from .backends import BACKENDS, backend_url
 from .harness import REPO, Cluster, ready, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -23,12 +24,10 @@ ONE = {"id": "one", "vars": {"sleep": {"defaultValue": "0"}},
        "tasks": [{"id": "first", "actionName": "noop", "params": {"sleep": "{{sleep}}"}}]}
 
 
-@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres),
-                        pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.fixture(params=BACKENDS)
 def solo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
     """One worker with one execution slot."""
-    url = request.getfixturevalue("postgres_url" if request.param == "postgresql"
-                                  else "mysql_url")
+    url = backend_url(request)
     c = Cluster(url, tmp_path, unhealthy_secs=2.0)
     c.start("solo", "worker", "--concurrency", "1")
     yield c
