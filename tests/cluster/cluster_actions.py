@@ -40,6 +40,13 @@ async def fail_while(ctx: ActionContext, params: Any) -> None:
         raise RuntimeError(f"{params['path']} exists")
 
 
+async def hold_while(ctx: ActionContext, params: Any) -> None:
+    """Runs (holding its slot) while the file named by ``path`` exists."""
+    _record(ctx)
+    while os.path.exists(params["path"]):
+        await asyncio.sleep(0.05)
+
+
 async def fragile(ctx: ActionContext, params: Any) -> None:
     """At most one at a time across the cluster: logs its start and end times."""
     path = params["log"]
@@ -150,4 +157,5 @@ def register_actions(registry: ActionRegistry) -> None:
     registry.add_function("fragile", fragile, max_concurrency=1)
     registry.add_function("noop", noop)
     registry.add_function("fail_while", fail_while)
+    registry.add_function("hold_while", hold_while)
     registry.add_function("guarded", guarded)

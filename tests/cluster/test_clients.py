@@ -3,6 +3,7 @@ worker's id): they never take a worker's identity and leave no node rows behind.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -41,12 +42,13 @@ def _in_the_pod(c: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
 async def test_client_verbs_in_a_workers_pod(cluster: Cluster) -> None:
     async with cluster.client() as client:
         await ready(client, 1)
-        listed = _in_the_pod(cluster, "node", "list", "--json")
+        listed = await asyncio.to_thread(_in_the_pod, cluster, "node", "list", "--json")
         assert listed.returncode == 0, listed.stderr
         nodes = json.loads(listed.stdout)["items"]
         worker = [n for n in nodes if n["nodeId"] == "tideflow-worker-0"]
         assert len(worker) == 1 and worker[0]["alive"], nodes
-        ran = _in_the_pod(cluster, "dag", "run", "w1", "--wait", "30", "--json")
+        ran = await asyncio.to_thread(_in_the_pod, cluster, "dag", "run", "w1", "--wait", "30",
+                                      "--json")
         assert ran.returncode == 0, ran.stderr
         inst = json.loads(ran.stdout)
         assert inst["status"] == InstanceStatus.SUCCESS
@@ -54,7 +56,8 @@ async def test_client_verbs_in_a_workers_pod(cluster: Cluster) -> None:
         # a run driven here, as `tideflow run` does, is recorded under its own id
         dag = cluster.tmp / "solo.yaml"
         dag.write_text("id: solo\ntasks:\n  - {id: a, actionName: noop}\n")
-        here = _in_the_pod(cluster, "run", str(dag), "--actions", "cluster_actions", "--json")
+        here = await asyncio.to_thread(_in_the_pod, cluster, "run", str(dag), "--actions",
+                                      "cluster_actions", "--json")
         assert here.returncode == 0, here.stderr
         assert json.loads(here.stdout)["worker"] != "tideflow-worker-0"
         # the clients left, and the worker was never disturbed

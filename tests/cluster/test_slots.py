@@ -4,6 +4,7 @@ rounds; tasks that hold no slot (`wait`, `approval`) do not."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -44,24 +45,31 @@ async def test_a_burst_waits_at_the_dispatcher_and_leaves_by_priority(solo: Clus
     async with solo.client() as client:
         await ready(client, 1)
         await client.register_dag(ONE)
+        gate = solo.tmp / "gate"
+        gate.touch()
+        await client.register_dag({"id": "held", "vars": {"gate": {"defaultValue": ""}},
+                                   "tasks": [{"id": "first", "actionName": "hold_while",
+                                              "params": {"path": "{{gate}}"}}]})
         # back to back, to an idle one-slot worker: one of them takes the slot, the others
         # are not handed to it but wait, so that a later, higher priority run goes next
-        low = [(await client.run_dag("one", {"sleep": "3" if n == 0 else "0.1"})).id
-               for n in range(5)]
+        low = [(await client.run_dag("held", {"gate": str(gate)})).id]
+        low += [(await client.run_dag("one")).id for _ in range(4)]
 
         async def one_started() -> bool:
-            return any(iid == low[0] for _, iid, _, _ in solo.executions())
+            return (any(iid == low[0] for _, iid, _, _ in solo.executions())
+                    and (await client.get_instance(low[0])).status == InstanceStatus.RUNNING)
 
         await wait_until(one_started, 30, "the first run started", step=0.05)
         insts = {i.id: i for i in await client.list_instances(limit=100)}
-        assert insts[low[0]].status == InstanceStatus.RUNNING
         for iid in low[1:]:
             assert insts[iid].worker is None, "a busy worker was given a waiting run"
             assert insts[iid].status == InstanceStatus.INIT
             assert insts[iid].reason == "waiting for a worker: every matching worker is busy"
-        done = _cli(solo, "dag", "run", "one", "--priority", "10", "--json")
+        done = await asyncio.to_thread(_cli, solo, "dag", "run", "one", "--priority", "10",
+                                       "--json")
         assert done.returncode == 0, done.stderr
         high = json.loads(done.stdout)["id"]
+        gate.unlink()  # the first run ends: its slot frees
         for iid in [*low, high]:
             ended = await client.wait_for(iid, timeout=60, settled=False)
             assert ended.status == InstanceStatus.SUCCESS, ended.reason

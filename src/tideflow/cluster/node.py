@@ -172,6 +172,8 @@ class ClusterNode:
             try:
                 beat = await self._beat(started)
                 failures = _recovered(failures, "heartbeat")
+                if not beat.alive and await self._rejoin():
+                    continue
                 if not beat.alive:
                     log.error("node %s was taken over by a newer incarnation; it stops "
                               "executing", self.node_id)
@@ -191,12 +193,24 @@ class ClusterNode:
                     expires_in = (lease.expires_at - beat.now).total_seconds()
                     next_beat = min(next_beat,
                                     time.monotonic() + max(0.0, expires_in) + 0.02)
-            except TideflowError as exc:
+            except Exception as exc:  # whatever fails, the node goes on beating
                 failures += 1
                 _failed(failures, "heartbeat", exc)
             if self.is_leader and time.monotonic() > self._lease_valid_until:
                 await self._step_down("could not renew the lease in time")
             await asyncio.sleep(max(0.0, next_beat - time.monotonic()))
+
+    async def _rejoin(self) -> bool:
+        """This node's row is not its own any more. Gone — the leader forgot a watcher that
+        looked dead while it was merely slow — it registers again and goes on (True). Taken
+        by another incarnation — a newer process runs with this id — it must stop (False)."""
+        current = await self.keeper.get_node(self.node_id)
+        if current is not None and current.incarnation != self.incarnation:
+            return False
+        await self.keeper.put_node(self._node_record())
+        log.warning("node %s was dropped from the node list while it was silent; it joined "
+                    "again", self.node_id)
+        return True
 
     async def _beat(self, started: float) -> Beat:
         """One heartbeat, renewing the lease (leader) or campaigning for it (worker)."""
@@ -316,7 +330,7 @@ class ClusterNode:
                     # the lease is being renewed (or its renewal was not heard): look again
                     # after the next heartbeat, not at the catch-up half a minute away
                     delay = min(delay, self.settings.heartbeat_secs)
-            except TideflowError as exc:
+            except Exception as exc:  # a loop that stopped would stop the node
                 failures += 1
                 _failed(failures, "dispatch", exc)
                 self.engine.emit("dispatched", 0, 0.0, False)
@@ -423,7 +437,7 @@ class ClusterNode:
                         self.waker.notify()  # moves a failed look made unseen
                     failures = _recovered(failures, "watchdog")
                     every = self.settings.catchup_secs
-            except TideflowError as exc:
+            except Exception as exc:  # a loop that stopped would stop the node
                 failures += 1
                 _failed(failures, "watchdog", exc)
             # asyncio.timeout, not wait_for: see WakeChannel.wait
@@ -472,7 +486,7 @@ class ClusterNode:
                 failures = _recovered(failures, "reading this worker's instances")
                 if changed:
                     self.mark_busy()
-            except TideflowError as exc:
+            except Exception as exc:  # a loop that stopped would stop the node
                 failures += 1
                 _failed(failures, "reading this worker's instances", exc)
             if self.engine.owned_count:
@@ -491,7 +505,7 @@ class ClusterNode:
                 await self.keeper.heartbeat(self.node_id, self.incarnation,
                                             running=self.engine.slot_load,
                                             assigned=self.engine.owned_count)
-            except TideflowError as exc:
+            except Exception as exc:  # the next heartbeat reports it
                 log.debug("could not report this worker's load: %s", exc)
                 continue  # the next heartbeat reports it
             if not full:
@@ -518,10 +532,12 @@ def _retry_delay(failures: int, delay: float) -> float:
     return min(delay, backoff)
 
 
-def _failed(failures: int, what: str, exc: TideflowError) -> None:
-    # one warning per outage, not one per retry
+def _failed(failures: int, what: str, exc: Exception) -> None:
+    # one warning per outage, not one per retry; an error that is not tideflow's own is a bug
+    # worth its traceback, but it must not stop the loop
     log.log(logging.WARNING if failures == 1 else logging.DEBUG,
-            "%s failed (retrying): %s", what, exc)
+            "%s failed (retrying): %s", what, exc,
+            exc_info=not isinstance(exc, TideflowError) and failures == 1)
 
 
 def _recovered(failures: int, what: str) -> int:
