@@ -37,6 +37,10 @@ from .common import (
 from .progress import ProgressView, summary
 from .render import out_console
 
+#: after Ctrl-C, how long `run` waits for the canceled instance's state to be written, at
+#: the cancel and again at close
+INTERRUPTED_FLUSH_SECS = 1.5
+
 
 def run_command(
     file: Path = typer.Argument(..., help="The DAG definition (YAML or JSON)."),
@@ -144,7 +148,11 @@ async def _follow(
             live.update(view.renderable())
             if interrupted.is_set() and inst.status.is_unfinished:
                 err_console.print("interrupted: canceling the instance")
-                inst = await engine.cancel(inst.id, wait=10)
+                # the user wants out: while the database fails writes (down, disk full),
+                # wait a moment for them, not the half minute a node waits at close
+                engine.settings.close_flush_secs = min(engine.settings.close_flush_secs,
+                                                       INTERRUPTED_FLUSH_SECS)
+                inst = await engine.cancel(inst.id, wait=INTERRUPTED_FLUSH_SECS)
                 interrupted.clear()
                 continue
             if inst.status.is_final:

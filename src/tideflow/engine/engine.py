@@ -273,12 +273,15 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
             await runner.shutdown()
         rt = self._rt
         assert rt is not None
+        # one budget for the writes still to land, however many steps wait for them
+        flush_until = time.monotonic() + self.settings.close_flush_secs
         if rt.background:
             # finalizations in flight get a moment to land, then stop with the rest
-            await asyncio.wait(list(rt.background), timeout=self.settings.cancel_grace_secs)
+            await asyncio.wait(list(rt.background), timeout=min(
+                self.settings.cancel_grace_secs, self.settings.close_flush_secs))
             for t in list(rt.background):
                 t.cancel()
-        await rt.commits.close()
+        await rt.commits.close(max(0.5, flush_until - time.monotonic()))
         if self._waker is not None:
             await self._waker.close()
         if cluster is not None:

@@ -16,6 +16,7 @@ WriteRefusedError and decides what to store instead (the task fails without its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -56,6 +57,7 @@ class GroupCommit:
         self._closed = False
         self._max_backoff = max_backoff_secs
         self._loop_task: asyncio.Task[None] | None = None
+        self._last_error: str | None = None
         #: counters for the benchmark and metrics
         self.flushes = 0
         self.rows_written = 0
@@ -136,6 +138,7 @@ class GroupCommit:
             try:
                 refused = await self._flush(new, instances, tasks)
             except StoreError as exc:
+                self._last_error = exc.message
                 failures += 1
                 self._restage(new, instances, tasks)
                 self._waiters = waiters + self._waiters
@@ -249,13 +252,25 @@ class GroupCommit:
             else:
                 fut.set_exception(error)
 
-    async def close(self) -> None:
-        """Flush what is staged, then stop."""
+    async def close(self, timeout: float = 30.0) -> None:
+        """Flush what is staged, then stop; after ``timeout`` seconds of failing writes,
+        give up on them."""
         self._closed = True
         self._wake.set()
         if self._loop_task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._loop_task), timeout=30)
+                await asyncio.wait_for(asyncio.shield(self._loop_task), timeout=timeout)
             except TimeoutError:
                 self._loop_task.cancel()
-                log.error("gave up flushing state at close: the database is unreachable")
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._loop_task
+                ids = sorted(set(self._new) | set(self._instances)
+                             | {k[0] for k in self._tasks})
+                log.error("gave up writing the state of %d instance(s) at close after %gs: %s;"
+                          " they stay unfinished in the database until an engine recovers "
+                          "them: %s", len(ids), timeout, self._last_error or "no answer",
+                          ", ".join(ids[:5]))
+                gone = StoreError(f"not written: {self._last_error or 'no answer'}")
+                for fut, _ in self._waiters:
+                    if not fut.done():
+                        fut.set_exception(gone)

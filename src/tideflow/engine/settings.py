@@ -62,6 +62,10 @@ class EngineSettings:
     table_prefix: str = "tf_"
     #: grace period for a canceled or timed-out action to stop before it is abandoned
     cancel_grace_secs: float = 5.0
+    #: how long close() keeps retrying state writes the database fails (unreachable, disk
+    #: full) before it gives up on them: their instances stay unfinished in the database,
+    #: for the next engine that recovers them
+    close_flush_secs: float = 30.0
     #: traces kept per task (oldest dropped first)
     max_traces_per_task: int = 1000
     #: the largest share-data value, task output, params as rendered or run var, in bytes

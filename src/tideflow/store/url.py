@@ -113,6 +113,11 @@ def parse_url(url: str) -> DatabaseURL:
                 f"database URL {_redact(text)!r} names no database; add it after the host, "
                 f"as in {scheme}://user@host:port/DBNAME"
             )
+        port = parsed.port
+        if port is not None and not 0 < port < 65536:
+            raise InputError(
+                f"database URL {_redact(text)!r} has port {port}; a port is 1 to 65535"
+            )
         if backend == "mysql" and "charset" not in parsed.query:
             # the tables are utf8mb4; so must the connection be, or 4-byte characters break
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})

@@ -7,11 +7,19 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ...errors import ConflictError, SchemaError, StoreError, TideflowError, WriteRefusedError
+from ...errors import (
+    ConflictError,
+    InputError,
+    SchemaError,
+    StoreError,
+    TideflowError,
+    WriteRefusedError,
+)
 from ...limits import show_bytes
 from ..url import DatabaseURL, parse_url
 from . import migrate as migrations
@@ -21,6 +29,32 @@ from .sqlite_direct import SqliteDirect
 
 #: attempts for a transaction that hit a deadlock or a concurrent insert of the same key
 TRIES = 4
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the SQLite file's folder and check that the file can be written: a path that
+    cannot be used is the user's to fix (InputError naming it), not a database outage."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise InputError(
+            f"the folder of the SQLite database {str(path)!r} cannot be created: "
+            f"{exc.filename or path.parent} is not a folder"
+        ) from exc
+    except OSError as exc:
+        raise InputError(
+            f"the folder of the SQLite database {str(path)!r} cannot be created: "
+            f"{exc.strerror or exc}"
+        ) from exc
+    try:
+        # opening for append creates an empty file (a valid empty database) or leaves it as is
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"the SQLite database {str(path)!r} cannot be opened for writing: "
+            f"{exc.strerror or exc}"
+        ) from exc
 
 
 def utcnow() -> datetime:
@@ -127,7 +161,7 @@ class Database:
         if self._engine is None:
             path = self._url.sqlite_path
             if path is not None and path.parent != path:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _prepare_sqlite_file(path)
             engine = create_async_engine(self._url.url, **self._hooks.engine_options(self._url.url))
             self._hooks.install(engine)
             self._serial = asyncio.Lock() if self._url.is_memory else None
