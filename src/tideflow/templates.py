@@ -18,24 +18,18 @@ hold templates, so a task without any costs a dictionary lookup.
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 import re
-import shlex
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, nodes
+from jinja2 import StrictUndefined, Template, nodes, pass_context
 from jinja2 import TemplateError as JinjaError
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
-from jinja2.visitor import NodeTransformer
 
 from .definition.model import DagDef
 from .definition.problems import (
@@ -50,20 +44,15 @@ from .definition.problems import (
 )
 from .errors import TemplateError
 from .outputs import TaskOutputs
+from .sandbox import BUDGET, MAX_SIZE, Budget, Sandbox, check_size
+from .shellscript import ENV_PREFIX, ScriptError, ScriptValues, script_problems
 
 MASK = "***"
 
-# Bounds on what one template may build, so a typo such as `'x' * 10**9` fails instead of
-# taking the node's memory.
-_MAX_BUILT = 1_000_000
-_MAX_POWER_BITS = 100_000
-# A render that runs longer than this (nested loops, recursive macros) fails: it runs on the
-# node's event loop, where a minute of rendering would stall every other task.
-_MAX_RENDER_SECS = 1.0
-# The name under which each render's time budget is reached from compiled templates.
-_BUDGET = "__tideflow_budget"
 # Beyond this many distinct strings, templates met outside the DAG are compiled but not kept.
 _MAX_CACHED = 100_000
+# the name under which a script's values are gathered during its render
+_SCRIPT = "__tideflow_script"
 
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _GO_VAR = re.compile(r"\.vars\.([A-Za-z_][A-Za-z0-9_-]*)(?:\.Value)?\Z")
@@ -181,148 +170,48 @@ def _as_text(value: Any) -> Any:
     return value
 
 
-class _Budget:
-    """How long one render may still run; checked at every loop step and every call."""
-
-    __slots__ = ("deadline",)
-
-    def __init__(self) -> None:
-        self.deadline = time.monotonic() + _MAX_RENDER_SECS
-
-    def check(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise SecurityError(f"the template ran longer than {_MAX_RENDER_SECS:g}s")
-
-    def steps(self, iterable: Any) -> Iterator[Any]:
-        for item in iterable:
-            self.check()
-            yield item
+def _finalize(value: Any) -> Any:
+    if isinstance(value, Iterator):
+        return value
+    return check_size(_as_text(value), "a value")
 
 
-class _LimitLoops(NodeTransformer):
-    """Makes every ``{% for %}`` iterate through the render's :class:`_Budget`."""
-
-    def visit_For(self, node: nodes.For) -> nodes.Node:
-        self.generic_visit(node)
-        budget = nodes.Getattr(nodes.Name(_BUDGET, "load"), "steps", "load")
-        node.iter = nodes.Call(budget, [node.iter], [], None, None)
-        return node
-
-
-_DIGITS = re.compile(r"\d+")
+@pass_context
+def _finalize_script(context: Context, value: Any) -> str:
+    """In a script, a value is replaced by a marker; see :mod:`tideflow.shellscript`."""
+    marks = context.get(_SCRIPT)
+    if not isinstance(marks, ScriptValues):
+        raise SecurityError("a script rendered without its values")
+    return marks.mark(str(_finalize(value)))
 
 
-def _check_format(fmt: str, args: Any = ()) -> None:
-    """Refuse a format string whose width or precision would build a huge string."""
-    for number in _DIGITS.findall(fmt):
-        if len(number) > 7 or int(number) > _MAX_BUILT:
-            raise SecurityError(f"a format width of {number} is too large")
-    if "*" in fmt:
-        values = args if isinstance(args, tuple) else (args,)
-        if any(isinstance(v, int) and abs(v) > _MAX_BUILT for v in values):
-            raise SecurityError("a format width is too large")
-
-
-def _bounded(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
-    """A filter whose number arguments (widths, counts) may not exceed what a param can
-    hold: ``'x'|center(10**9)`` fails instead of building a gigabyte."""
-
-    @functools.wraps(fn)  # keeps Jinja's pass_* marker
-    def bounded(*args: Any, **kwargs: Any) -> Any:
-        for value in (*args, *kwargs.values()):
-            if isinstance(value, int) and not isinstance(value, bool) and value > _MAX_BUILT:
-                raise SecurityError(f"{value} is too large an argument for '{name}'")
-        return fn(*args, **kwargs)
-
-    return bounded
-
-
-def _bounded_replace(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def replace(eval_ctx: Any, s: Any, old: Any, new: Any, count: Any = None) -> Any:
-        text, old_text, new_text = str(s), str(old), str(new)
-        times = text.count(old_text) if old_text else len(text) + 1
-        if len(text) + times * len(new_text) > _MAX_BUILT:
-            raise SecurityError(f"the result would exceed {_MAX_BUILT:,} characters")
-        return fn(eval_ctx, s, old, new, count)
-
-    return replace
-
-
-def _bounded_format(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def format_(value: Any, *args: Any, **kwargs: Any) -> Any:
-        _check_format(str(value), args)
-        return fn(value, *args, **kwargs)
-
-    return format_
-
-
-class _Sandbox(SandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%"})
-
-    def _generate(
-        self, source: nodes.Template, name: str | None, filename: str | None,
-        defer_init: bool = False,
-    ) -> str:
-        # only templates compiled for rendering get the budget; registration checks parse
-        tree = _LimitLoops().visit(source)
-        return super()._generate(tree, name, filename, defer_init)
-
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        # a macro calling itself twice per level never loops, yet runs forever
-        budget = __context.get(_BUDGET)
-        if isinstance(budget, _Budget):
-            budget.check()
-        return super().call(__context, __obj, *args, **kwargs)
-
-    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        wrapped = super().wrap_str_format(value)
-        if wrapped is not None:
-            _check_format(str(value.__self__))
-        return wrapped
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "%" and isinstance(left, str):
-            _check_format(left, right)
-        elif operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(times, int)
-                    and len(seq) * times > _MAX_BUILT
-                ):
-                    raise SecurityError(f"the result would exceed {_MAX_BUILT:,} items")
-        elif operator == "**" and isinstance(left, int) and isinstance(right, int):
-            if abs(left) > 1 and right * math.log2(abs(left)) > _MAX_POWER_BITS:
-                raise SecurityError("the power is too large")
-        return super().call_binop(context, operator, left, right)
-
-
-def _shell_quoted(value: Any) -> str:
-    return shlex.quote(str(_as_text(value)))
-
-
-def _environment(*, shell_quoted: bool = False) -> _Sandbox:
-    """The sandbox; with ``shell_quoted``, every ``{{ ... }}`` is inserted shell-quoted (for a
-    script given to ``/bin/sh -c``, where an unquoted value would be code)."""
+def _environment(*, script: bool = False) -> Sandbox:
+    """The sandbox; with ``script``, every ``{{ ... }}`` becomes a marker that
+    :class:`ScriptValues` turns into a reference to the value (for ``/bin/sh -c``)."""
     # keep_trailing_newline: a param's text must come out exactly as written around the tags
-    env = _Sandbox(undefined=_Missing, autoescape=False, keep_trailing_newline=True,
-                   finalize=_shell_quoted if shell_quoted else _as_text)
+    env = Sandbox(undefined=_Missing, autoescape=False, keep_trailing_newline=True,
+                  finalize=_finalize_script if script else _finalize)
     env.globals[_OUTPUT_AT] = _output_at
-    # lorem ipsum has no use in a param and builds as much text as asked
-    env.globals.pop("lipsum", None)
-    for name in ("center", "indent", "wordwrap", "truncate", "batch", "slice"):
-        env.filters[name] = _bounded(env.filters[name], name)
-    env.filters["replace"] = _bounded_replace(env.filters["replace"])
-    env.filters["format"] = _bounded_format(env.filters["format"])
     return env
+
+
+def _render_bounded(template: Template, context: Mapping[str, Any]) -> str:
+    """The template's output, refused as soon as it grows past the size limit."""
+    parts: list[str] = []
+    total = 0
+    for chunk in template.generate(context):
+        total += len(chunk)
+        if total > MAX_SIZE:
+            raise SecurityError(f"the output would exceed the template size limit of"
+                                f" {MAX_SIZE:,} characters")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def shell_script_tasks(dag: DagDef) -> frozenset[str]:
     """The tasks whose ``cmd`` is a shell script: ``shell`` tasks with a string ``cmd`` (a
     string is only accepted with ``shell: true``; a ``shell`` that is itself a template is
-    covered too). Values rendered into such a script are shell-quoted."""
+    covered too). Values rendered into such a script reach it as environment variables."""
     return frozenset(
         t.id for t in dag.tasks
         if t.action_name == "shell" and isinstance(t.params, dict)
@@ -427,6 +316,8 @@ class _Leaf:
     template: Template
     source: str
     path: tuple[str | int, ...]
+    #: the ``cmd`` of a ``shell: true`` task: values go to the environment, not the text
+    script: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,17 +349,17 @@ class TemplateRenderer:
         self.dag = dag
         self.var_names = frozenset(dag.vars)
         self._env = _environment()
-        self._quoting_env = _environment(shell_quoted=True)
+        self._script_env = _environment(script=True)
         self._scripts = shell_script_tasks(dag)
         self._compiled: dict[str, Template] = {}
-        self._compiled_quoted: dict[str, Template] = {}
+        self._compiled_scripts: dict[str, Template] = {}
         self._plans: dict[str, tuple[Any, _Plan | None]] = {}
 
-    def compile(self, source: str, *, shell_quoted: bool = False) -> Template:
+    def compile(self, source: str, *, script: bool = False) -> Template:
         """The compiled template for ``source`` (cached); raises :class:`TemplateError`.
-        ``shell_quoted``: every value is inserted through ``shlex.quote``."""
-        cache = self._compiled_quoted if shell_quoted else self._compiled
-        env = self._quoting_env if shell_quoted else self._env
+        ``script``: for the ``cmd`` of a ``shell: true`` task (see :mod:`tideflow.shellscript`)."""
+        cache = self._compiled_scripts if script else self._compiled
+        env = self._script_env if script else self._env
         template = cache.get(source)
         if template is None:
             try:
@@ -491,8 +382,10 @@ class TemplateRenderer:
     ) -> Any:
         """``params`` with every template string rendered; other values are returned as they
         are (containers holding no template are shared with ``params``: treat the result as
-        read-only). ``tasks`` are the outputs the task may read (``tasks.<id>.output``).
-        Raises :class:`TemplateError` naming the task, the param and the cause."""
+        read-only). ``tasks`` are the outputs the task may read (``tasks.<id>.output``). For a
+        ``shell: true`` script, the values rendered into ``cmd`` are added to ``env`` and the
+        script reads them from there. Raises :class:`TemplateError` naming the task, the param
+        and the cause."""
         cached = self._plans.get(task_id)
         if cached is not None and cached[0] is params:
             plan = cached[1]
@@ -505,21 +398,26 @@ class TemplateRenderer:
         context["vars"] = _Namespace("vars", vars)
         context["shareData"] = _Namespace("shareData", share_data)
         context["tasks"] = tasks if tasks is not None else TaskOutputs.none(task_id)
-        context[_BUDGET] = _Budget()
-        return self._apply(task_id, params, plan, context, vars, share_data)
+        context[BUDGET] = Budget()
+        script_env: dict[str, str] = {}
+        out = self._apply(task_id, params, plan, context, script_env)
+        if script_env:
+            out["env"] = _with_script_env(task_id, out.get("env"), script_env)
+        return out
 
     def _plan(self, task_id: str, params: Any) -> _Plan | None:
         root: dict[str | int, Any] = {}
         found = False
-        script = task_id in self._scripts
+        scripts = task_id in self._scripts
         for path, source in _template_strings(params):
+            script = scripts and path == ("cmd",)
             try:
-                template = self.compile(source, shell_quoted=script and path == ("cmd",))
+                template = self.compile(source, script=script)
             except TemplateError as exc:
                 raise TemplateError(
                     f"task '{task_id}': {format_path(path)} ({short_repr(source)}): {exc}"
                 ) from None
-            leaf = _Leaf(template, source, path)
+            leaf = _Leaf(template, source, path, script)
             if not path:
                 return leaf
             found = True
@@ -535,14 +433,13 @@ class TemplateRenderer:
         value: Any,
         plan: _Plan,
         context: dict[str, Any],
-        vars: Mapping[str, str],
-        share_data: Mapping[str, str],
+        script_env: dict[str, str],
     ) -> Any:
         if isinstance(plan, _Leaf):
-            return self._render_leaf(task_id, plan, context, vars, share_data)
+            return self._render_leaf(task_id, plan, context, script_env)
         out: Any = dict(value) if isinstance(value, dict) else list(value)
         for key, sub in plan.children:
-            out[key] = self._apply(task_id, value[key], sub, context, vars, share_data)
+            out[key] = self._apply(task_id, value[key], sub, context, script_env)
         return out
 
     def _render_leaf(
@@ -550,27 +447,60 @@ class TemplateRenderer:
         task_id: str,
         leaf: _Leaf,
         context: dict[str, Any],
-        vars: Mapping[str, str],
-        share_data: Mapping[str, str],
+        script_env: dict[str, str],
     ) -> str:
         try:
-            return leaf.template.render(context)
+            if not leaf.script:
+                return _render_bounded(leaf.template, context)
+            marks = ScriptValues()
+            text = _render_bounded(leaf.template, {**context, _SCRIPT: marks})
+            script, env = marks.script(text)
+            script_env.update(env)
+            return script
         except SecurityError as exc:
             cause = f"the template sandbox refused it: {exc}"
+        except ScriptError as exc:
+            cause = f"{exc} (see 'Values in a script' in docs/actions.md)"
         except _OutputMissing as exc:
             cause = str(exc.message)
         except UndefinedError as exc:
+            vars, share = context["vars"], context["shareData"]
             cause = (
                 f"{exc.message}; vars: {listing(sorted(vars))};"
-                f" share data keys: {listing(sorted(share_data))}"
+                f" share data keys: {listing(sorted(share))}"
             )
         except JinjaError as exc:
             cause = f"{type(exc).__name__}: {exc}"
+        except MemoryError:
+            cause = "the template sandbox refused it: it ran out of memory"
         except Exception as exc:  # a filter or an operator failed: the task fails, not the node
             cause = f"{type(exc).__name__}: {exc}"
         raise TemplateError(
             f"task '{task_id}': {format_path(leaf.path)} ({short_repr(leaf.source)}): {cause}"
         )
+
+
+def _with_script_env(task_id: str, env: Any, script_env: dict[str, str]) -> Any:
+    """The task's ``env`` with the script's values added; a name of the script's own is
+    refused (it would replace a value)."""
+    if env is None:
+        return script_env
+    if not isinstance(env, dict):
+        return env  # the params check reports it
+    taken = _reserved_env_names(env)
+    if taken:
+        raise TemplateError(f"task '{task_id}': params.env: {_reserved_message(taken)}")
+    return {**env, **script_env}
+
+
+def _reserved_env_names(env: Any) -> list[str]:
+    return sorted(str(k) for k in env if str(k).startswith(ENV_PREFIX)) if isinstance(
+        env, dict) else []
+
+
+def _reserved_message(taken: list[str]) -> str:
+    return (f"{listing(taken)}: names starting with {ENV_PREFIX!r} carry the values of the"
+            " script's templates; choose another name")
 
 
 def _freeze(tree: dict[str | int, Any]) -> _Branch:
@@ -588,11 +518,13 @@ def _syntax_message(exc: TemplateSyntaxError) -> str:
 def template_problems(dag: DagDef) -> list[str]:
     """Every param template of ``dag`` that cannot work, as sentences naming task and param:
     syntax errors, includes or imports, names that are neither declared vars nor share
-    data, and outputs of tasks that are not ancestors (without the source prefix)."""
+    data, outputs of tasks that are not ancestors, and values a ``shell: true`` script would
+    read as code (without the source prefix)."""
     env = _environment()
     var_names = frozenset(dag.vars)
     known = var_names | _NAMESPACES | frozenset(env.globals)
     problems: list[str] = []
+    scripts = shell_script_tasks(dag)
     parents = {t.id: t.depend_on for t in dag.tasks}
     # DAGs repeat the same template across many tasks: check each text once
     checked: dict[str, tuple[list[str], set[str]]] = {}
@@ -605,11 +537,22 @@ def template_problems(dag: DagDef) -> list[str]:
                 found = checked[source] = _source_problems(env, source, var_names, known)
             where_ = f"{label}: {format_path(path)}"
             problems.extend(f"{where_}: {p}" for p in found[0])
+            if task.id in scripts and path == ("cmd",) and not found[0]:
+                problems.extend(f"{where_}: {p}"
+                                for p in _script_source_problems(env, source, var_names))
             if found[1] and ancestors is None:
                 ancestors = ancestors_of(task.id, parents)
             for ref in sorted(found[1] - (ancestors or set())):
                 problems.append(f"{where_}: {output_ref_problem(ref, parents)}")
+        taken = _reserved_env_names(task.params.get("env")) if task.id in scripts else []
+        if taken and is_template(str(task.params.get("cmd"))):
+            problems.append(f"{label}: params.env: {_reserved_message(taken)}")
     return problems
+
+
+def _script_source_problems(env: Sandbox, source: str, var_names: frozenset[str]) -> list[str]:
+    tree = env.parse(rewrite_fastflow_forms(source, var_names))
+    return [f"{p} (see 'Values in a script' in docs/actions.md)" for p in script_problems(tree)]
 
 
 def ancestors_of(task_id: str, parents: Mapping[str, Iterable[str]]) -> set[str]:
@@ -635,7 +578,7 @@ def output_ref_problem(ref: str, parents: Mapping[str, object]) -> str:
 
 
 def _source_problems(
-    env: _Sandbox, source: str, var_names: frozenset[str], known: frozenset[str]
+    env: Sandbox, source: str, var_names: frozenset[str], known: frozenset[str]
 ) -> tuple[list[str], set[str]]:
     """The problems of one template text, and the tasks whose outputs it reads."""
     try:

@@ -32,6 +32,13 @@ ESCAPES = [
     "{% import 'os' as os %}{{ os }}",
     "{% include '/etc/passwd' %}",
     "{% extends '/etc/passwd' %}",
+    "{{ v|map(attribute='__class__')|list }}",
+    "{{ [v]|selectattr('__class__')|list }}",
+    "{{ [v]|sort(attribute='__class__') }}",
+    "{{ [v]|groupby('__class__')|list }}",
+    "{{ [v]|sum(attribute='__class__') }}",
+    "{{ v|attr('__class__') }}",
+    "{{ '{0.__class__}'.format(v) }}",
 ]
 
 HUGE = [
@@ -47,6 +54,37 @@ HUGE = [
     "{{ ('a' * 999999) | replace('a', 'b' * 999999) }}",
     "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
     "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(60) }}",
+    # each of these allocated gigabytes, or hung the run, before they were bounded
+    "{{ 'x'.ljust(10**9) }}",
+    "{{ 'x'.rjust(10**9) }}",
+    "{{ 'x'.center(10**9) }}",
+    "{{ 'x'.zfill(10**9) }}",
+    "{{ ('\t' * 1000).expandtabs(10**6) }}",
+    "{{ '{:>{}}'.format('x', 10**9) }}",
+    "{{ '{:.999999999f}'.format(1.0) }}",
+    "{{ '{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}'.format('x' * 99999) }}",
+    "{{ (1).to_bytes(10**9, 'big') }}",
+    "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
+    "{% endfor %}{{ ns.s|length }}",
+    "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}"
+    "{% endfor %}{{ ns.s|length }}",
+    "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}"
+    "{% endfor %}{{ ns.l|length }}",
+    "{{ ([[1] * 999999] * 999999)|string|length }}",
+    "{{ [[1] * 999999] * 999999 }}",
+    "{{ range(100000)|join('x' * 999) }}",
+    "{{ ('x' * 999999).join(range(1000)|map('string')) }}",
+    "{% set l = [] %}{% for i in range(100000) %}{{ l.append('x' * 99999) or '' }}{% endfor %}",
+    "{{ {'a': [1] * 300000}|tojson(10**6) }}",
+    "{{ ('\n' * 999999)|indent(999999, true) }}",
+    "{% for i in range(100000) %}{{ 'x' * 999 }}{% endfor %}",
+    "{{ '%s' * 1000 % (('x' * 999999,) * 1000) }}",
+    "{{ ('ab' * 400000).replace('a', 'x' * 1000) }}",
+    "{{ ('a' * 1000).translate({97: 'x' * 1000000}) }}",
+    "{{ range(99999)|map('center', 999999)|join|length }}",
+    "{{ [1]|batch(999999, 'x' * 99999)|list|length }}",
+    "{{ ('x' * 999999)|wordwrap(1, true, 'y' * 1000) }}",
+    "{{ dict.fromkeys(range(100000), 'x' * 99999)|string }}",
 ]
 
 
@@ -88,8 +126,36 @@ async def test_resource_abuse_fails_fast(make_engine: Callable[..., Engine], sou
         inst, got = await _run_param(engine, "huge", source)
         took = time.monotonic() - started
     assert inst.status == InstanceStatus.FAILED, str(got)[:200]
-    assert "task 't': params.p" in (inst.tasks[0].reason or "")
+    reason = inst.tasks[0].reason or ""
+    assert "task 't': params.p" in reason
+    assert "MemoryError" not in reason and "out of memory" not in reason, reason
     assert took < 10
+
+
+@pytest.mark.parametrize("source", [
+    "{{ v|map(attribute='__class__')|list }}",
+    "{{ [v]|selectattr('__class__')|list }}",
+    "{{ '{0.__class__}'.format(v) }}",
+])
+async def test_dunder_access_is_refused_with_one_message(
+    make_engine: Callable[..., Engine], source: str
+) -> None:
+    async with make_engine() as engine:
+        inst, _ = await _run_param(engine, "dunder", source)
+        direct, _ = await _run_param(engine, "dunder2", "{{ v.__class__ }}")
+    message = "access to attribute '__class__' of 'str' object is unsafe"
+    assert message in (inst.tasks[0].reason or ""), inst.tasks[0].reason
+    assert message in (direct.tasks[0].reason or ""), direct.tasks[0].reason
+
+
+async def test_a_rendered_param_is_bounded_as_a_whole(
+    make_engine: Callable[..., Engine]
+) -> None:
+    async with make_engine() as engine:
+        inst, got = await _run_param(engine, "whole", "{{ v }}" * 2000, "x" * 1000)
+    assert inst.status == InstanceStatus.FAILED
+    assert "template size limit of 1,048,576 characters" in (inst.tasks[0].reason or "")
+    assert got == {}
 
 
 @pytest.mark.parametrize("value", [
