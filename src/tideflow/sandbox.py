@@ -15,6 +15,7 @@ and operator the sandbox offers with huge arguments, so a new one cannot slip by
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import re
 import time
@@ -163,6 +164,11 @@ def _count(items: Any) -> int:
     return len(items) if isinstance(items, Sized) else MAX_SIZE // 2
 
 
+def _fill(value: Any) -> int:
+    """How much an indent or a width given as a number or as text adds each time."""
+    return len(value) if isinstance(value, str) else _width(value)
+
+
 def _sized(obj: Any) -> int:
     return len(obj) if isinstance(obj, str | bytes) else 0
 
@@ -219,12 +225,13 @@ def _filter_guards() -> dict[str, Callable[..., None]]:
     def lines_times_width(*args: Any, **kwargs: Any) -> None:
         text = args[0] if args else ""
         w = args[1] if len(args) > 1 else kwargs.get("width", 4)
-        fill = len(str(w)) if isinstance(w, str) else _width(w)
-        if isinstance(text, str) and (str(text).count("\n") + 1) * fill + len(text) > MAX_SIZE:
+        fill = _fill(w)
+        lines = text.count("\n") + 1 if isinstance(text, str) else 1
+        if lines * fill + _sized(text) > MAX_SIZE:
             raise _too_large()
 
-    def tojson(_ctx: Any, value: Any, indent: Any = None) -> None:
-        if _width(indent) * size_of(value) > MAX_SIZE:
+    def tojson(_ctx: Any, value: Any, indent: Any = None, *rest: Any) -> None:
+        if _fill(indent) * size_of(value) > MAX_SIZE:
             raise _too_large()
 
     def replace(_ctx: Any, s: Any, old: Any, new: Any, count: Any = None) -> None:
@@ -265,6 +272,30 @@ def _filter_guards() -> dict[str, Callable[..., None]]:
         "join": join,
         "sum": sum_,
     }
+
+
+def _default_guard(fn: Callable[..., Any]) -> Callable[..., None] | None:
+    """For a filter taking a ``default`` (``groupby``, ``map``...): that value may stand in
+    for every item, so its size times the number of items is bounded."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    names = [p.name for p in params]
+    if "default" not in names and not any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    at = names.index("default") if "default" in names else None
+    skip = 1 if getattr(fn, "jinja_pass_arg", None) is not None else 0
+
+    def check(*args: Any, **kwargs: Any) -> None:
+        default = kwargs.get("default")
+        if default is None and at is not None and len(args) > at:
+            default = args[at]
+        items = args[skip] if len(args) > skip else ()
+        if default is not None and size_of(default) * _count(items) > MAX_SIZE:
+            raise _too_large()
+
+    return check
 
 
 def _guarded(fn: Callable[..., Any], guard: Callable[..., None]) -> Callable[..., Any]:
@@ -381,8 +412,10 @@ class Sandbox(SandboxedEnvironment):
         self.globals.pop("lipsum", None)
         guards = _filter_guards()
         for name, fn in list(self.filters.items()):
-            guard = guards.get(name)
-            self.filters[name] = _bounded_call(_guarded(fn, guard) if guard else fn, name)
+            for guard in (guards.get(name), _default_guard(fn)):
+                if guard is not None:
+                    fn = _guarded(fn, guard)
+            self.filters[name] = _bounded_call(fn, name)
 
     def _generate(
         self, source: nodes.Template, name: str | None, filename: str | None,
