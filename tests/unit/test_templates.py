@@ -361,10 +361,11 @@ def test_rendered_outputs_are_data_never_rendered_again() -> None:
         == "{{ 7*7 }}"
 
 
-def test_outputs_are_shell_quoted_in_scripts() -> None:
+def test_outputs_reach_scripts_as_environment_variables() -> None:
     dag = DagDef.model_validate({"id": "d", "tasks": [
         {"id": "t", "actionName": "shell", "params": {"cmd": "echo {{tasks.a.output.v}}",
                                                        "shell": True}}]})
     tasks = _outputs({"a": {"v": "x; rm -rf /"}}, {"a"})
     out = TemplateRenderer(dag).render("t", dag.tasks[0].params, {}, {}, tasks)
-    assert out["cmd"] == "echo 'x; rm -rf /'"
+    assert out["cmd"] == 'echo "${TIDEFLOW_V1}"'
+    assert out["env"] == {"TIDEFLOW_V1": "x; rm -rf /"}
