@@ -28,26 +28,38 @@ MASK = "***"
 
 def secret_forms(values: Iterable[str]) -> tuple[str, ...]:
     """Every non-empty value of ``values`` with the forms it takes when escaped for a shell
-    (inside single quotes), for JSON, for a Python literal or for a URL; longest first, so
-    that a longer form is masked whole before a shorter one inside it."""
+    (inside single quotes), for JSON, for a Python literal or for a URL — and when one of those
+    forms is escaped once more (a quoted argv quoted again, JSON inside JSON, a URL in a JSON
+    body); longest first, so that a longer form is masked whole before a shorter one inside
+    it."""
     found: set[str] = set()
     for value in values:
         if not value:
             continue
-        found.add(value)
-        found.add(value.replace("'", "'\"'\"'"))  # shlex.quote's way inside '...'
-        found.add(json.dumps(value)[1:-1])
-        found.add(json.dumps(value, ensure_ascii=False)[1:-1])
-        literal = repr(value)[1:-1]
-        found.add(literal)
+        first = _escaped(value)
+        found.update(first)
+        for form in first:
+            found.update(_escaped(form))
+    return tuple(sorted((f for f in found if f), key=lambda f: (-len(f), f)))
+
+
+def _escaped(value: str) -> set[str]:
+    """``value`` and the forms one escaping gives it."""
+    literal = repr(value)[1:-1]
+    return {
+        value,
+        value.replace("'", "'\"'\"'"),  # shlex.quote's way inside '...'
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        literal,
         # repr picks its quote from the whole string: the value inside a longer one may be
         # escaped for the other quote
-        found.add(literal.replace("'", "\\'"))
-        found.add(literal.replace('"', '\\"'))
-        found.add(quote(value, safe=""))
-        found.add(quote(value))
-        found.add(quote_plus(value))
-    return tuple(sorted((f for f in found if f), key=lambda f: (-len(f), f)))
+        literal.replace("'", "\\'"),
+        literal.replace('"', '\\"'),
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+    }
 
 
 def _pattern(forms: Iterable[str]) -> re.Pattern[str] | None:

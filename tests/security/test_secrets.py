@@ -224,3 +224,46 @@ def test_http_api_and_server_log(tmp_path: Path, http_url: str) -> None:
     for body in bodies:
         _clean(body)
     _clean(server.log.read_text())
+
+
+async def test_a_secret_in_a_shell_script_and_its_default_never_reach_a_log(
+    make_engine: Callable[..., Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The default is written at registration (a driver logs its parameters at DEBUG), and
+    the script of a ``shell: true`` task is traced: neither shows the secret, in any form."""
+    caplog.set_level(logging.DEBUG)
+    async with make_engine() as engine:
+        record = await engine.register_dag({
+            "id": "script", "vars": {"token": {"defaultValue": SECRET, "secret": True}},
+            "tasks": [{"id": "sh", "actionName": "shell", "params": {
+                "shell": True, "cmd": "printf '%s' '{{token}}' \"{{token}}\" {{token}}; exit 3"}}],
+        })
+        inst = await engine.run_dag("script", wait=60)
+        stored = await engine.get_instance(inst.id)
+    task = stored.tasks[0]
+    assert task.status.value == "failed" and (task.reason or "").startswith("exit code 3")
+    assert task.params is not None and task.params["env"] == {"TIDEFLOW_V1": SECRET}
+    for text in [task.reason or "", *(t.message for t in task.traces)]:
+        _clean(text)
+    assert any(t.message.startswith("pid ") for t in task.traces)
+    _clean(json.dumps(instance_to_json(stored, secrets=record.definition.secret_vars())))
+    assert any("INSERT" in r.getMessage() for r in caplog.records), "no driver log to check"
+    _clean(caplog.text)
+
+
+def test_every_derived_form_is_masked() -> None:
+    import shlex
+    from urllib.parse import quote
+
+    from tideflow.redact import mask_text, secret_forms
+
+    forms = secret_forms([SECRET])
+    derived = [
+        shlex.join(["sh", "-c", f"echo {shlex.quote(SECRET)}"]),  # quoted, then re-quoted
+        json.dumps(json.dumps({"t": SECRET})),  # JSON inside JSON
+        json.dumps({"url": "http://x/?t=" + quote(SECRET, safe="")}),  # a URL in JSON
+        repr([SECRET]), quote(quote(SECRET, safe=""), safe=""),
+    ]
+    for text in derived:
+        assert CORE in text
+        _clean(mask_text(text, forms))

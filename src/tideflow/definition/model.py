@@ -224,6 +224,13 @@ class DagDef(BaseModel):
     def secret_vars(self) -> frozenset[str]:
         return frozenset(name for name, v in self.vars.items() if v.secret)
 
+    def secret_defaults(self) -> list[str]:
+        """The values secret vars take without a run's own: ``defaultValue`` and ``cronVars``."""
+        secret = self.secret_vars()
+        values = [self.vars[name].default_value for name in secret]
+        values += [v for name, v in self.cron_vars.items() if name in secret]
+        return [v for v in values if v]
+
     def action_names(self) -> frozenset[str]:
         names = {t.action_name for t in self.tasks}
         names.update(t.compensate.action_name for t in self.tasks if t.compensate is not None)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ..definition.model import DagDef, TaskDef
 from ..definition.validate import toposort
 from ..outputs import TaskOutputs
+from ..redact import LOG_REDACTOR, secret_forms
 from ..store.records import DagRecord, TaskRecord
 from ..templates import TemplateRenderer, ancestors_of
 
@@ -52,7 +53,7 @@ class CompiledDag:
             parents[t.id] = t.depend_on
             for p in t.depend_on:
                 children[p].append(t.id)
-        return cls(
+        compiled = cls(
             record=record,
             renderer=TemplateRenderer(dag),
             tasks=tasks,
@@ -62,3 +63,6 @@ class CompiledDag:
             run_if_order=tuple(toposort(dag))
             if any(t.run_if != "success" for t in dag.tasks) else (),
         )
+        # cron runs and reads of this version may log its secret defaults (driver DEBUG)
+        LOG_REDACTOR.track(compiled, secret_forms(dag.secret_defaults()))
+        return compiled

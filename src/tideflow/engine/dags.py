@@ -15,6 +15,7 @@ from ..definition.loader import load_dag_dict, load_dag_file, load_dag_text
 from ..definition.model import DagDef
 from ..definition.validate import check_actions, validate_dag
 from ..errors import InputError
+from ..redact import LOG_REDACTOR, secret_forms
 from ..states import DagStatus
 from ..store.records import DagRecord, NodeRecord
 from ..templates import check_templates
@@ -83,6 +84,9 @@ class DagVerbs:
         known = await self._known_actions(model)
         if known is not None:
             check_actions(model, known, source=source)
+        # a driver may log the write's parameters (aiosqlite at DEBUG): the secret defaults
+        # are masked in every log record while this definition is in use here
+        LOG_REDACTOR.track(model, secret_forms(model.secret_defaults()))
         record = await self.store.save_dag(model)
         if not record.unchanged:
             self._dag_reads.pop(record.id, None)
