@@ -254,6 +254,10 @@ class FaultyStore(Store, Keeper, SchedulingStore):
     async def remove_node(self, node_id: str, incarnation: str) -> None:
         await self._call("remove_node", lambda: self._keeper().remove_node(node_id, incarnation))
 
+    async def prune_nodes(self, *, role: str, older_than_secs: float) -> int:
+        return await self._call("prune_nodes", lambda: self._keeper().prune_nodes(
+            role=role, older_than_secs=older_than_secs))
+
     async def list_nodes(self, *, unhealthy_secs: float) -> list[NodeRecord]:
         return await self._call(
             "list_nodes", lambda: self._keeper().list_nodes(unhealthy_secs=unhealthy_secs))
