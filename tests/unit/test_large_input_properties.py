@@ -238,3 +238,23 @@ def test_ids_with_control_characters_are_refused(field: str, value: str, expecte
     else:
         doc["tasks"][0]["id"] = value
     assert expected in refused(lambda: load_dag_dict(doc))
+
+
+def test_a_definition_past_its_time_budget_is_refused() -> None:
+    tasks = ", ".join(f"{{id: t{i}, actionName: s}}" for i in range(3000))
+    text = f"id: x\ntasks: [{tasks}]\n"
+    message = refused(lambda: load_dag_text(text, limits=LoadLimits(max_seconds=0.001)))
+    assert message == (
+        "<api body>: took more than 0.001 s to read, the time budget of one definition"
+        " — split it into smaller DAGs"
+    )
+    assert len(load_dag_text(text, limits=LoadLimits(max_seconds=None)).tasks) == 3000
+
+
+def test_the_garbage_collector_is_back_after_a_load() -> None:
+    import gc
+
+    assert gc.isenabled()
+    refused(lambda: load_dag_text("id: x\ntasks: [{id: a}]\n"))
+    load_dag_text("id: x\ntasks: [{id: a, actionName: s}]\n")
+    assert gc.isenabled()

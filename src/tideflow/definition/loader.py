@@ -16,6 +16,7 @@ from typing import Any, Literal, NoReturn
 from pydantic import ValidationError
 
 from ..errors import DefinitionError
+from ..gcpause import paused_gc
 from ..templates import template_problems
 from .explain import explain
 from .model import DagDef
@@ -112,11 +113,14 @@ def load_dag_text(
         _too_big(label, size, limits)
     text = text.removeprefix("\ufeff")
     deadline = _deadline(limits)
-    try:
-        data = _parse(text, format, limits, deadline)
-    except UnreadableText as exc:
-        raise DefinitionError([f"{label}: {exc}"], source=label) from None
-    return _build(data, source=source, default_id=default_id, limits=limits, deadline=deadline)
+    with paused_gc():
+        try:
+            data = _parse(text, format, limits, deadline)
+        except UnreadableText as exc:
+            raise DefinitionError([f"{label}: {exc}"], source=label) from None
+        return _build(
+            data, source=source, default_id=default_id, limits=limits, deadline=deadline
+        )
 
 
 def load_dag_dict(
@@ -131,9 +135,10 @@ def load_dag_dict(
     The same rules as for files: text places take scalars as text (``False`` → ``"false"``,
     ``3`` → ``"3"``), params keep their types."""
     limits = limits or DEFAULT_LIMITS
-    return _build(
-        data, source=source, default_id=default_id, limits=limits, deadline=_deadline(limits)
-    )
+    with paused_gc():
+        return _build(
+            data, source=source, default_id=default_id, limits=limits, deadline=_deadline(limits)
+        )
 
 
 def _deadline(limits: LoadLimits) -> Deadline | None:
@@ -196,7 +201,7 @@ def _build(
     if doc is None:
         raise definition_error(problems, source=label)
     try:
-        dag = DagDef.model_validate(doc)
+        dag = DagDef.from_document(doc)
     except ValidationError as exc:
         problems.extend(
             f"{label}: {p}" for p in explain(exc, doc) if not normaliser.already_reported(p)

@@ -136,7 +136,7 @@ class DagMethods(Database):
     @staticmethod
     def _dag_from_row(row: Any) -> DagRecord:
         try:
-            definition = DagDef.model_validate(loads(row.definition))
+            definition = DagDef.from_document(loads(row.definition))
         except (ValidationError, ValueError) as exc:
             raise StoreError(
                 f"the stored definition of DAG {row.dag_id!r} version {row.version} cannot be "
