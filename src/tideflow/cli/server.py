@@ -53,6 +53,10 @@ def server_command(
     token_file: Path | None = typer.Option(None, "--token-file", help="API tokens, one a line."),
     token_env: str | None = typer.Option(None, "--token-env",
                                          help="Environment variable holding API tokens."),
+    metrics_names: str = typer.Option(
+        "tideflow", "--metrics-names", envvar="TIDEFLOW_METRICS_NAMES",
+        help="With --http, the series /metrics shows: tideflow, fastflow (Fastflow's names "
+        "and worker_key label, for existing dashboards) or both."),
     unhealthy_secs: float | None = typer.Option(
         None, "--unhealthy-secs",
         help=f"A node silent this long is dead and its runs move [default: "
@@ -89,7 +93,7 @@ def server_command(
                               concurrency=concurrency, recover=True, cluster=cluster,
                               labels=node_labels, node_id=node_id or "",
                               table_prefix=table_prefix)
-        asyncio.run(_serve(engine, dags, http, token_file, token_env))
+        asyncio.run(_serve(engine, dags, http, token_file, token_env, metrics_names))
 
 
 async def _register_dir(engine: Engine, folder: Path) -> None:
@@ -157,6 +161,7 @@ async def _serve(
     http: str | None,
     token_file: Path | None,
     token_env: str | None,
+    metrics_names: str,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -164,7 +169,7 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     # the HTTP settings are checked before the node joins: a bad address, token source or a
     # missing `server` extra stops it at once instead of leaving a node without its API
-    web = _http_parts(engine, http, token_file, token_env) if http else None
+    web = _http_parts(engine, http, token_file, token_env, metrics_names) if http else None
     await engine.start()
     servers: list[asyncio.Task[Any]] = []
     failure: list[BaseException] = []
@@ -200,14 +205,17 @@ async def _serve(
 
 def _http_parts(
     engine: Engine, address: str, token_file: Path | None, token_env: str | None,
+    metrics_names: str,
 ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     from ..api import ApiAuth, create_app, serve
+    from ..metrics import MetricsObserver
 
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise InputError(f"--http {address!r}: use HOST:PORT, e.g. 127.0.0.1:8080")
     auth = ApiAuth.from_sources(token_file=token_file, token_env=token_env)
-    app = create_app(engine, auth=auth)
+    metrics = MetricsObserver(engine, names=metrics_names)
+    app = create_app(engine, auth=auth, metrics=metrics)
 
     async def run(stop: asyncio.Event) -> None:
         await serve(app, host, int(port), stop=stop, auth=auth)

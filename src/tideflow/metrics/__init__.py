@@ -15,7 +15,7 @@ from ..extras import require_server_extra
 
 require_server_extra("tideflow's metrics")
 
-from .observer import PREFIX, MetricsObserver  # noqa: E402
+from .observer import NAME_SETS, PREFIX, MetricsObserver  # noqa: E402
 from .server import MetricsApp, serve_metrics  # noqa: E402
 
-__all__ = ["PREFIX", "MetricsApp", "MetricsObserver", "serve_metrics"]
+__all__ = ["NAME_SETS", "PREFIX", "MetricsApp", "MetricsObserver", "serve_metrics"]

@@ -22,9 +22,10 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..errors import TideflowError
+from ..errors import InputError, TideflowError
 from ..states import InstanceStatus, TaskStatus
 from ..store.records import InstanceRecord, NodeRecord, TaskRecord
+from .fastflow import FastflowCollector, FastflowCounts
 
 if TYPE_CHECKING:
     from ..engine.engine import Engine
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("tideflow.metrics")
 
 PREFIX = "tideflow"
+#: which metric names a scrape shows: tideflow's, Fastflow's, or both sets
+NAME_SETS = ("tideflow", "fastflow", "both")
 _TASK_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 _DELAY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
@@ -45,15 +48,29 @@ class MetricsObserver:
     flag, node heartbeat ages and abandoned sync threads.
 
     Task counters count attempts: a task that fails twice and then succeeds adds 3 to
-    completed, 2 to failed and 1 to success."""
+    completed, 2 to failed and 1 to success.
+
+    ``names``: ``"tideflow"`` (the default), ``"fastflow"`` for Fastflow's own series and
+    ``worker_key`` label (:mod:`tideflow.metrics.fastflow`), so that dashboards built for
+    Fastflow keep working, or ``"both"``."""
 
     def __init__(
-        self, engine: Engine, *, registry: CollectorRegistry | None = None, attach: bool = True
+        self,
+        engine: Engine,
+        *,
+        registry: CollectorRegistry | None = None,
+        attach: bool = True,
+        names: str = "tideflow",
     ) -> None:
+        if names not in NAME_SETS:
+            raise InputError(f"metric names {names!r}: use one of {', '.join(NAME_SETS)}")
         self.engine = engine
         self.worker = engine.node_id
         self.registry = registry if registry is not None else CollectorRegistry()
-        r, w = self.registry, ("worker",)
+        # tideflow's series are kept either way (the Fastflow set reads some of the same
+        # events); without them in the names, they live in a registry nobody scrapes
+        r = self.registry if names != "fastflow" else CollectorRegistry()
+        w = ("worker",)
         self._completed = Counter(f"{PREFIX}_tasks_completed", "Task attempts that ended.", w,
                                   registry=r)
         self._failed = Counter(f"{PREFIX}_tasks_failed", "Task attempts that failed.", w,
@@ -94,7 +111,11 @@ class MetricsObserver:
         self._nodes: list[NodeRecord] = []
         self._stats: dict[str, int] = {}
         self._primed = False
-        self.registry.register(_StateCollector(self))
+        r.register(_StateCollector(self))
+        self.fastflow = FastflowCounts()
+        if names != "tideflow":
+            self.registry.register(
+                FastflowCollector(self.fastflow, self.worker, lambda: len(self._in_flight)))
         if attach:
             engine.add_observer(self)
 
@@ -107,10 +128,14 @@ class MetricsObserver:
         self._in_flight.discard((inst.id, task.task_id))
         status = task.status.value
         self._completed.labels(self.worker).inc()
+        self.fastflow.completed += 1
         if task.status == TaskStatus.SUCCESS:
             self._success.labels(self.worker).inc()
+            self.fastflow.success += 1
         elif task.status == TaskStatus.FAILED:
             self._failed.labels(self.worker).inc()
+            self.fastflow.failed += 1
+            self.fastflow.instance_failed(inst)
         self._duration.labels(self.worker, status).observe(max(0.0, duration_secs))
 
     def instance_changed(self, inst: InstanceRecord, old_status: str | None) -> None:
@@ -128,11 +153,17 @@ class MetricsObserver:
 
     def dispatched(self, count: int, elapsed_secs: float, ok: bool) -> None:
         self._dispatch.labels(self.worker, "ok" if ok else "error").observe(elapsed_secs)
+        self.fastflow.dispatch_elapsed_ms = elapsed_secs * 1000
         if ok:
             self._dispatched.labels(self.worker).inc(count)
+        else:
+            self.fastflow.dispatch_failed += 1
 
     def parsed(self, inst: InstanceRecord, elapsed_secs: float, ok: bool) -> None:
         self._parse.labels(self.worker, "ok" if ok else "error").observe(elapsed_secs)
+        self.fastflow.parse_elapsed_ms = elapsed_secs * 1000
+        if not ok:
+            self.fastflow.parse_failed += 1
 
     def leadership_changed(self, is_leader: bool) -> None:
         self._leader_event = is_leader
