@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..vars import parse_kv_pairs
 from .clients import Client, InstanceQuery
 from .common import TablePrefixOpt, err_console
-from .connect import DbOpt, JsonOpt, ServerOpt, with_client
+from .connect import ActionsOpt, DbOpt, JsonOpt, ServerOpt, with_client
 from .render import instance_detail, instances_table, out_console, print_json
 from .watch import exit_code_of, follow
 
@@ -116,10 +116,10 @@ def watch(
 
 def _command(kind: str, with_tasks: bool) -> Callable[..., None]:
     def run(instance_id: str, task_ids: list[str], wait: float, server: str | None, db: str,
-            table_prefix: str, as_json: bool) -> None:
+            table_prefix: str, actions: list[str], as_json: bool) -> None:
         inst = with_client(server, db, lambda c: c.command(kind, instance_id, task_ids or None,
                                                            wait or None),
-                           table_prefix=table_prefix)
+                           table_prefix=table_prefix, actions=actions)
         if as_json:
             print_json(inst)
         else:
@@ -128,16 +128,17 @@ def _command(kind: str, with_tasks: bool) -> Callable[..., None]:
     if with_tasks:
         def cmd(instance_id: str, task: list[str] = TaskOpt, wait: float = WaitOpt,
                 server: str | None = ServerOpt, db: str = DbOpt,
-                table_prefix: str = TablePrefixOpt, as_json: bool = JsonOpt) -> None:
-            run(instance_id, task, wait, server, db, table_prefix, as_json)
+                table_prefix: str = TablePrefixOpt, actions: list[str] = ActionsOpt,
+                as_json: bool = JsonOpt) -> None:
+            run(instance_id, task, wait, server, db, table_prefix, actions, as_json)
 
         cmd.__doc__ = f"{kind.capitalize()} an instance (or only the given tasks)."
         return cmd
 
     def whole(instance_id: str, wait: float = WaitOpt, server: str | None = ServerOpt,
-              db: str = DbOpt, table_prefix: str = TablePrefixOpt, as_json: bool = JsonOpt
-              ) -> None:
-        run(instance_id, [], wait, server, db, table_prefix, as_json)
+              db: str = DbOpt, table_prefix: str = TablePrefixOpt,
+              actions: list[str] = ActionsOpt, as_json: bool = JsonOpt) -> None:
+        run(instance_id, [], wait, server, db, table_prefix, actions, as_json)
 
     whole.__doc__ = f"{kind.capitalize()} an instance."
     return whole

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..definition.model import DagDef
-from ..errors import TideflowError
 from .observer import Observers
 from .runner import InstanceRunner
 
@@ -35,10 +34,14 @@ class ClusterHost:
 
         async def _compiled_dag(self, dag_id: str, version: int | None = None
                                 ) -> CompiledDag: ...
-        async def _load_runner(self, instance_id: str, *, recovering: bool,
-                               loaded: InstanceRecord | None = None) -> InstanceRunner: ...
-        def _apply_or_release(self, runner: InstanceRunner, kind: str,
-                              ids: list[str] | None) -> None: ...
+        async def _pick_up(
+            self, insts: Sequence[InstanceRecord],
+            then: Callable[[list[InstanceRunner]], Awaitable[None]],
+        ) -> list[InstanceRunner]: ...
+        async def _apply_queued(self, scope: Sequence[str] | None, *, worker: str | None
+                                ) -> bool: ...
+        async def _apply_queued_soon(self, scope: Sequence[str] | None, *,
+                                     worker: str | None) -> None: ...
 
     # -- what the cluster node asks of the engine ---------------------------------------------
     @property
@@ -96,32 +99,14 @@ class ClusterHost:
         # one read for the whole batch: a worker handed hundreds of runs at once would
         # otherwise read them one round trip after another
         loaded = await self.store.get_instances(new, with_tasks=True)
-        changed = False
-        for inst in loaded:
-            if inst.id in self._runners:
-                continue
-            try:
-                await self._load_runner(inst.id, recovering=True, loaded=inst)
-                changed = True
-            except TideflowError as exc:
-                log.error("could not pick up instance %s: %s", inst.id, exc)
-        return changed
+        # the commands queued for them (a cancel given before this worker got the run)
+        # apply before anything of them starts
+        picked = await self._pick_up(
+            loaded, lambda _: self._apply_queued_soon(None, worker=self.node_id))
+        return bool(picked)
 
     async def apply_queued_commands(self, *, worker: str) -> bool:
-        commands = await self.store.take_commands(worker=worker)
-        for cmd in commands:
-            found = self._runners.get(cmd.instance_id)
-            if found is not None and found.finished:
-                await found.closed.wait()
-                found = self._runners.get(cmd.instance_id)
-            try:
-                runner = found or await self._load_runner(cmd.instance_id, recovering=False)
-                self._apply_or_release(runner, cmd.kind, cmd.task_ids)
-                log.info("applied queued %s to instance %s", cmd.kind, cmd.instance_id)
-            except TideflowError as exc:
-                log.warning("queued %s for instance %s refused: %s",
-                            cmd.kind, cmd.instance_id, exc)
-        return bool(commands)
+        return await self._apply_queued(None, worker=worker)
 
     def abandon_all(self) -> None:
         """This node was replaced by a newer incarnation: stop driving everything."""

@@ -1,31 +1,39 @@
 """Commands on instances (retry, cancel, continue, pause, resume): applied at once to an
 instance this node drives, otherwise checked against the recorded state and queued for the
-process that drives it."""
+process that drives it. A cancel of an instance nobody has started is applied in the database
+at once by whoever receives it.
+
+Queued commands are taken in two steps: claimed, then deleted once applied and committed."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..clock import utcnow
-from ..errors import InputError, InvalidStateError, NotFoundError, TideflowError
+from ..errors import InputError, InvalidStateError, NotFoundError, StoreError, TideflowError
 from ..states import InstanceStatus, TaskStatus
 from ..store.records import CommandRecord, InstanceRecord
+from .hooks import HookEvent
 from .runner import InstanceRunner
 
 if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
     from ..cluster.waker import Waker
     from ..store.base import Store
+    from .compiled import CompiledDag
+    from .hooks import Hooks
     from .runtime import Runtime
     from .settings import EngineSettings
 
 log = logging.getLogger("tideflow.engine")
 
 _IN_FLIGHT = (TaskStatus.RUNNING, TaskStatus.ENDING, TaskStatus.RETRYING)
+_UNSTARTED = (InstanceStatus.INIT, InstanceStatus.SCHEDULED)
 
 _EFFECTS: dict[str, Callable[[InstanceRecord], bool]] = {
     "cancel": lambda i: i.status.is_final
@@ -44,11 +52,16 @@ class CommandVerbs:
     if TYPE_CHECKING:
         settings: EngineSettings
         store: Store
+        node_id: str
+        hooks: Hooks
         last_queued_command: int | None
         _cluster: ClusterNode | None
         _runners: dict[str, InstanceRunner]
+        _waiting: dict[str, collections.deque[tuple[InstanceRecord, CompiledDag]]]
         _wake_commands: asyncio.Event
         _waker: Waker | None
+        _commands_applied: set[int]
+        _commands_applying: set[int]
 
         def _require_rt(self) -> Runtime: ...
         def _runner_ended(self, runner: InstanceRunner) -> None: ...
@@ -56,20 +69,6 @@ class CommandVerbs:
                                loaded: InstanceRecord | None = None) -> InstanceRunner: ...
         @staticmethod
         def _snapshot(inst: InstanceRecord) -> InstanceRecord: ...
-
-    async def _runner_for_command(self, instance_id: str) -> InstanceRunner | None:
-        """The runner that should apply a command here, loading the instance when this node
-        may drive it; None when the command must be queued for another process."""
-        runner = self._runners.get(instance_id)
-        if runner is not None and runner.finished:
-            await runner.closed.wait()
-            runner = self._runners.get(instance_id)
-        if runner is not None:
-            return runner
-        if not self.settings.recover or self._cluster is not None:
-            return None
-        inst = await self.store.get_instance(instance_id, with_tasks=False)
-        return await self._load_runner(inst.id, recovering=inst.status.is_unfinished)
 
     def _apply_or_release(self, runner: InstanceRunner, kind: str, ids: list[str] | None) -> None:
         try:
@@ -80,17 +79,133 @@ class CommandVerbs:
                 self._runner_ended(runner)
             raise
 
+    # -- picking instances up -------------------------------------------------------------------
+    async def _pick_up(
+        self,
+        insts: Sequence[InstanceRecord],
+        then: Callable[[list[InstanceRunner]], Awaitable[None]],
+    ) -> list[InstanceRunner]:
+        """Drive these instances here from now on. Each is recovered once (an attempt found
+        in flight is recorded as interrupted and its task owed one new attempt), then
+        ``then`` applies the commands for them, and only then does anything start: a cancel
+        of a run not started yet starts nothing, a pause leaves the interrupted task
+        waiting."""
+        runners: list[InstanceRunner] = []
+        for inst in insts:
+            if inst.id in self._runners:
+                continue
+            try:
+                runner = await self._load_runner(inst.id, recovering=False, loaded=inst)
+            except TideflowError as exc:
+                log.error("could not pick up instance %s: %s", inst.id, exc)
+                continue
+            runner.prepare(recovering=inst.status.is_unfinished)
+            runners.append(runner)
+        try:
+            await then(runners)
+        finally:
+            for runner in runners:
+                if self._runners.get(runner.inst.id) is not runner:
+                    continue
+                if runner.inst.status.is_unfinished:
+                    await runner.start()
+                elif not runner.active and not runner.finished:
+                    self._runner_ended(runner)  # final, and no command started it again
+        return runners
+
+    async def _apply_queued_soon(self, scope: Sequence[str] | None, *, worker: str | None
+                                 ) -> None:
+        try:
+            await self._apply_queued(scope, worker=worker)
+        except StoreError as exc:
+            # they stay queued: the command loop applies them on its next look
+            log.warning("could not read queued commands yet: %s", exc)
+
+    def _held(self, instance_id: str) -> tuple[InstanceRecord, CompiledDag] | None:
+        """Single node: the instance when it waits in its DAG's maxActiveRuns queue."""
+        for queue in self._waiting.values():
+            for entry in queue:
+                if entry[0].id == instance_id:
+                    return entry
+        return None
+
+    async def _command_unstarted(
+        self, kind: str, inst: InstanceRecord, ids: list[str] | None
+    ) -> InstanceRecord | None:
+        """A command for an instance no process has started: ``init``/``scheduled`` with no
+        owner (cluster: waiting for the Dispatcher), or held here by maxActiveRuns. Only a
+        cancel acts on it, applied at once in the database (nothing ever starts); the state
+        table refuses the others. None when a dispatch took the instance first."""
+        _check_command(kind, inst, ids)
+        rt = self._require_rt()
+        held = self._held(inst.id)
+        if not await self.store.cancel_unstarted(inst.id, ids, worker=inst.worker,
+                                                 now=utcnow()):
+            return None
+        if held is not None:
+            if ids is None:
+                self._waiting[held[0].dag_id].remove(held)
+            else:
+                for t in held[0].tasks:
+                    if t.task_id in ids and not t.status.is_final:
+                        t.status, t.reason = TaskStatus.CANCELED, "canceled"
+        if self._cluster is not None:
+            self._cluster.waker.notify()
+        done = await self.store.get_instance(inst.id, with_tasks=True)
+        if ids is None:
+            # nobody owns it: the hook runs here, once the cancel is committed
+            if rt.observers:
+                rt.observers.emit("instance_changed", done, inst.status.value)
+            if self.hooks.has(HookEvent.CANCEL):
+                await self.hooks.fire(HookEvent.CANCEL, done.snapshot(), rt.executor)
+        return done
+
     # -- commands ---------------------------------------------------------------------------------
+    async def _apply_one(self, kind: str, instance_id: str, ids: list[str] | None
+                         ) -> InstanceRunner | InstanceRecord | None:
+        """Apply a command on this node when it drives (or may drive) the instance: the
+        runner that applied it, or the instance canceled before it started; None when the
+        command must be queued for the process that drives it."""
+        held = self._held(instance_id)
+        if held is not None:
+            inst = await self.store.get_instance(instance_id, with_tasks=True)
+            done = await self._command_unstarted(kind, inst, ids)
+            if done is None:  # pragma: no cover - a held instance has one owner: this node
+                raise InvalidStateError(f"instance {instance_id} changed meanwhile; try again",
+                                        state=inst.status.value)
+            return done
+        runner = self._runners.get(instance_id)
+        if runner is not None and runner.finished:
+            await runner.closed.wait()
+            runner = self._runners.get(instance_id)
+        if runner is not None:
+            self._apply_or_release(runner, kind, ids)
+            return runner
+        if not self.settings.recover or self._cluster is not None:
+            return None
+        inst = await self.store.get_instance(instance_id, with_tasks=True)
+        _check_command(kind, inst, ids)
+
+        async def apply(runners: list[InstanceRunner]) -> None:
+            for r in runners:
+                self._apply_or_release(r, kind, ids)
+            await self._apply_queued_soon([instance_id], worker=None)
+
+        picked = await self._pick_up([inst], apply)
+        return picked[0] if picked else self._runners.get(instance_id)
+
     async def _command(
         self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None
     ) -> InstanceRecord:
         self._require_rt()
         self.last_queued_command = None
         ids = list(task_ids) if task_ids is not None else None
-        runner = await self._runner_for_command(instance_id)
-        if runner is None:
+        applied = await self._apply_one(kind, instance_id, ids)
+        if applied is None:
             return await self._queue_command(kind, instance_id, ids, wait)
-        self._apply_or_release(runner, kind, ids)
+        if isinstance(applied, InstanceRecord):
+            return applied
+        runner = applied
         if wait:
             if kind == "cancel" and ids is None:
                 # done when every task has stopped and the final row is written
@@ -119,9 +234,17 @@ class CommandVerbs:
         self, kind: str, instance_id: str, ids: list[str] | None, wait: float | None
     ) -> InstanceRecord:
         """Check the command against the recorded state, then leave it for the process that
-        drives the instance."""
+        drives the instance — or, for a cancel of an instance nobody has started, apply it
+        in the database at once."""
         inst = await self.store.get_instance(instance_id, with_tasks=True)
         _check_command(kind, inst, ids)
+        if inst.worker is None and inst.status in _UNSTARTED:
+            done = await self._command_unstarted(kind, inst, ids)
+            if done is not None:
+                return done
+            # a worker took it meanwhile: the command goes to that worker
+            inst = await self.store.get_instance(instance_id, with_tasks=True)
+            _check_command(kind, inst, ids)
         command_id = await self.store.add_command(
             CommandRecord(None, instance_id, kind, ids, utcnow())
         )
@@ -150,6 +273,67 @@ class CommandVerbs:
                 return inst
             await asyncio.sleep(0.05)
 
+    async def _apply_queued(self, scope: Sequence[str] | None, *, worker: str | None) -> bool:
+        """Take the commands queued for the instances in ``scope`` (or those ``worker`` owns,
+        or all) and apply them, in two steps: claim them, and delete them only once applied
+        and their effect committed — a claim or delete whose reply was lost is simply done
+        again (the ids applied here are remembered until deleted)."""
+        rt = self._require_rt()
+        holder = self.node_id
+        if self._commands_applied:
+            # applied and committed earlier, but their delete failed (or its reply was lost)
+            left = list(self._commands_applied)
+            await self.store.finish_commands(holder, left)
+            self._commands_applied.difference_update(left)
+        commands = await self.store.claim_commands(holder, scope, worker=worker)
+        if not commands:
+            return False
+        fresh = [c for c in commands if c.id is not None and c.id not in self._commands_applied
+                 and c.id not in self._commands_applying]
+        self._commands_applying.update(c.id for c in fresh if c.id is not None)
+
+        elsewhere: list[str] = []
+
+        async def apply(_: list[InstanceRunner]) -> None:
+            for cmd in fresh:
+                assert cmd.id is not None
+                try:
+                    if await self._apply_one(cmd.kind, cmd.instance_id, cmd.task_ids) is None:
+                        elsewhere.append(cmd.instance_id)  # not driven here after all
+                        continue
+                    log.info("applied queued %s to instance %s", cmd.kind, cmd.instance_id)
+                except StoreError as exc:
+                    log.warning("queued %s for instance %s not applied yet: %s",
+                                cmd.kind, cmd.instance_id, exc)
+                    continue
+                except TideflowError as exc:
+                    log.warning("queued %s for instance %s refused: %s",
+                                cmd.kind, cmd.instance_id, exc)
+                self._commands_applied.add(cmd.id)
+
+        try:
+            # instances not driven here yet are loaded first, so that their commands apply
+            # before anything of them starts
+            missing = [iid for iid in dict.fromkeys(c.instance_id for c in fresh)
+                       if iid not in self._runners and self._held(iid) is None]
+            if missing and (self._cluster is not None or self.settings.recover):
+                found = await self.store.get_instances(missing, with_tasks=True)
+            else:
+                found = []
+            await self._pick_up(found, apply)
+        finally:
+            self._commands_applying.difference_update(c.id for c in fresh if c.id is not None)
+        if elsewhere:
+            # e.g. it ended here a moment ago: whoever drives it next takes the command
+            await self.store.release_commands(elsewhere)
+        done = [c.id for c in commands if c.id in self._commands_applied]
+        if done:
+            # their effects are durable before the commands go
+            await rt.commits.commit()
+            await self.store.finish_commands(holder, done)
+            self._commands_applied.difference_update(done)
+        return bool(fresh)
+
     async def _command_loop(self) -> None:
         """Commands queued by other processes (CLI, API servers) for instances driven here."""
         marker: int | None = None
@@ -175,7 +359,7 @@ class CommandVerbs:
             self._wake_commands.clear()
             try:
                 now = await self.store.change_marker()
-                if now == marker:
+                if now == marker and not self._commands_applied:
                     continue
                 if marker is not None and not pushed and self._waker is not None:
                     self._waker.poke()  # another writer changed the file: the cron looks too
@@ -183,7 +367,7 @@ class CommandVerbs:
                 scope = None if self.settings.recover else list(self._runners)
                 if scope is not None and not scope:
                     continue
-                commands = await self.store.take_commands(scope)
+                await self._apply_queued(scope, worker=None)
             except TideflowError as exc:
                 # once per outage; the poll itself is the retry
                 if not failing:
@@ -194,16 +378,6 @@ class CommandVerbs:
             if failing:
                 log.info("reading queued commands again")
                 failing = False
-            for cmd in commands:
-                try:
-                    runner = await self._runner_for_command(cmd.instance_id)
-                    if runner is None:
-                        continue
-                    self._apply_or_release(runner, cmd.kind, cmd.task_ids)
-                    log.info("applied queued %s to instance %s", cmd.kind, cmd.instance_id)
-                except TideflowError as exc:
-                    log.warning("queued %s for instance %s refused: %s",
-                                cmd.kind, cmd.instance_id, exc)
 
     async def retry(
         self, instance_id: str, task_ids: Sequence[str] | None = None, *, wait: float | None = None
@@ -273,7 +447,8 @@ def _check_command(kind: str, inst: InstanceRecord, ids: list[str] | None) -> No
     allowed: dict[str, tuple[InstanceStatus, ...]] = {
         "retry": (InstanceStatus.FAILED, InstanceStatus.CANCELED),
         "cancel": tuple(s for s in InstanceStatus if s.is_unfinished),
-        "continue": (InstanceStatus.RUNNING, InstanceStatus.BLOCKED, InstanceStatus.PAUSED),
+        "continue": (InstanceStatus.RUNNING, InstanceStatus.BLOCKED, InstanceStatus.PAUSED,
+                     InstanceStatus.FAILED),
         "pause": (InstanceStatus.RUNNING,),
         "resume": (InstanceStatus.PAUSED,),
     }

@@ -109,6 +109,9 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
         #: the id of the command the last command call queued for another process (None
         #: when it was applied here)
         self.last_queued_command: int | None = None
+        #: queued commands applied here and not yet deleted, and those being applied now
+        self._commands_applied: set[int] = set()
+        self._commands_applying: set[int] = set()
         self._cluster: ClusterNode | None = None
         #: coroutines started whenever this node becomes the leader (the cron trigger)
         self.leader_hooks: list[Callable[[ClusterNode], Awaitable[None]]] = []
@@ -590,6 +593,10 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
             if len(page) < 500:
                 break
             before = page[-1].id
+        # this node drives the database: what an earlier process claimed and did not apply
+        # is taken again
+        await self.store.release_commands(None)
+        picked: list[InstanceRecord] = []
         for brief in reversed(found):  # oldest first
             try:
                 if brief.status == InstanceStatus.INIT:
@@ -600,9 +607,11 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
                         self._waiting.setdefault(inst.dag_id, collections.deque()).append(
                             (inst, compiled))
                         continue
-                await self._load_runner(brief.id, recovering=True)
+                picked.append(await self.store.get_instance(brief.id, with_tasks=True))
             except TideflowError as exc:
                 log.error("could not pick up instance %s: %s", brief.id, exc)
+        # the commands queued meanwhile apply before anything starts again
+        await self._pick_up(picked, lambda _: self._apply_queued_soon(None, worker=None))
         if found:
             log.info("picked up %d unfinished instance(s)", len(found))
 
@@ -732,14 +741,26 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
 
     async def adopt(self, instance_id: str) -> InstanceRecord:
         """Drive an instance in this engine from now on (e.g. one whose process stopped, on a
-        database no other node serves). Attempts found in flight are run again."""
+        database no other node serves). It is recovered once: each attempt found in flight is
+        recorded as interrupted and its task owed one new attempt; the commands queued for
+        it apply before anything starts."""
         self._require_rt()
         if self._cluster is not None:
             raise InputError("a cluster node gets its instances from the leader, not adopt()")
         runner = self._runners.get(instance_id)
         if runner is None:
-            inst = await self.store.get_instance(instance_id, with_tasks=False)
-            runner = await self._load_runner(inst.id, recovering=inst.status.is_unfinished)
+            if self._held(instance_id) is not None:
+                raise InvalidStateError(f"instance {instance_id} waits here for its DAG's "
+                                        "maxActiveRuns", state="init")
+            inst = await self.store.get_instance(instance_id, with_tasks=True)
+            # the process that drove it stopped: what it claimed and did not apply is taken
+            # again, and applied before anything starts
+            await self.store.release_commands([inst.id])
+            picked = await self._pick_up(
+                [inst], lambda _: self._apply_queued_soon([inst.id], worker=None))
+            if not picked:
+                return await self.get_instance(instance_id)
+            runner = picked[0]
         return self._snapshot(runner.inst)
 
     def mutex(

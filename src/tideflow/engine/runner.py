@@ -9,6 +9,7 @@ cancel, continue, pause, resume) are methods here, checked against the current s
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -88,7 +89,11 @@ class InstanceRunner:
         self._retried: set[str] = set()
         #: a cancel of the whole instance let its cleanup (runIf: always) run on
         self._canceling = False
-        #: set once the instance's final row is committed and its hooks ran
+        #: tasks found in ``ending`` when the instance was picked up: resumed at run_after
+        self._resume: list[str] = []
+        self._prepared = False
+        #: set once the instance's end hook ran and its final row is committed; only then
+        #: does anyone outside see the final status
         self.closed = asyncio.Event()
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -126,7 +131,8 @@ class InstanceRunner:
     async def wait_until(
         self, predicate: Callable[[InstanceRecord], bool], timeout: float | None
     ) -> bool:
-        """Wait until ``predicate(instance)`` holds; False on timeout."""
+        """Wait until ``predicate(instance)`` holds; False on timeout. A final status is
+        only there once its row is committed (see :meth:`_finalize`)."""
 
         async def _wait() -> None:
             while not predicate(self.inst):
@@ -141,26 +147,38 @@ class InstanceRunner:
         return True
 
     # -- starting tasks -----------------------------------------------------------------------
-    async def start(self, *, recovering: bool = False) -> None:
-        """Start (or, after a restart, pick up) the instance."""
-        inst = self.inst
-        resume: dict[str, str] = {}
+    def prepare(self, *, recovering: bool) -> None:
+        """Get the loaded instance ready without starting anything, so that a command can be
+        applied before the first task starts. With ``recovering`` (its process stopped), an
+        attempt found in flight is recorded as interrupted and its task is owed one new
+        attempt; a task found in ``ending`` resumes at run_after."""
+        if self._prepared:
+            return
+        self._prepared = True
         if recovering:
             for t in self.tasks.values():
-                if t.status in _IN_FLIGHT:
-                    resume[t.task_id] = (
-                        Resume.AFTER if t.status == TaskStatus.ENDING else Resume.START
-                    )
-                    if t.status != TaskStatus.ENDING:
-                        self._interrupt(t)
-            self.rt.commits.stage(instance=inst)
+                if t.status == TaskStatus.ENDING:
+                    self._resume.append(t.task_id)
+                elif t.status in _IN_FLIGHT:
+                    self._interrupt(t)
+            self.rt.commits.stage(instance=self.inst)
         self._recount()
+
+    async def start(self, *, recovering: bool = False) -> None:
+        """Start (or, after a restart, pick up) the instance. Nothing starts when a command
+        applied since :meth:`prepare` ended it (a cancel)."""
+        self.prepare(recovering=recovering)
+        if self._ended:
+            return
+        inst = self.inst
         if inst.status in (InstanceStatus.INIT, InstanceStatus.SCHEDULED):
             self._set_status(InstanceStatus.RUNNING)
             self.rt.commits.stage(instance=inst)
             await self.rt.fire(HookEvent.BEFORE_RUN, self)
-        for tid, mode in resume.items():
-            self._launch(tid, mode)
+        resume, self._resume = self._resume, []
+        for tid in resume:
+            if tid not in self.active and self.tasks[tid].status == TaskStatus.ENDING:
+                self._launch(tid, Resume.AFTER)
         self._start_ready(self.tasks)
         self._check_end()
 
@@ -177,7 +195,7 @@ class InstanceRunner:
         self.rt.commits.stage(task=t)
 
     def _start_ready(self, candidates: Iterable[str]) -> None:
-        if self.inst.status != InstanceStatus.RUNNING:
+        if self.inst.status != InstanceStatus.RUNNING or self._ended:
             return
         tasks, pending, active, tdefs = self.tasks, self.pending, self.active, self.compiled.tasks
         for tid in candidates:
@@ -275,14 +293,19 @@ class InstanceRunner:
         main_failed = [t for t in failed if tdefs[t.task_id].run_if == "success"]
         if main_failed:
             first = main_failed[0]
-            self._finish(InstanceStatus.FAILED, f"task '{first.task_id}' failed: {first.reason}")
+            reason = f"task '{first.task_id}' failed: {first.reason}"
+            blocked = [t.task_id for t in self.tasks.values() if t.status == TaskStatus.BLOCKED]
+            if blocked:
+                # they can still be continued (or the failed tasks retried): say so
+                reason += "; blocked: " + ", ".join(blocked[:10])
+            self._finish(InstanceStatus.FAILED, reason)
         elif self._canceling or any(s == TaskStatus.CANCELED for s in statuses):
             self._finish(InstanceStatus.CANCELED, "canceled")
         elif any(s in _UNFINISHED_TASK for s in statuses):
             blocked = [t.task_id for t in self.tasks.values() if t.status == TaskStatus.BLOCKED]
-            reason = "waiting for continue: " + ", ".join(blocked[:10]) if blocked else None
+            why = "waiting for continue: " + ", ".join(blocked[:10]) if blocked else None
             if inst.status != InstanceStatus.BLOCKED:
-                self._set_status(InstanceStatus.BLOCKED, reason)
+                self._set_status(InstanceStatus.BLOCKED, why)
                 self.rt.commits.stage(instance=inst)
         elif failed:
             first = failed[0]
@@ -292,35 +315,40 @@ class InstanceRunner:
 
     def _finish(self, status: InstanceStatus, reason: str | None) -> None:
         self._ended = True
-        inst = self.inst
-        inst.ended_at = utcnow()
-        self._skip_unreached(inst.ended_at)
-        self._set_status(status, reason)
-        self.rt.spawn(self._finalize(status), f"tideflow-finalize-{inst.id}")
+        self._skip_unreached(utcnow())
+        self.rt.spawn(self._finalize(status, reason), f"tideflow-finalize-{self.inst.id}")
 
-    async def _finalize(self, status: InstanceStatus) -> None:
+    async def _finalize(self, status: InstanceStatus, reason: str | None) -> None:
+        """The end, in this order: the end hook, the final row committed, then waiters told.
+        The final status is set on a copy until it is committed, so nobody (a waiter, a
+        reader of this node, a flush of other rows) sees it before: a crash before the
+        commit ends the instance again after the restart and runs the hook again (at least
+        once)."""
         event = {
             InstanceStatus.SUCCESS: HookEvent.SUCCESS,
             InstanceStatus.FAILED: HookEvent.FAIL,
             InstanceStatus.CANCELED: HookEvent.CANCEL,
         }[status]
-        # the hook runs before the final row is committed: a crash in between ends the
-        # instance again after the restart and runs the hook again (at least once)
-        await self.rt.fire(event, self)
+        now = utcnow()
+        final = copy.copy(self.inst)
+        final.status, final.reason, final.ended_at, final.updated_at = status, reason, now, now
+        await self.rt.fire(event, self, final)
         try:
-            await self.rt.commits.commit(instance=self.inst)
+            await self.rt.commits.commit(instance=final)
         except WriteRefusedError as exc:
             # its share data, the one part of the row that grew since it was stored: without
-            # it the instance can still be recorded as ended
+            # it the instance can still be recorded as ended (the copy shares the dict)
             log.error("the database refused the final row of instance %s: %s", self.inst.id,
                       exc.message)
             self.inst.share_data.clear()
-            self._set_status(InstanceStatus.FAILED,
-                             f"its share data could not be stored: {exc.message}")
+            status = final.status = InstanceStatus.FAILED
+            reason = final.reason = f"its share data could not be stored: {exc.message}"
             try:
-                await self.rt.commits.commit(instance=self.inst)
+                await self.rt.commits.commit(instance=final)
             except WriteRefusedError as again:
                 log.error("gave up storing instance %s: %s", self.inst.id, again.message)
+        self.inst.ended_at = now
+        self._set_status(status, reason)
         self._on_end(self)
         self.closed.set()
         self._notify()
@@ -337,7 +365,8 @@ class InstanceRunner:
 
     @property
     def finished(self) -> bool:
-        """The instance has ended and its final row is committed."""
+        """The instance has ended here: nothing more starts. Its final row may still be
+        being committed; :attr:`closed` is set once it is."""
         return self._ended
 
     # -- commands -----------------------------------------------------------------------------
@@ -367,7 +396,10 @@ class InstanceRunner:
         return out
 
     def _require(self, verb: str, *allowed: InstanceStatus) -> None:
-        if self.inst.status not in allowed or (self._ended and verb != "retry"):
+        # a final instance takes a retry, and a continue of its blocked tasks, once its final
+        # row is committed
+        again = verb in ("retry", "continue") and self.closed.is_set()
+        if self.inst.status not in allowed or (self._ended and not again):
             raise InvalidStateError(
                 f"cannot {verb} instance {self.inst.id}: it is {self.inst.status.value} "
                 f"(only {' or '.join(s.value for s in allowed)} instances can be)",
@@ -389,9 +421,9 @@ class InstanceRunner:
             whole = False
         elif whole:
             targets = [t for t in self.tasks.values() if t.status in _UNFINISHED_TASK]
-            # mark first: a task finishing right now must not start its children (#63)
+            # mark first: a task finishing right now must not start its children (#63); the
+            # status becomes canceled when that is committed, once every task has stopped
             self._ended = True
-            self._set_status(InstanceStatus.CANCELED, "canceled")
         else:
             targets = self._select(task_ids, _UNFINISHED_TASK, "cancel")
         stop = StopRequest(TaskStatus.CANCELED, "canceled")
@@ -423,9 +455,7 @@ class InstanceRunner:
     async def _finish_when_idle(self) -> None:
         while self.active:
             await asyncio.wait([a.handle for a in self.active.values()])
-        self.inst.ended_at = utcnow()
-        self.inst.updated_at = self.inst.ended_at
-        await self._finalize(InstanceStatus.CANCELED)
+        await self._finalize(InstanceStatus.CANCELED, "canceled")
 
     def retry(self, task_ids: list[str] | None = None) -> list[str]:
         self._require("retry", InstanceStatus.FAILED, InstanceStatus.CANCELED)
@@ -455,14 +485,20 @@ class InstanceRunner:
 
     def continue_(self, task_ids: list[str] | None = None) -> list[str]:
         self._require("continue", InstanceStatus.RUNNING, InstanceStatus.BLOCKED,
-                      InstanceStatus.PAUSED)
+                      InstanceStatus.PAUSED, InstanceStatus.FAILED)
         targets = self._select(task_ids, frozenset({TaskStatus.BLOCKED}), "continue")
         for t in targets:
             t.status = TaskStatus.CONTINUE
             t.continued = True
             t.reason = None
             self.rt.commits.stage(task=t)
-        if self.inst.status == InstanceStatus.BLOCKED:
+        if self.inst.status == InstanceStatus.FAILED:
+            # a blocked branch next to a failed one goes on; the instance ends again by the
+            # same rule (failed, unless the failed tasks are retried meanwhile)
+            self._ended = False
+            self.inst.ended_at = None
+            self._recount()
+        if self.inst.status in (InstanceStatus.BLOCKED, InstanceStatus.FAILED):
             self._set_status(InstanceStatus.RUNNING)
             self.rt.commits.stage(instance=self.inst)
         self.rt.spawn(self.rt.fire(HookEvent.CONTINUE, self), "tideflow-hook")

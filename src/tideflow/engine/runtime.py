@@ -21,6 +21,7 @@ from .settings import EngineSettings
 
 if TYPE_CHECKING:
     from ..cluster.mutex import Mutex
+    from ..store.records import InstanceRecord
     from .runner import InstanceRunner
 
 
@@ -65,10 +66,13 @@ class Runtime:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    async def fire(self, event: HookEvent, runner: InstanceRunner) -> None:
+    async def fire(self, event: HookEvent, runner: InstanceRunner,
+                   state: InstanceRecord | None = None) -> None:
+        """Run the hooks of ``event`` on the instance (or on ``state``, the instance as it is
+        about to be committed)."""
         if self.hooks.has(event):
             # hooks get a copy: what they do to it cannot reach the engine's state
-            inst = copy.copy(runner.inst)
+            inst = copy.copy(state if state is not None else runner.inst)
             inst.tasks = []
             inst.vars = dict(inst.vars)
             inst.share_data = dict(inst.share_data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from ..definition.model import DagDef
 from ..errors import NotFoundError
@@ -118,15 +119,41 @@ class Store(ABC):
         """Queue a command for the owner of its instance; returns its id."""
 
     @abstractmethod
-    async def take_commands(
-        self, instance_ids: Sequence[str] | None = None, *, worker: str | None = None
+    async def claim_commands(
+        self, holder: str, instance_ids: Sequence[str] | None = None, *,
+        worker: str | None = None,
     ) -> list[CommandRecord]:
-        """Remove and return queued commands (for the given instances, or for the instances
-        ``worker`` owns, or all), oldest first."""
+        """Claim the queued commands (for the given instances, or for the instances
+        ``worker`` owns, or all) that nobody else holds, and return all that ``holder`` holds
+        there, oldest first. The first step of taking a command; the second,
+        :meth:`finish_commands`, deletes it once applied, so a lost reply loses nothing."""
+
+    @abstractmethod
+    async def finish_commands(self, holder: str, command_ids: Sequence[int]) -> None:
+        """Delete applied commands ``holder`` holds."""
+
+    @abstractmethod
+    async def release_commands(self, instance_ids: Sequence[str] | None = None) -> None:
+        """Unclaim the commands of these instances (or all): their claimer stopped driving
+        them (it died, or the instances moved)."""
+
+    @abstractmethod
+    async def withdraw_command(self, command_id: int) -> bool:
+        """Delete a command nobody has claimed; False when one had."""
 
     @abstractmethod
     async def command_pending(self, command_id: int) -> bool:
-        """Whether the command is still queued (not yet taken by its instance's owner)."""
+        """Whether the command is still queued and unclaimed."""
+
+    @abstractmethod
+    async def cancel_unstarted(
+        self, instance_id: str, task_ids: Sequence[str] | None, *, worker: str | None,
+        now: datetime,
+    ) -> bool:
+        """Cancel an instance no process has started (``init``/``scheduled`` and owned by
+        ``worker``, or by nobody), or only the given tasks of it; False when it no longer is
+        (a dispatch got there first). Fenced against a concurrent dispatch in the same
+        statement."""
 
     @abstractmethod
     async def change_marker(self) -> int:

@@ -223,14 +223,33 @@ class FaultyStore(Store, Keeper, SchedulingStore):
     async def add_command(self, command: CommandRecord) -> int:
         return await self._call("add_command", lambda: self.inner.add_command(command))
 
-    async def take_commands(
-        self, instance_ids: Sequence[str] | None = None, *, worker: str | None = None
+    async def claim_commands(
+        self, holder: str, instance_ids: Sequence[str] | None = None, *,
+        worker: str | None = None,
     ) -> list[CommandRecord]:
-        return await self._call("take_commands",
-                                lambda: self.inner.take_commands(instance_ids, worker=worker))
+        return await self._call("claim_commands", lambda: self.inner.claim_commands(
+            holder, instance_ids, worker=worker))
+
+    async def finish_commands(self, holder: str, command_ids: Sequence[int]) -> None:
+        await self._call("finish_commands",
+                         lambda: self.inner.finish_commands(holder, command_ids))
+
+    async def release_commands(self, instance_ids: Sequence[str] | None = None) -> None:
+        await self._call("release_commands", lambda: self.inner.release_commands(instance_ids))
+
+    async def withdraw_command(self, command_id: int) -> bool:
+        return await self._call("withdraw_command",
+                                lambda: self.inner.withdraw_command(command_id))
 
     async def command_pending(self, command_id: int) -> bool:
         return await self._call("command_pending", lambda: self.inner.command_pending(command_id))
+
+    async def cancel_unstarted(
+        self, instance_id: str, task_ids: Sequence[str] | None, *, worker: str | None,
+        now: datetime,
+    ) -> bool:
+        return await self._call("cancel_unstarted", lambda: self.inner.cancel_unstarted(
+            instance_id, task_ids, worker=worker, now=now))
 
     async def change_marker(self) -> int:
         return await self._call("change_marker", self.inner.change_marker)

@@ -6,7 +6,9 @@ that drives the instance.
 When nothing takes the work — no worker on the database, no ``tideflow run`` driving the
 instance (the embedded SQLite case) — the client drives it itself, to its end or until it
 waits for a person, so that ``tideflow ins retry ID`` after a failed ``tideflow run`` really
-retries."""
+retries: it adopts the instance (recovering it once after a killed process) and applies the
+queued commands before anything starts. It does so only with every action the DAG uses
+(``--actions``); without them it changes nothing and says why."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from ...cluster.settings import ClusterSettings
 from ...engine.engine import Engine
 from ...engine.settings import client_node_id
+from ...errors import InvalidStateError
 from ...serialize import applied_dag_json, dag_to_json, node_to_json
 from ...store.records import InstanceRecord
 from ...views import Views
@@ -38,6 +41,7 @@ class DirectClient(Client):
         self._actions = tuple(actions)
         self._table_prefix = table_prefix
         self._engine: Engine | None = None
+        self._local: Engine | None = None
         self._views: Views | None = None
 
     async def open(self) -> None:
@@ -49,6 +53,8 @@ class DirectClient(Client):
         self._engine, self._views = engine, Views(engine)
 
     async def close(self) -> None:
+        if self._local is not None:
+            await self._local.close()
         if self._engine is not None:
             await self._engine.close()
 
@@ -76,7 +82,7 @@ class DirectClient(Client):
 
     async def _nobody_took(self, instance_id: str, command_id: int | None) -> bool:
         """Wait a moment for a worker or another process to take the work; True when none
-        did (the queued command, if any, is taken back)."""
+        did."""
         store = self.engine.store
         deadline = asyncio.get_running_loop().time() + _HANDOVER_SECS
         while asyncio.get_running_loop().time() < deadline:
@@ -88,28 +94,32 @@ class DirectClient(Client):
                 if inst.worker is not None or inst.status.value != "init":
                     return False
             await asyncio.sleep(0.1)
-        if any(n.alive and n.role == "worker" for n in await self.engine.list_nodes()):
-            return False  # a worker is there; it will take it (maybe after a failover)
-        if command_id is not None:
-            taken = await store.take_commands([instance_id])
-            return any(c.id == command_id for c in taken)
-        return True
+        # a worker is there: it will take it (maybe after a failover)
+        return not any(n.alive and n.role == "worker" for n in await self.engine.list_nodes())
 
-    async def _drive_here(
-        self, instance_id: str, kind: str | None, task_ids: list[str] | None
-    ) -> InstanceRecord:
+    def _driver(self) -> Engine:
+        """The engine that drives an instance here when nothing else does (not started)."""
+        if self._local is None:
+            self._local = build_engine(self._db, actions=self._actions, recover=False,
+                                       table_prefix=self._table_prefix)
+        return self._local
+
+    async def _missing_actions(self, instance_id: str) -> list[str]:
+        """The actions the instance's DAG uses that this client was not given."""
+        inst = await self.engine.store.get_instance(instance_id, with_tasks=False)
+        needed = await self.engine.dag_actions(inst.dag_id, inst.dag_version)
+        return sorted(needed - self._driver().actions.names())
+
+    async def _drive_here(self, instance_id: str) -> InstanceRecord:
+        """Drive the instance in this process: it is recovered once, the commands queued for
+        it apply before anything starts, and it runs to its end or until it waits for a
+        person. Returns what the database then holds."""
         log.warning("no worker or process drives instance %s: driving it here", instance_id)
-        engine = build_engine(self._db, actions=self._actions, recover=False,
-                              table_prefix=self._table_prefix)
+        engine, self._local = self._driver(), None
         async with engine:
             await engine.adopt(instance_id)
-            if kind is not None:
-                verb = getattr(engine, "continue_" if kind == "continue" else kind)
-                if kind in ("pause", "resume"):
-                    await verb(instance_id)
-                else:
-                    await verb(instance_id, task_ids)
-            return await engine.wait_for(instance_id, settled=True)
+            await engine.wait_for(instance_id, settled=True)
+        return await self.engine.store.get_instance(instance_id, with_tasks=True)
 
     async def run_dag(
         self,
@@ -127,7 +137,16 @@ class DirectClient(Client):
             idempotency_key=idempotency_key,
         )
         if inst.status.value == "init" and await self._nobody_took(inst.id, None):
-            inst = await self._drive_here(inst.id, None, None)
+            missing = await self._missing_actions(inst.id)
+            if missing:
+                raise InvalidStateError(
+                    f"instance {inst.id} waits for a worker: its DAG uses actions this "
+                    f"client does not have ({', '.join(missing)}) and no worker runs on the "
+                    "database. Give --actions MODULE to run it from here, start a worker "
+                    f"that has them, or cancel it (tideflow ins cancel {inst.id})",
+                    state="init",
+                )
+            inst = await self._drive_here(inst.id)
         elif wait:
             inst = await self.engine.wait_for(inst.id, timeout=wait)
         return await self.views.instance(inst)
@@ -166,7 +185,19 @@ class DirectClient(Client):
             inst = await e.continue_(instance_id, ids)
         command_id = e.last_queued_command
         if command_id is not None and await self._nobody_took(instance_id, command_id):
-            inst = await self._drive_here(instance_id, kind, ids)
+            missing = await self._missing_actions(instance_id)
+            if missing and await e.store.withdraw_command(command_id):
+                raise InvalidStateError(
+                    f"cannot {kind} instance {instance_id} from here: no worker or process "
+                    f"drives it, and its DAG uses actions this client does not have "
+                    f"({', '.join(missing)}); nothing was done. Give --actions MODULE (as "
+                    "for tideflow run) to drive it from here, or start a worker that has them",
+                    state=inst.status.value,
+                )
+            if not missing:
+                inst = await self._drive_here(instance_id)
+            elif wait:  # taken meanwhile
+                inst = await e.wait_for_command(instance_id, kind, command_id, wait)
         elif wait:
             inst = await e.wait_for_command(instance_id, kind, command_id, wait)
         return await self.views.instance(inst)

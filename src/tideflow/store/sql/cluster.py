@@ -137,6 +137,12 @@ class ClusterMethods(Database, SchedulingStore):
                 .values(worker=worker, epoch=i.c.epoch + 1, updated_at=now)
                 for p, worker in ordered
             ])
+            moved = [p.id for (p, _), ok in zip(ordered, done, strict=True) if ok]
+            if moved:
+                # what the dead owner claimed and did not apply goes to the new one
+                c = self.tables.commands
+                await conn.execute(c.update().where(c.c.instance_id.in_(moved))
+                                   .values(claimed_by=None))
         return [p.id for (p, _), ok in zip(ordered, done, strict=True) if ok]
 
     async def bump_epochs(self, worker: str) -> int:

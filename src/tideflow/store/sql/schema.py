@@ -201,6 +201,8 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sa.Column("kind", sa.String(STATUS_LEN), nullable=False),
         sa.Column("task_ids", JsonText, nullable=True),
         sa.Column("created_at", UtcDateTime, nullable=False),
+        # the process applying it; the row is deleted once the command is applied
+        sa.Column("claimed_by", sa.String(NAME_LEN), nullable=True),
         sa.Index(f"{p}commands_instance_idx", "instance_id"),
         # never reuse ids on SQLite, so "newest id" keeps growing as a change hint
         sqlite_autoincrement=True,
