@@ -52,6 +52,29 @@ tasks:
     assert cli.as_json(proc)["vars"] == {"who": "world", "mood": ""}
 
 
+def test_a_user_actions_params_are_decoded_weakly(cli: Cli) -> None:
+    (cli.tmp / "weakmod.py").write_text(
+        "from pydantic import BaseModel\n"
+        "class P(BaseModel):\n"
+        "    name: str\n"
+        "    times: int = 1\n"
+        "class Echo:\n"
+        "    name = 'echo-name'\n"
+        "    params_model = P\n"
+        "    def run(self, ctx, params):\n"
+        "        ctx.share_data['got'] = f'{params.name!r} x{params.times}'\n"
+        "ACTIONS = [Echo()]\n"
+    )
+    dag = cli.write("weak.yaml", """
+tasks:
+  - {id: a, actionName: echo-name, params: {NAME: 123, Times: "2"}}
+""")
+    proc = cli.run("run", str(dag), "--actions", "weakmod", "--json",
+                   env_extra={"PYTHONPATH": str(cli.tmp)})
+    assert proc.returncode == 0, proc.stderr
+    assert cli.as_json(proc)["shareData"] == {"got": "'123' x2"}
+
+
 def test_example_progress_display_and_summary(cli: Cli) -> None:
     proc = cli.run("run", "examples/nightly-backup.yaml",
                    "--var", f"target={cli.tmp / 'backups'}")

@@ -16,14 +16,6 @@ pytestmark = pytest.mark.cluster
 DAG = "tasks:\n  - {{id: a, actionName: shell, params: {{cmd: [echo, {word}]}}}}\n"
 
 
-@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres),
-                        pytest.param("mysql", marks=pytest.mark.mysql)])
-def server_url(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue(
-        "postgres_url" if request.param == "postgresql" else "mysql_url")
-    return url
-
-
 def _folder(tmp: Path) -> Path:
     dags = tmp / "dags"
     (dags / "team-a" / "nested").mkdir(parents=True)

@@ -47,14 +47,6 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres),
-                        pytest.param("mysql", marks=pytest.mark.mysql)])
-def server_url(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue(
-        "postgres_url" if request.param == "postgresql" else "mysql_url")
-    return url
-
-
 def _holder(tmp: Path, url: str, log: Path, rounds: int, ttl: float) -> subprocess.Popen[str]:
     script = tmp / "holder.py"
     script.write_text(HOLDER)

@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 
 from ..errors import ActionError, DefinitionError
 from ..limits import Limits, text_bytes
+from .weak import weaken
 
 
 class BlockTask(Exception):
@@ -169,6 +170,7 @@ class ActionSpec:
         self.run_after: Hook | None = getattr(action, "run_after", None)
         self.retry_before: Hook | None = getattr(action, "retry_before", None)
         model = getattr(action, "params_model", None)
+        self._model: Any = model
         self._adapter: TypeAdapter[Any] | None = TypeAdapter(model) if model is not None else None
         #: whether an attempt occupies one of the executor's slots (waits and approvals do not)
         self.holds_slot: bool = bool(getattr(action, "holds_slot", True))
@@ -189,7 +191,7 @@ class ActionSpec:
     def parse_params(self, rendered: Any) -> Any:
         if self._adapter is None:
             return rendered
-        return self._adapter.validate_python(rendered, strict=False)
+        return self._adapter.validate_python(weaken(self._model, rendered), strict=False)
 
     def default_timeout(self, params: Any) -> float | None:
         """The action's own timeout for an attempt when the task sets none; None means none at
