@@ -77,6 +77,7 @@ def instance_to_json(
         "worker": inst.worker,
         "priority": inst.priority,
         "cronTick": iso(inst.cron_tick),
+        "compensation": inst.compensation,
         "createdAt": iso(inst.created_at),
         "updatedAt": iso(inst.updated_at),
         "endedAt": iso(inst.ended_at),
@@ -216,5 +217,6 @@ def instance_from_json(data: dict[str, Any]) -> InstanceRecord:
         ended_at=_time(data.get("endedAt")),
         priority=int(data.get("priority") or 0),
         cron_tick=_time(data.get("cronTick")),
+        compensation=data.get("compensation"),
         tasks=[task_from_json(t, data["id"]) for t in data.get("tasks") or []],
     )

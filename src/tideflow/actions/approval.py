@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from ..inputs import InputDef
 from ._paramtypes import PARAMS_CONFIG, WeakStr
 from .base import ActionContext
 
@@ -17,6 +18,10 @@ class ApprovalParams(BaseModel):
 
     #: shown as the blocked task's reason
     message: WeakStr | None = None
+    #: what the person deciding gives with ``continue`` (typed like vars)
+    inputs: dict[str, InputDef] = Field(default_factory=dict)
+    #: who may decide (``continue --by``/``reject --by``); None: anyone
+    approvers: list[WeakStr] | None = Field(None, min_length=1)
 
 
 class ApprovalAction:
@@ -33,6 +38,11 @@ class ApprovalAction:
 
     async def run(self, ctx: ActionContext, params: ApprovalParams) -> dict[str, Any]:
         if ctx.continued:
-            ctx.trace("approved")
-            return {"decision": "approved"}
+            # the decision (inputs, who, when) is the task's output
+            decision = dict(ctx.decision or {})
+            decision.setdefault("decision", "approved")
+            decision.setdefault("inputs", {})
+            decision.setdefault("by", None)
+            decision.setdefault("at", None)
+            return decision
         ctx.block(params.message or "waiting for approval")

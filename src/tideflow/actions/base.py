@@ -136,6 +136,8 @@ class ActionContext:
     continued: bool = False
     #: the engine's size limits: what a share-data value or an output may weigh
     limits: Limits = field(default_factory=Limits)
+    #: an approval's decision given with the continue (inputs, by, at), else None
+    decision: Mapping[str, Any] | None = None
     _trace: Callable[[str, bool], None] = field(default=lambda m, f: None, repr=False)
 
     def trace(self, message: str, flush: bool = False) -> None:

@@ -73,6 +73,37 @@ class WaitRequest(BaseModel):
     wait: float | None = WaitField
 
 
+_INPUTS = Field(None, description="An approval's decision: values for the inputs it declares "
+                "(JSON values, or text such as \"3\" or \"true\" for typed inputs).")
+_BY = Field(None, min_length=1, max_length=191,
+            description="Who decides (one of the approval's approvers, when it names them).")
+_REASON = Field(None, max_length=4096, description="Why: the rejected task's reason.")
+
+
+class ContinueRequest(CommandRequest):
+    """continue: the blocked tasks of the instance (or the given ones), with a decision."""
+
+    inputs: dict[str, Any] | None = _INPUTS
+    by: str | None = _BY
+
+
+class RejectRequest(CommandRequest):
+    """reject: blocked approval tasks (the given ones, or all of the instance's) fail."""
+
+    reason: str | None = _REASON
+    by: str | None = _BY
+
+
+class TaskContinueRequest(WaitRequest):
+    inputs: dict[str, Any] | None = _INPUTS
+    by: str | None = _BY
+
+
+class TaskRejectRequest(WaitRequest):
+    reason: str | None = _REASON
+    by: str | None = _BY
+
+
 class DefinitionText(BaseModel):
     """A definition given as YAML or JSON text inside a JSON body."""
 
@@ -133,6 +164,8 @@ class InstanceOut(BaseModel):
     worker: str | None
     priority: int
     cronTick: str | None = Field(None, description="The cron tick a scheduled run is for.")
+    compensation: str | None = Field(
+        None, description="null, or running | done | failed once its compensation began.")
     createdAt: str | None
     updatedAt: str | None
     endedAt: str | None

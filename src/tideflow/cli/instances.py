@@ -1,4 +1,4 @@
-"""``tideflow ins list|show|retry|cancel|continue|pause|resume|watch``: DAG instances on a
+"""``tideflow ins list|show|retry|cancel|continue|reject|pause|resume|watch``: DAG instances on a
 server or in a database.
 
 With ``--db``, a command for an instance that another process drives is queued for it; that
@@ -114,16 +114,68 @@ def watch(
     raise typer.Exit(exit_code_of(inst))
 
 
+def _run(kind: str, instance_id: str, task_ids: list[str], wait: float, server: str | None,
+         db: str, table_prefix: str, actions: list[str], as_json: bool,
+         decision: dict[str, Any] | None = None) -> None:
+    inst = with_client(server, db, lambda c: c.command(kind, instance_id, task_ids or None,
+                                                       wait or None, decision),
+                       table_prefix=table_prefix, actions=actions)
+    if as_json:
+        print_json(inst)
+    else:
+        instance_detail(out_console(), inst)
+
+
+ByOpt = typer.Option(None, "--by", help="Who decides (recorded; one of the approval's "
+                     "approvers when it names them).")
+
+
+@ins_app.command("continue")
+def continue_(
+    instance_id: str,
+    task: list[str] = TaskOpt,
+    input: list[str] = typer.Option(
+        [], "--input", "-i", help="An approval's input KEY=VALUE (repeatable); checked against "
+        "the inputs it declares."),
+    by: str | None = ByOpt,
+    wait: float = WaitOpt,
+    server: str | None = ServerOpt,
+    db: str = DbOpt,
+    table_prefix: str = TablePrefixOpt,
+    actions: list[str] = ActionsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Continue an instance's blocked tasks (or only the given ones); an approval takes its
+    decision with --input and --by."""
+    inputs = parse_kv_pairs(input, what="--input") if input else None
+    _run("continue", instance_id, task, wait, server, db, table_prefix, actions, as_json,
+         {"inputs": inputs, "by": by})
+
+
+@ins_app.command("reject")
+def reject(
+    instance_id: str,
+    task: list[str] = TaskOpt,
+    reason: str | None = typer.Option(None, "--reason", "-r",
+                                      help="Why: the rejected task's reason."),
+    by: str | None = ByOpt,
+    wait: float = WaitOpt,
+    server: str | None = ServerOpt,
+    db: str = DbOpt,
+    table_prefix: str = TablePrefixOpt,
+    actions: list[str] = ActionsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Reject blocked approval tasks (the given ones, or all of the instance's): each fails
+    with the reason given."""
+    _run("reject", instance_id, task, wait, server, db, table_prefix, actions, as_json,
+         {"reason": reason, "by": by})
+
+
 def _command(kind: str, with_tasks: bool) -> Callable[..., None]:
     def run(instance_id: str, task_ids: list[str], wait: float, server: str | None, db: str,
             table_prefix: str, actions: list[str], as_json: bool) -> None:
-        inst = with_client(server, db, lambda c: c.command(kind, instance_id, task_ids or None,
-                                                           wait or None),
-                           table_prefix=table_prefix, actions=actions)
-        if as_json:
-            print_json(inst)
-        else:
-            instance_detail(out_console(), inst)
+        _run(kind, instance_id, task_ids, wait, server, db, table_prefix, actions, as_json)
 
     if with_tasks:
         def cmd(instance_id: str, task: list[str] = TaskOpt, wait: float = WaitOpt,
@@ -144,6 +196,5 @@ def _command(kind: str, with_tasks: bool) -> Callable[..., None]:
     return whole
 
 
-for _kind, _tasks in (("retry", True), ("cancel", True), ("continue", True),
-                      ("pause", False), ("resume", False)):
+for _kind, _tasks in (("retry", True), ("cancel", True), ("pause", False), ("resume", False)):
     ins_app.command(_kind)(_command(_kind, _tasks))

@@ -225,6 +225,7 @@ class TaskRun:
                 deadline=deadline,
                 continued=task.continued,
                 limits=rt.limits,
+                decision=task.decision,
                 _trace=self._trace,
             )
             rt.executor.running += 1

@@ -1,4 +1,4 @@
-"""Commands on instances (retry, cancel, continue, pause, resume): applied at once to an
+"""Commands on instances (retry, cancel, continue, reject, pause, resume): applied at once to an
 instance this node drives, otherwise checked against the recorded state and queued for the
 process that drives it. A cancel of an instance nobody has started is applied in the database
 at once by whoever receives it.
@@ -11,13 +11,15 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..clock import utcnow
 from ..errors import InputError, InvalidStateError, NotFoundError, StoreError, TideflowError
 from ..states import InstanceStatus, TaskStatus
 from ..store.records import CommandRecord, InstanceRecord
+from . import approvals
+from .approvals import Decision
 from .hooks import HookEvent
 from .runner import InstanceRunner
 
@@ -41,6 +43,7 @@ _EFFECTS: dict[str, Callable[[InstanceRecord], bool]] = {
     "retry": lambda i: i.status not in (InstanceStatus.FAILED, InstanceStatus.CANCELED),
     "continue": lambda i: not any(t.status == TaskStatus.BLOCKED for t in i.tasks)
     or i.status.is_final,
+    "reject": lambda i: not approvals.blocked_approvals(i.tasks) or i.status.is_final,
     "pause": lambda i: i.status != InstanceStatus.RUNNING,
     "resume": lambda i: i.status != InstanceStatus.PAUSED,
 }
@@ -70,9 +73,10 @@ class CommandVerbs:
         @staticmethod
         def _snapshot(inst: InstanceRecord) -> InstanceRecord: ...
 
-    def _apply_or_release(self, runner: InstanceRunner, kind: str, ids: list[str] | None) -> None:
+    def _apply_or_release(self, runner: InstanceRunner, kind: str, ids: list[str] | None,
+                          decision: Decision | None = None) -> None:
         try:
-            self._apply(runner, kind, ids)
+            self._apply(runner, kind, ids, decision)
         except TideflowError:
             # a final instance loaded only for this command goes back to the store
             if runner.inst.status.is_final and not runner.active:
@@ -161,7 +165,8 @@ class CommandVerbs:
         return done
 
     # -- commands ---------------------------------------------------------------------------------
-    async def _apply_one(self, kind: str, instance_id: str, ids: list[str] | None
+    async def _apply_one(self, kind: str, instance_id: str, ids: list[str] | None,
+                         decision: Decision | None = None,
                          ) -> InstanceRunner | InstanceRecord | None:
         """Apply a command on this node when it drives (or may drive) the instance: the
         runner that applied it, or the instance canceled before it started; None when the
@@ -179,30 +184,31 @@ class CommandVerbs:
             await runner.closed.wait()
             runner = self._runners.get(instance_id)
         if runner is not None:
-            self._apply_or_release(runner, kind, ids)
+            self._apply_or_release(runner, kind, ids, decision)
             return runner
         if not self.settings.recover or self._cluster is not None:
             return None
         inst = await self.store.get_instance(instance_id, with_tasks=True)
-        _check_command(kind, inst, ids)
+        _check_command(kind, inst, ids, decision)
 
         async def apply(runners: list[InstanceRunner]) -> None:
             for r in runners:
-                self._apply_or_release(r, kind, ids)
+                self._apply_or_release(r, kind, ids, decision)
             await self._apply_queued_soon([instance_id], worker=None)
 
         picked = await self._pick_up([inst], apply)
         return picked[0] if picked else self._runners.get(instance_id)
 
     async def _command(
-        self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None
+        self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None,
+        decision: Decision | None = None,
     ) -> InstanceRecord:
         self._require_rt()
         self.last_queued_command = None
         ids = list(task_ids) if task_ids is not None else None
-        applied = await self._apply_one(kind, instance_id, ids)
+        applied = await self._apply_one(kind, instance_id, ids, decision)
         if applied is None:
-            return await self._queue_command(kind, instance_id, ids, wait)
+            return await self._queue_command(kind, instance_id, ids, wait, decision)
         if isinstance(applied, InstanceRecord):
             return applied
         runner = applied
@@ -216,13 +222,16 @@ class CommandVerbs:
         return self._snapshot(runner.inst)
 
     @staticmethod
-    def _apply(runner: InstanceRunner, kind: str, ids: list[str] | None) -> None:
+    def _apply(runner: InstanceRunner, kind: str, ids: list[str] | None,
+               decision: Decision | None = None) -> None:
         if kind == "retry":
             runner.retry(ids)
         elif kind == "cancel":
             runner.cancel(ids)
         elif kind == "continue":
-            runner.continue_(ids)
+            runner.continue_(ids, decision)
+        elif kind == "reject":
+            runner.reject(ids, decision or Decision())
         elif kind == "pause":
             runner.pause()
         elif kind == "resume":
@@ -231,22 +240,24 @@ class CommandVerbs:
             raise InputError(f"unknown command '{kind}'")
 
     async def _queue_command(
-        self, kind: str, instance_id: str, ids: list[str] | None, wait: float | None
+        self, kind: str, instance_id: str, ids: list[str] | None, wait: float | None,
+        decision: Decision | None = None,
     ) -> InstanceRecord:
         """Check the command against the recorded state, then leave it for the process that
         drives the instance — or, for a cancel of an instance nobody has started, apply it
         in the database at once."""
         inst = await self.store.get_instance(instance_id, with_tasks=True)
-        _check_command(kind, inst, ids)
+        _check_command(kind, inst, ids, decision)
         if inst.worker is None and inst.status in _UNSTARTED:
             done = await self._command_unstarted(kind, inst, ids)
             if done is not None:
                 return done
             # a worker took it meanwhile: the command goes to that worker
             inst = await self.store.get_instance(instance_id, with_tasks=True)
-            _check_command(kind, inst, ids)
+            _check_command(kind, inst, ids, decision)
         command_id = await self.store.add_command(
-            CommandRecord(None, instance_id, kind, ids, utcnow())
+            CommandRecord(None, instance_id, kind, ids, utcnow(),
+                          decision.to_payload() if decision is not None else None)
         )
         self.last_queued_command = command_id
         if self._cluster is not None:
@@ -298,7 +309,8 @@ class CommandVerbs:
             for cmd in fresh:
                 assert cmd.id is not None
                 try:
-                    if await self._apply_one(cmd.kind, cmd.instance_id, cmd.task_ids) is None:
+                    if await self._apply_one(cmd.kind, cmd.instance_id, cmd.task_ids,
+                                             Decision.from_payload(cmd.payload)) is None:
                         elsewhere.append(cmd.instance_id)  # not driven here after all
                         continue
                     log.info("applied queued %s to instance %s", cmd.kind, cmd.instance_id)
@@ -394,10 +406,24 @@ class CommandVerbs:
         return await self._command("cancel", instance_id, task_ids, wait)
 
     async def continue_(
-        self, instance_id: str, task_ids: Sequence[str] | None = None, *, wait: float | None = None
+        self, instance_id: str, task_ids: Sequence[str] | None = None, *,
+        inputs: Mapping[str, Any] | None = None, by: str | None = None,
+        wait: float | None = None,
     ) -> InstanceRecord:
-        """Continue the blocked tasks of an instance (or the given ones)."""
-        return await self._command("continue", instance_id, task_ids, wait)
+        """Continue the blocked tasks of an instance (or the given ones). An approval takes
+        its decision: ``inputs`` (checked against the ones it declares) and ``by`` (one of
+        its approvers, when it names them); a decision that does not fit changes nothing."""
+        decision = Decision(inputs=dict(inputs) if inputs is not None else None, by=by)
+        return await self._command("continue", instance_id, task_ids, wait, decision)
+
+    async def reject(
+        self, instance_id: str, task_ids: Sequence[str] | None = None, *,
+        reason: str | None = None, by: str | None = None, wait: float | None = None,
+    ) -> InstanceRecord:
+        """Reject blocked approval tasks (the given ones, or all of the instance): each fails
+        with ``reason``, recorded with who decided."""
+        decision = Decision(reason=reason, by=by)
+        return await self._command("reject", instance_id, task_ids, wait, decision)
 
     async def pause(self, instance_id: str, *, wait: float | None = None) -> InstanceRecord:
         """Pause a running instance: running tasks finish, no new task starts."""
@@ -440,7 +466,8 @@ class CommandVerbs:
         return await self.resume(instance_id, wait=wait)
 
 
-def _check_command(kind: str, inst: InstanceRecord, ids: list[str] | None) -> None:
+def _check_command(kind: str, inst: InstanceRecord, ids: list[str] | None,
+                   decision: Decision | None = None) -> None:
     """The state rules of DESIGN §3, checked on a recorded instance before a command is
     queued for the process that drives it."""
     st = inst.status
@@ -449,6 +476,8 @@ def _check_command(kind: str, inst: InstanceRecord, ids: list[str] | None) -> No
         "cancel": tuple(s for s in InstanceStatus if s.is_unfinished),
         "continue": (InstanceStatus.RUNNING, InstanceStatus.BLOCKED, InstanceStatus.PAUSED,
                      InstanceStatus.FAILED),
+        "reject": (InstanceStatus.RUNNING, InstanceStatus.BLOCKED, InstanceStatus.PAUSED,
+                   InstanceStatus.FAILED),
         "pause": (InstanceStatus.RUNNING,),
         "resume": (InstanceStatus.PAUSED,),
     }
@@ -461,6 +490,7 @@ def _check_command(kind: str, inst: InstanceRecord, ids: list[str] | None) -> No
     task_states = {
         "retry": {TaskStatus.FAILED, TaskStatus.CANCELED},
         "continue": {TaskStatus.BLOCKED},
+        "reject": {TaskStatus.BLOCKED},
         "cancel": {s for s in TaskStatus if not s.is_final},
     }
     if kind in task_states and ids is not None:
@@ -474,3 +504,20 @@ def _check_command(kind: str, inst: InstanceRecord, ids: list[str] | None) -> No
                     f"cannot {kind} task '{tid}' of instance {inst.id}: it is {t.status.value}",
                     state=t.status.value,
                 )
+    # the decision is checked here too: a queued one that does not fit is refused now
+    if kind in ("continue", "reject"):
+        if ids is None:
+            chosen = [t for t in inst.tasks if t.status == TaskStatus.BLOCKED]
+            if kind == "reject":
+                chosen = approvals.blocked_approvals(chosen)
+        else:
+            wanted = set(ids)
+            chosen = [t for t in inst.tasks if t.task_id in wanted]
+        if not chosen:
+            what = "blocked approval" if kind == "reject" else "blocked task"
+            raise InvalidStateError(f"instance {inst.id} has no {what} to {kind}",
+                                    state=st.value)
+        if kind == "continue":
+            approvals.check_continue(chosen, decision or Decision())
+        else:
+            approvals.check_reject(chosen, decision or Decision())

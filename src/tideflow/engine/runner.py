@@ -21,6 +21,8 @@ from ..errors import InvalidStateError, NotFoundError, WriteRefusedError
 from ..redact import LOG_REDACTOR, secret_forms
 from ..states import InstanceStatus, TaskStatus
 from ..store.records import InstanceRecord, TaskRecord
+from . import approvals
+from .approvals import Decision
 from .attempt import Resume, StopRequest, TaskRun
 from .compiled import CompiledDag
 from .hooks import HookEvent
@@ -398,7 +400,7 @@ class InstanceRunner:
     def _require(self, verb: str, *allowed: InstanceStatus) -> None:
         # a final instance takes a retry, and a continue of its blocked tasks, once its final
         # row is committed
-        again = verb in ("retry", "continue") and self.closed.is_set()
+        again = verb in ("retry", "continue", "reject") and self.closed.is_set()
         if self.inst.status not in allowed or (self._ended and not again):
             raise InvalidStateError(
                 f"cannot {verb} instance {self.inst.id}: it is {self.inst.status.value} "
@@ -470,6 +472,7 @@ class InstanceRunner:
             t.status = TaskStatus.INIT
             t.reason = None
             t.ended_at = None
+            t.decision = None
             self._retried.add(t.task_id)
             self.rt.commits.stage_many([t])
         self._ended = False
@@ -483,10 +486,14 @@ class InstanceRunner:
         self._check_end()
         return [t.task_id for t in targets]
 
-    def continue_(self, task_ids: list[str] | None = None) -> list[str]:
+    def continue_(self, task_ids: list[str] | None = None,
+                  decision: Decision | None = None) -> list[str]:
         self._require("continue", InstanceStatus.RUNNING, InstanceStatus.BLOCKED,
                       InstanceStatus.PAUSED, InstanceStatus.FAILED)
         targets = self._select(task_ids, frozenset({TaskStatus.BLOCKED}), "continue")
+        decision = decision or Decision()
+        inputs = approvals.check_continue(targets, decision)
+        approvals.record_continue(targets, inputs, decision, utcnow())
         for t in targets:
             t.status = TaskStatus.CONTINUE
             t.continued = True
@@ -503,6 +510,32 @@ class InstanceRunner:
             self.rt.commits.stage(instance=self.inst)
         self.rt.spawn(self.rt.fire(HookEvent.CONTINUE, self), "tideflow-hook")
         self._start_ready([t.task_id for t in targets])
+        self._check_end()
+        return [t.task_id for t in targets]
+
+    def reject(self, task_ids: list[str] | None, decision: Decision) -> list[str]:
+        """Fail blocked approval tasks with the reason given."""
+        self._require("reject", InstanceStatus.RUNNING, InstanceStatus.BLOCKED,
+                      InstanceStatus.PAUSED, InstanceStatus.FAILED)
+        if task_ids is None:
+            targets = approvals.blocked_approvals(list(self.tasks.values()))
+            if not targets:
+                raise InvalidStateError(f"instance {self.inst.id} has no blocked approval to"
+                                        " reject", state=self.inst.status.value)
+        else:
+            targets = self._select(task_ids, frozenset({TaskStatus.BLOCKED}), "reject")
+        approvals.check_reject(targets, decision)
+        approvals.record_reject(targets, decision, utcnow())
+        self.rt.commits.stage_many(targets)
+        if self.inst.status == InstanceStatus.FAILED:
+            # as a continue would: the instance ends again by the same rule (its runIf:
+            # failed tasks below the approval get their turn)
+            self._ended = False
+            self.inst.ended_at = None
+            self._recount()
+        if self.inst.status in (InstanceStatus.BLOCKED, InstanceStatus.FAILED):
+            self._set_status(InstanceStatus.RUNNING)
+            self.rt.commits.stage(instance=self.inst)
         self._check_end()
         return [t.task_id for t in targets]
 

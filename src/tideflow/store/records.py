@@ -63,6 +63,8 @@ class TaskRecord:
     continued: bool = False
     #: what the action returned (JSON), readable by descendants; None when it returned nothing
     output: Any = None
+    #: an approval's decision (continue with inputs and who, or reject), kept for its run
+    decision: dict[str, Any] | None = None
 
     def snapshot(self) -> TaskRecord:
         """A copy that later changes to this record do not reach (and the other way)."""
@@ -72,6 +74,7 @@ class TaskRecord:
             depend_on=list(self.depend_on),
             params=_copy_json(self.params),
             output=_copy_json(self.output),
+            decision=_copy_json(self.decision),
             traces=[replace(t) for t in self.traces],
         )
 
@@ -100,6 +103,8 @@ class InstanceRecord:
     idempotency_key: str | None = None
     #: the cron tick a scheduled run was started for
     cron_tick: datetime | None = None
+    #: None, or running | done | failed once its compensation began (saga)
+    compensation: str | None = None
     #: tasks, when read with them
     tasks: list[TaskRecord] = field(default_factory=list)
 
@@ -123,9 +128,11 @@ class CommandRecord:
 
     id: int | None
     instance_id: str
-    kind: str  # retry | cancel | continue | pause | resume
+    kind: str  # retry | cancel | continue | reject | pause | resume
     task_ids: list[str] | None
     created_at: datetime
+    #: what a continue or reject carries: inputs, who decided, the reason
+    payload: dict[str, Any] | None = None
 
 
 @dataclass

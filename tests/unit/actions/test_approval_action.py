@@ -25,8 +25,20 @@ async def test_blocks_with_a_default_message() -> None:
 
 async def test_succeeds_once_continued() -> None:
     probe = make_probe(continued=True)
-    await ApprovalAction().run(probe.ctx, parse(ApprovalAction(), {"message": "ship?"}))
-    assert probe.traces == ["approved"]
+    out = await ApprovalAction().run(probe.ctx, parse(ApprovalAction(), {"message": "ship?"}))
+    # the decision is its output (the engine records who decided when it is continued)
+    assert out == {"decision": "approved", "inputs": {}, "by": None, "at": None}
+
+
+def test_inputs_and_approvers_are_checked_as_params() -> None:
+    params = parse(ApprovalAction(), {"inputs": {"size": {"type": "integer", "minimum": 1}},
+                                      "approvers": ["alice", 7]})
+    assert params.approvers == ["alice", "7"]
+    assert params.inputs["size"].type == "integer"
+    with pytest.raises(ValidationError, match="minimum and maximum"):
+        parse(ApprovalAction(), {"inputs": {"x": {"type": "string", "minimum": 1}}})
+    with pytest.raises(ValidationError, match="type"):
+        parse(ApprovalAction(), {"inputs": {"x": {"type": "date"}}})
 
 
 def test_holds_no_slot_and_has_no_timeout() -> None:

@@ -7,13 +7,24 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from ...engine.engine import Engine
 from ...errors import InputError
 from ...store.records import InstanceRecord
 from ...vars import parse_kv_pairs
 from ...views import Views, find_task
-from ..schemas import CommandRequest, InstanceOut, InstancePage, TaskOut, WaitRequest
+from ..schemas import (
+    CommandRequest,
+    ContinueRequest,
+    InstanceOut,
+    InstancePage,
+    RejectRequest,
+    TaskContinueRequest,
+    TaskOut,
+    TaskRejectRequest,
+    WaitRequest,
+)
 from . import errors_for
 
 MAX_PAGE = 1000
@@ -23,7 +34,11 @@ _COMMAND_DOC = {
     "ones): each gets one more attempt.",
     "cancel": "Cancel an unfinished instance (or the given tasks): running tasks get their "
     "cancellation, tasks not yet started never start.",
-    "continue": "Continue the blocked tasks of an instance (or the given ones).",
+    "continue": "Continue the blocked tasks of an instance (or the given ones). An approval "
+    "takes its decision: `inputs` (checked against the ones it declares) and `by` (one of its "
+    "approvers, when it names them); a decision that does not fit is refused (400).",
+    "reject": "Reject blocked approval tasks (the given ones, or all of the instance's): "
+    "each fails with `reason`, recorded with `by`.",
     "pause": "Pause a running instance: running tasks finish, no new task starts.",
     "resume": "Resume a paused instance.",
 }
@@ -52,9 +67,16 @@ def _statuses(values: list[str]) -> list[str] | None:
 
 
 async def _run_command(
-    engine: Engine, kind: str, instance_id: str, task_ids: list[str] | None, wait: float | None
+    engine: Engine, kind: str, instance_id: str, task_ids: list[str] | None, wait: float | None,
+    body: BaseModel | None = None,
 ) -> InstanceRecord:
     wait = wait or None
+    if isinstance(body, ContinueRequest | TaskContinueRequest):
+        return await engine.continue_(instance_id, task_ids, inputs=body.inputs, by=body.by,
+                                      wait=wait)
+    if isinstance(body, RejectRequest | TaskRejectRequest):
+        return await engine.reject(instance_id, task_ids, reason=body.reason, by=body.by,
+                                   wait=wait)
     if kind == "retry":
         return await engine.retry(instance_id, task_ids, wait=wait)
     if kind == "cancel":
@@ -116,8 +138,8 @@ def instances_router(engine: Engine, views: Views) -> APIRouter:
         return JSONResponse(await views.instance(await engine.get_instance(instance_id)))
 
     async def command(kind: str, instance_id: str, ids: list[str] | None,
-                      wait: float | None) -> JSONResponse:
-        inst = await _run_command(engine, kind, instance_id, ids, wait)
+                      wait: float | None, body: BaseModel | None = None) -> JSONResponse:
+        inst = await _run_command(engine, kind, instance_id, ids, wait, body)
         return JSONResponse(await views.instance(inst))
 
     @router.post("/{instance_id}/retry", response_model=InstanceOut, summary="Retry",
@@ -134,9 +156,15 @@ def instances_router(engine: Engine, views: Views) -> APIRouter:
 
     @router.post("/{instance_id}/continue", response_model=InstanceOut, summary="Continue",
                  description=_COMMAND_DOC["continue"], responses=command_errors)
-    async def continue_(instance_id: str, body: CommandRequest | None = None) -> JSONResponse:
-        body = body or CommandRequest.model_validate({})
-        return await command("continue", instance_id, body.taskIds, body.wait)
+    async def continue_(instance_id: str, body: ContinueRequest | None = None) -> JSONResponse:
+        body = body or ContinueRequest.model_validate({})
+        return await command("continue", instance_id, body.taskIds, body.wait, body)
+
+    @router.post("/{instance_id}/reject", response_model=InstanceOut, summary="Reject",
+                 description=_COMMAND_DOC["reject"], responses=command_errors)
+    async def reject(instance_id: str, body: RejectRequest | None = None) -> JSONResponse:
+        body = body or RejectRequest.model_validate({})
+        return await command("reject", instance_id, body.taskIds, body.wait, body)
 
     @router.post("/{instance_id}/pause", response_model=InstanceOut, summary="Pause",
                  description=_COMMAND_DOC["pause"], responses=command_errors)
@@ -164,7 +192,7 @@ def instances_router(engine: Engine, views: Views) -> APIRouter:
         # an unknown task is a 404 whichever process drives the instance
         find_task(await engine.get_instance(instance_id), task_id)
         inst = await _run_command(engine, kind, instance_id, [task_id],
-                                  _wait(body))
+                                  _wait(body), body)
         return JSONResponse(await views.task(inst, task_id))
 
     task_doc: dict[str, Any] = {"response_model": TaskOut, "responses": command_errors}
@@ -183,8 +211,16 @@ def instances_router(engine: Engine, views: Views) -> APIRouter:
     @router.post("/{instance_id}/tasks/{task_id}/continue", summary="Continue one task",
                  **task_doc)
     async def continue_task(instance_id: str, task_id: str,
-                            body: WaitRequest | None = None) -> JSONResponse:
-        return await task_command("continue", instance_id, task_id, body)
+                            body: TaskContinueRequest | None = None) -> JSONResponse:
+        return await task_command("continue", instance_id, task_id,
+                                  body or TaskContinueRequest.model_validate({}))
+
+    @router.post("/{instance_id}/tasks/{task_id}/reject", summary="Reject one approval task",
+                 **task_doc)
+    async def reject_task(instance_id: str, task_id: str,
+                          body: TaskRejectRequest | None = None) -> JSONResponse:
+        return await task_command("reject", instance_id, task_id,
+                                  body or TaskRejectRequest.model_validate({}))
 
     # the same task routes under the resource name DESIGN §6 uses: a task instance is
     # addressed by its instance id and its task id
@@ -193,7 +229,7 @@ def instances_router(engine: Engine, views: Views) -> APIRouter:
                         response_model=TaskOut, summary="Get one task instance",
                         responses=errors_for(404))
     for verb, handler in (("retry", retry_task), ("cancel", cancel_task),
-                          ("continue", continue_task)):
+                          ("continue", continue_task), ("reject", reject_task)):
         tasks.add_api_route(f"/{{instance_id}}/{{task_id}}/{verb}", handler, methods=["POST"],
                             summary=f"{verb.capitalize()} one task instance", **task_doc)
     combined = APIRouter()

@@ -94,9 +94,12 @@ class Client(abc.ABC):
 
     @abc.abstractmethod
     async def command(
-        self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None
+        self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None,
+        decision: Mapping[str, Any] | None = None,
     ) -> Json:
-        """retry, cancel, continue (instance or tasks), pause, resume; the instance after."""
+        """retry, cancel, continue, reject (instance or tasks), pause, resume; the instance
+        after. ``decision`` holds what a continue or reject carries, keyed as in the HTTP
+        body: ``inputs``, ``by``, ``reason``."""
 
     @abc.abstractmethod
     async def list_nodes(self) -> list[Json]: ...

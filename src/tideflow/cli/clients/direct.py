@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ...cluster.settings import ClusterSettings
 from ...engine.engine import Engine
@@ -169,20 +170,12 @@ class DirectClient(Client):
         return await self.views.instance(await self.engine.get_instance(instance_id))
 
     async def command(
-        self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None
+        self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None,
+        decision: Mapping[str, Any] | None = None,
     ) -> Json:
         e = self.engine
         ids = list(task_ids) if task_ids else None
-        if kind == "pause":
-            inst = await e.pause(instance_id)
-        elif kind == "resume":
-            inst = await e.resume(instance_id)
-        elif kind == "retry":
-            inst = await e.retry(instance_id, ids)
-        elif kind == "cancel":
-            inst = await e.cancel(instance_id, ids)
-        else:
-            inst = await e.continue_(instance_id, ids)
+        inst = await _apply(e, kind, instance_id, ids, decision or {})
         command_id = e.last_queued_command
         if command_id is not None and await self._nobody_took(instance_id, command_id):
             missing = await self._missing_actions(instance_id)
@@ -208,3 +201,21 @@ class DirectClient(Client):
         return [node_to_json(n) for n in nodes
                 if (n.node_id, n.incarnation) != (self.engine.node_id, self.engine.incarnation)]
 
+
+async def _apply(engine: Engine, kind: str, instance_id: str, ids: list[str] | None,
+                 decision: Mapping[str, Any]) -> InstanceRecord:
+    """One command verb of ``engine`` by its name; ``decision`` is what a continue or a
+    reject carries (``inputs``, ``by``, ``reason``)."""
+    if kind == "pause":
+        return await engine.pause(instance_id)
+    if kind == "resume":
+        return await engine.resume(instance_id)
+    if kind == "retry":
+        return await engine.retry(instance_id, ids)
+    if kind == "cancel":
+        return await engine.cancel(instance_id, ids)
+    if kind == "reject":
+        return await engine.reject(instance_id, ids, reason=decision.get("reason"),
+                                   by=decision.get("by"))
+    return await engine.continue_(instance_id, ids, inputs=decision.get("inputs"),
+                                  by=decision.get("by"))

@@ -148,9 +148,10 @@ class HttpClient(Client):
         return result
 
     async def command(
-        self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None
+        self, kind: str, instance_id: str, task_ids: Sequence[str] | None, wait: float | None,
+        decision: Mapping[str, Any] | None = None,
     ) -> Json:
-        body: dict[str, Any] = {}
+        body: dict[str, Any] = {k: v for k, v in (decision or {}).items() if v is not None}
         if task_ids:
             body["taskIds"] = list(task_ids)
         if wait:

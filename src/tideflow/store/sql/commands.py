@@ -27,6 +27,7 @@ class CommandMethods(Database):
             instance_id=command.instance_id,
             kind=command.kind,
             task_ids=None if command.task_ids is None else dumps(list(command.task_ids)),
+            payload=None if command.payload is None else dumps(command.payload),
             created_at=command.created_at,
         )
         async with self._tx("queue a command", write=True) as conn:
@@ -76,6 +77,7 @@ class CommandMethods(Database):
                 kind=r.kind,
                 task_ids=loads(r.task_ids),
                 created_at=r.created_at,
+                payload=loads(r.payload),
             )
             for r in rows
         ]

@@ -73,6 +73,7 @@ TASK_STATE_COLUMNS = (
     "ended_at",
     "continued",
     "output",
+    "decision",
 )
 
 
@@ -104,6 +105,7 @@ def task_values(t: TaskRecord) -> dict[str, Any]:
         "ended_at": t.ended_at,
         "continued": bool(t.continued),
         "output": None if t.output is None else _dumps(t.output),
+        "decision": None if t.decision is None else _dumps(t.decision),
     }
 
 
@@ -137,6 +139,7 @@ def task_from_row(row: Any) -> TaskRecord:
         ended_at=row.ended_at,
         continued=bool(row.continued),
         output=loads(row.output),
+        decision=loads(row.decision),
     )
 
 
@@ -154,6 +157,7 @@ INSTANCE_STATE_COLUMNS = (
     "priority",
     "updated_at",
     "ended_at",
+    "compensation",
 )
 
 
@@ -171,6 +175,7 @@ def instance_values(i: InstanceRecord) -> dict[str, Any]:
         "priority": i.priority,
         "updated_at": i.updated_at,
         "ended_at": i.ended_at,
+        "compensation": i.compensation,
     }
 
 
@@ -208,6 +213,7 @@ def instance_from_row(
         worker=row.worker,
         epoch=row.epoch,
         ended_at=row.ended_at,
+        compensation=row.compensation,
         priority=row.priority,
         idempotency_key=row.idempotency_key,
         cron_tick=row.cron_tick,

@@ -140,6 +140,8 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sa.Column("idempotency_key", sa.String(NAME_LEN), nullable=True),
         # the cron tick a scheduled run was started for
         sa.Column("cron_tick", UtcDateTime, nullable=True),
+        # running | done | failed once the instance's compensation began, else NULL
+        sa.Column("compensation", sa.String(STATUS_LEN), nullable=True),
         sa.Index(f"{p}dag_instances_status_idx", "status"),
         sa.Index(f"{p}dag_instances_dag_created_idx", "dag_id", "created_at"),
         sa.Index(f"{p}dag_instances_worker_status_idx", "worker", "status"),
@@ -186,6 +188,8 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sa.Column("continued", sa.Boolean, nullable=False),
         # what the action returned (JSON text), NULL when nothing
         sa.Column("output", JsonText, nullable=True),
+        # an approval's decision (JSON text), kept from its continue or reject to its run
+        sa.Column("decision", JsonText, nullable=True),
         **_MYSQL_TABLE_ARGS,
     )
     commands = sa.Table(
@@ -200,6 +204,8 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sa.Column("instance_id", sa.String(ID_LEN), nullable=False),
         sa.Column("kind", sa.String(STATUS_LEN), nullable=False),
         sa.Column("task_ids", JsonText, nullable=True),
+        # what a continue or reject carries (inputs, who, reason), JSON text
+        sa.Column("payload", JsonText, nullable=True),
         sa.Column("created_at", UtcDateTime, nullable=False),
         # the process applying it; the row is deleted once the command is applied
         sa.Column("claimed_by", sa.String(NAME_LEN), nullable=True),
