@@ -181,3 +181,61 @@ def test_token_prompt(token_server: ApiServer, page: Any) -> None:
     page.click("#token-submit")
     page.locator(f'tr[data-instance-id="{inst["id"]}"][data-status="success"]').wait_for()
     assert page.evaluate("sessionStorage.getItem('tideflow.token')") == "s3cret-token"
+
+
+DECISION_YAML = """
+id: {id}
+tasks:
+  - {{id: plan, actionName: ok}}
+  - id: sign-off
+    actionName: approval
+    dependOn: [plan]
+    params:
+      message: Hand the cluster over?
+      approvers: [alice, bob]
+      inputs:
+        ticket: {{type: string, required: true, pattern: "^T-[0-9]+$"}}
+        size: {{type: integer, minimum: 1}}
+        dry: {{type: boolean}}
+  - {{id: apply, actionName: ok, dependOn: [sign-off]}}
+"""
+
+
+def test_continue_asks_for_the_approvals_inputs(server: ApiServer, page: Any) -> None:
+    with server.client() as c:
+        apply(c, DECISION_YAML.format(id="ui-decision"))
+        inst = run(c, "ui-decision")
+    assert inst["status"] == "blocked"
+    page.goto(f"{server.url}/ui/#/instances/{inst['id']}")
+    page.locator('g[data-task-id="sign-off"][data-status="blocked"]').wait_for()
+    page.click("#instance-continue")
+    page.locator("#decision").filter(has_text="Hand the cluster over?").wait_for()
+    # a value that does not fit: the engine's message, and the form keeps what was typed
+    page.fill("#input-ticket", "nope")
+    page.select_option("#decision-by", "bob")
+    page.click("#decision-continue")
+    page.locator("#message.error").filter(has_text="must match the pattern").wait_for()
+    assert page.input_value("#input-ticket") == "nope"
+    page.fill("#input-ticket", "T-12")
+    page.fill("#input-size", "4")
+    page.select_option("#input-dry", "true")
+    page.click("#decision-continue")
+    page.locator('#instance-status[data-status="success"]').wait_for(timeout=30_000)
+    with server.client() as c:
+        done = c.get(f"/api/v1/dag-instances/{inst['id']}").json()
+    sign = next(t for t in done["tasks"] if t["taskId"] == "sign-off")
+    assert "approved by bob: ticket='T-12', size=4, dry=True" in [
+        t["message"] for t in sign["traces"]]
+
+
+def test_reject_from_the_ui(server: ApiServer, page: Any) -> None:
+    with server.client() as c:
+        apply(c, DECISION_YAML.format(id="ui-reject"))
+        inst = run(c, "ui-reject")
+    page.goto(f"{server.url}/ui/#/instances/{inst['id']}")
+    page.locator('g[data-task-id="sign-off"][data-status="blocked"]').click()
+    page.select_option("#decision-by", "alice")
+    page.fill("#decision-reason", "wrong week")
+    page.click("#decision-reject")
+    page.locator('#instance-status[data-status="failed"]').wait_for(timeout=30_000)
+    page.locator("#task-reason").filter(has_text="rejected by alice: wrong week").wait_for()

@@ -280,9 +280,19 @@ function instanceView(view, id) {
     refresh().catch(() => {});
   };
   const base = `/dag-instances/${encodeURIComponent(id)}`;
+  // Continue asks for the decision of a blocked approval that declares inputs or approvers
+  const continueInstance = async () => {
+    const asks = inst && inst.tasks.find((t) => t.status === "blocked" && asksForDecision(t));
+    if (!asks) return command(`${base}/continue`, "continue")();
+    select(asks.taskId);
+    say(`approval ${asks.taskId} asks for a decision: give it below, then Continue`);
+    const first = details.querySelector("#decision input, #decision select");
+    if (first) first.focus();
+  };
   const toolbar = h("div", { class: "toolbar" }, h("strong", {}, "Instance:"),
     ["retry", "cancel", "continue", "pause", "resume"].map((c) =>
-      h("button", { id: `instance-${c}`, onclick: command(`${base}/${c}`, c) }, c)));
+      h("button", { id: `instance-${c}`,
+        onclick: c === "continue" ? continueInstance : command(`${base}/${c}`, c) }, c)));
   view.append(h("h2", {}, "Instance ", h("code", {}, id)), head, toolbar,
     h("div", { class: "instance" }, graph, details));
 
@@ -328,14 +338,24 @@ function instanceView(view, id) {
     }
   };
 
+  let shown = "";
   const showDetails = () => {
     const t = inst.tasks.find((x) => x.taskId === selected);
     if (!t) return;
+    // unchanged: keep what is on screen (a decision being typed in, the scroll position)
+    const key = JSON.stringify(t);
+    if (key === shown) return;
+    shown = key;
     const tbase = `${base}/tasks/${encodeURIComponent(t.taskId)}`;
+    const decision = t.actionName === "approval" && t.status === "blocked"
+      ? decisionForm(t, tbase, () => { shown = ""; refresh().catch(() => {}); }) : null;
     details.replaceChildren(
       h("h3", {}, "Task ", h("code", {}, t.taskId), " ", badge(t.status)),
       h("div", { class: "toolbar" }, ["retry", "cancel", "continue"].map((c) =>
-        h("button", { id: `task-${c}`, onclick: command(`${tbase}/${c}`, `${c} ${t.taskId}`) }, c))),
+        h("button", { id: `task-${c}`, onclick: c === "continue" && decision
+          ? () => decision.requestSubmit()
+          : command(`${tbase}/${c}`, `${c} ${t.taskId}`) }, c))),
+      decision,
       h("table", {},
         h("tr", {}, h("th", {}, "Action"), h("td", {}, t.actionName)),
         h("tr", {}, h("th", {}, "Reason"), h("td", { id: "task-reason" }, t.reason || "")),
@@ -382,6 +402,64 @@ function instanceView(view, id) {
     if (selected) showDetails();
   };
   poll(refresh);
+}
+
+// ---------------------------------------------------------------- approval decisions
+
+function asksForDecision(t) {
+  const p = t.params || {};
+  return t.actionName === "approval" && (Object.keys(p.inputs || {}).length > 0 || !!p.approvers);
+}
+
+// The form of a blocked approval: its declared inputs, who decides, and Continue / Reject. The
+// engine checks the values against the declared types and says what does not fit.
+function decisionForm(t, tbase, after) {
+  const p = t.params || {};
+  const fields = {};
+  const form = h("form", { id: "decision", class: "run-form", "data-task-id": t.taskId });
+  if (p.message) form.append(h("p", { class: "decision-message" }, p.message));
+  for (const [name, spec] of Object.entries(p.inputs || {})) {
+    const type = spec.type || "string";
+    const id = `input-${name}`;
+    let el;
+    const choices = type === "boolean" ? ["true", "false"] : (spec.enum || null);
+    if (choices) {
+      el = h("select", { id, name: id }, h("option", { value: "" }, ""),
+        choices.map((c) => h("option", { value: String(c) }, String(c))));
+    } else {
+      const hint = spec.defaultValue !== undefined && spec.defaultValue !== null
+        ? `default ${JSON.stringify(spec.defaultValue)}` : (spec.required ? "required" : "optional");
+      el = h("input", { id, name: id, placeholder: `${type}, ${hint}` });
+    }
+    fields[name] = el;
+    form.append(h("label", { for: id, title: spec.desc || "" }, `${name}${spec.required ? " *" : ""}`), el);
+  }
+  const by = p.approvers
+    ? h("select", { id: "decision-by" }, h("option", { value: "" }, ""),
+      p.approvers.map((a) => h("option", { value: a }, a)))
+    : h("input", { id: "decision-by", placeholder: "your name (recorded)" });
+  const reason = h("input", { id: "decision-reason", placeholder: "why (when rejecting)" });
+  const reject = h("button", { type: "button", id: "decision-reject" }, "Reject");
+  form.append(h("label", { for: "decision-by" }, "by"), by,
+    h("label", { for: "decision-reason" }, "reason"), reason,
+    h("span", {}), h("span", {}, h("button", { type: "submit", id: "decision-continue" }, "Continue"), " ", reject));
+  const send = async (verb, body) => {
+    try {
+      const r = await api("POST", `${tbase}/${verb}`, body);
+      say(`${verb} ${t.taskId}: task ${r.taskId} is now ${r.status}`);
+      after();
+    } catch (e) {
+      say(`${verb} ${t.taskId} failed: ${e.message}`, true);
+    }
+  };
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const inputs = {};
+    for (const [name, el] of Object.entries(fields)) if (el.value !== "") inputs[name] = el.value;
+    send("continue", { inputs, by: by.value || null });
+  });
+  reject.addEventListener("click", () => send("reject", { reason: reason.value || null, by: by.value || null }));
+  return form;
 }
 
 // ---------------------------------------------------------------- DAGs
