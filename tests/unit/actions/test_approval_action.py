@@ -54,4 +54,6 @@ def test_unknown_param_is_refused() -> None:
 
 async def test_the_decision_is_the_output() -> None:
     probe = make_probe(continued=True)
-    assert await ApprovalAction().run(probe.ctx, ApprovalParams()) == {"decision": "approved"}
+    probe.ctx.decision = {"decision": "approved", "inputs": {"n": 2}, "by": "al", "at": "t"}
+    assert await ApprovalAction().run(probe.ctx, ApprovalParams.model_validate({})) == {
+        "decision": "approved", "inputs": {"n": 2}, "by": "al", "at": "t"}
