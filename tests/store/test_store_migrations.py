@@ -214,3 +214,44 @@ async def test_task_outputs_migration_keeps_existing_rows(db_url: str) -> None:
         assert (await again.get_instance("i1")).tasks[1].output == {"n": [1, 2]}
     finally:
         await again.close()
+
+
+async def test_decisions_migration_keeps_existing_rows(db_url: str) -> None:
+    """0005 adds an approval's decision, a queued command's payload and an instance's
+    compensation state to a database that already holds rows (and goes back without losing
+    them)."""
+    from alembic import command
+
+    from tideflow.store.sql.migrate import alembic_config
+
+    store = SqlStore(db_url)
+    await store.open()
+    try:
+        await store.save_dag(make_dag())
+        tasks = make_tasks("i1", ["a", "b"])
+        tasks[0].decision = {"decision": "approved", "inputs": {"n": 1}}
+        inst = make_instance("i1")
+        inst.compensation = "done"
+        await store.create_instance(inst, tasks)
+        async with store.engine.begin() as conn:
+            await conn.run_sync(
+                lambda c: command.downgrade(alembic_config("tf_", c), "0004"))
+            columns = await conn.run_sync(
+                lambda c: {col["name"] for col in sa.inspect(c).get_columns("tf_task_instances")})
+        assert "decision" not in columns and "output" in columns
+    finally:
+        await store.close()
+    again = SqlStore(db_url)
+    await again.open()  # upgrades to the head again, over the rows written before
+    try:
+        found = await again.get_instance("i1")
+        assert [(t.task_id, t.decision) for t in found.tasks] == [("a", None), ("b", None)]
+        assert found.compensation is None
+        found.compensation = "running"
+        found.tasks[1].decision = {"decision": "rejected"}
+        await again.write([found], [found.tasks[1]])
+        back = await again.get_instance("i1")
+        assert back.compensation == "running" and back.tasks[1].decision == {
+            "decision": "rejected"}
+    finally:
+        await again.close()

@@ -29,9 +29,8 @@ def upgrade(prefix: str) -> None:
 
 def downgrade(prefix: str) -> None:
     p = prefix
-    with op.batch_alter_table(f"{p}dag_instances") as batch:
-        batch.drop_column("compensation")
-    with op.batch_alter_table(f"{p}commands") as batch:
-        batch.drop_column("payload")
-    with op.batch_alter_table(f"{p}task_instances") as batch:
-        batch.drop_column("decision")
+    # plain DROP COLUMN (SQLite has it since 3.35): a batch copy of dag_instances on SQLite
+    # would drop the old table, and its ON DELETE CASCADE would take every task row with it
+    op.drop_column(f"{p}dag_instances", "compensation")
+    op.drop_column(f"{p}commands", "payload")
+    op.drop_column(f"{p}task_instances", "decision")
