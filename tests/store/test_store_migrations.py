@@ -217,7 +217,7 @@ async def test_task_outputs_migration_keeps_existing_rows(db_url: str) -> None:
 
 
 async def test_decisions_migration_keeps_existing_rows(db_url: str) -> None:
-    """0005 adds an approval's decision, a queued command's payload and an instance's
+    """0006 adds an approval's decision, a queued command's payload and an instance's
     compensation state to a database that already holds rows (and goes back without losing
     them)."""
     from alembic import command
@@ -235,7 +235,7 @@ async def test_decisions_migration_keeps_existing_rows(db_url: str) -> None:
         await store.create_instance(inst, tasks)
         async with store.engine.begin() as conn:
             await conn.run_sync(
-                lambda c: command.downgrade(alembic_config("tf_", c), "0004"))
+                lambda c: command.downgrade(alembic_config("tf_", c), "0005"))
             columns = await conn.run_sync(
                 lambda c: {col["name"] for col in sa.inspect(c).get_columns("tf_task_instances")})
         assert "decision" not in columns and "output" in columns
