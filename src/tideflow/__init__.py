@@ -35,6 +35,7 @@ from .errors import (
     TaskTimeoutError,
     TemplateError,
     TideflowError,
+    VarsError,
     WriteRefusedError,
 )
 from .serialize import dag_to_json, instance_to_json
@@ -81,6 +82,7 @@ __all__ = [
     "TaskTimeoutError",
     "TemplateError",
     "TideflowError",
+    "VarsError",
     "Trigger",
     "VarDef",
     "WriteRefusedError",

@@ -7,6 +7,7 @@ errors are translated at the store's edge, so callers never need to import a dri
     ├── DefinitionError        a DAG definition (file, body or builder) is invalid
     ├── InputError             bad run input: vars, tags, selector, command arguments
     │   └── LimitError         a value is larger than a size limit allows (names the limit)
+    │   └── VarsError          a run's vars miss a required one or break a var's type or rule
     ├── NotFoundError          no such DAG, instance or task
     ├── ConflictError          the command does not fit the current state (HTTP 409)
     │   └── InvalidStateError  ... and it names the state it found
@@ -71,6 +72,12 @@ class LimitError(InputError):
     the message names the limit and the setting that raises it."""
 
     code = "too_large"
+class VarsError(InputError):
+    """A run's vars do not fit the DAG's declarations: a required var is missing, or a value
+    does not fit its var's type or rules (HTTP 422). ``details["problems"]`` lists each, as a
+    sentence naming the var and the rule."""
+
+    code = "invalid_vars"
 
 
 class NotFoundError(TideflowError):

@@ -23,17 +23,20 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from .definition.vartypes import text as value_text
+
 MASK = "***"
 
 
-def secret_forms(values: Iterable[str]) -> tuple[str, ...]:
+def secret_forms(values: Iterable[Any]) -> tuple[str, ...]:
     """Every non-empty value of ``values`` with the forms it takes when escaped for a shell
     (inside single quotes), for JSON, for a Python literal or for a URL — and when one of those
     forms is escaped once more (a quoted argv quoted again, JSON inside JSON, a URL in a JSON
     body); longest first, so that a longer form is masked whole before a shorter one inside
-    it."""
+    it. A typed value (a number, a list...) is taken in its text form."""
     found: set[str] = set()
-    for value in values:
+    for raw in values:
+        value = raw if isinstance(raw, str) else value_text(raw)
         if not value:
             continue
         first = _escaped(value)

@@ -22,7 +22,7 @@ from .store.records import (
 )
 
 
-def secret_values_of(secrets: frozenset[str], vars: dict[str, str]) -> tuple[str, ...]:
+def secret_values_of(secrets: frozenset[str], vars: dict[str, Any]) -> tuple[str, ...]:
     """The forms (see :func:`tideflow.redact.secret_forms`) of the values of the vars named
     in ``secrets``: what :func:`task_to_json` masks."""
     return secret_forms(v for k, v in vars.items() if k in secrets and v)

@@ -18,14 +18,16 @@ hold templates, so a task without any costs a dictionary lookup.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, nodes, pass_context
+from jinja2 import StrictUndefined, Template, Undefined, nodes, pass_context
 from jinja2 import TemplateError as JinjaError
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
@@ -42,6 +44,7 @@ from .definition.problems import (
     task_label,
     where,
 )
+from .definition.vartypes import text as value_text
 from .errors import TemplateError
 from .outputs import TaskOutputs
 from .sandbox import BUDGET, MAX_SIZE, Budget, Sandbox, check_size
@@ -61,6 +64,12 @@ _GO_SHARE = re.compile(r"\.shareData\.([A-Za-z_][A-Za-z0-9_-]*)\Z")
 _TASK_OUTPUT = re.compile(r"tasks\.(?P<id>[^\s{}]+?)\.output(?P<path>(?:\.[^\s.{}]+)*)\Z")
 # The global that `tasks.<id>.output.<path>` is rewritten to call.
 _OUTPUT_AT = "__tideflow_output"
+# A param that is one reference alone, once Fastflow's forms are rewritten: `{{size}}`,
+# `{{ vars.size }}`, `{{tasks.a.output.n}}`. Such a param receives the value itself.
+_REFERENCE = re.compile(
+    r"\{\{-?\s*(?P<expr>vars\['[^'\\]*'\]|vars\[\"[^\"\\]*\"\]|vars\.[A-Za-z_][A-Za-z0-9_]*"
+    rf"|{_OUTPUT_AT}\(tasks, \"(?:[^\"\\]|\\.)*\", \"(?:[^\"\\]|\\.)*\"\))\s*-?\}}\}}\Z"
+)
 _RAW_OPEN = re.compile(r"-?\s*raw\s*-?\Z")
 _RAW_CLOSE = re.compile(r"\{%-?\s*endraw\s*-?%\}")
 _CLOSERS = {"{{": "}}", "{%": "%}", "{#": "#}"}
@@ -81,18 +90,18 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     return re.sub("|".join(map(re.escape, values)), MASK, text)
 
 
-class _Namespace(Mapping[str, str]):
+class _Namespace(Mapping[str, Any]):
     """``vars`` and ``shareData`` inside templates: a read-only mapping that knows its name,
     so a missing key is reported as ``'shareData' has no key 'x'``."""
 
     # underscored: the sandbox hides such attributes, so `vars.label` still reads a var
     __slots__ = ("_label", "_data")
 
-    def __init__(self, label: str, data: Mapping[str, str]) -> None:
+    def __init__(self, label: str, data: Mapping[str, Any]) -> None:
         self._label = label
         self._data = data
 
-    def __getitem__(self, key: str) -> str:
+    def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -160,14 +169,14 @@ def _shape(value: Any) -> str:
 
 
 def _as_text(value: Any) -> Any:
-    """How a value is inserted into text: lists and mappings (outputs, typed vars) as JSON,
-    everything else as Jinja would."""
-    if isinstance(value, dict | list):
-        try:
-            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-        except (TypeError, ValueError):
-            return value
-    return value
+    """How a value is inserted into text: as a typed var's text (booleans as true/false,
+    null as nothing, lists and mappings as compact JSON), as Go's templates did."""
+    if isinstance(value, str | Undefined):
+        return value
+    try:
+        return value_text(value)
+    except (TypeError, ValueError):  # a mapping holding what JSON cannot
+        return value
 
 
 def _finalize(value: Any) -> Any:
@@ -318,6 +327,9 @@ class _Leaf:
     path: tuple[str | int, ...]
     #: the ``cmd`` of a ``shell: true`` task: values go to the environment, not the text
     script: bool = False
+    #: for a param that is one reference alone (``{{size}}``, ``{{tasks.a.output.n}}``): the
+    #: reference as an expression, so that a typed value reaches the action as it is
+    reference: TemplateExpression | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +388,7 @@ class TemplateRenderer:
         self,
         task_id: str,
         params: Any,
-        vars: Mapping[str, str],
+        vars: Mapping[str, Any],
         share_data: Mapping[str, str],
         tasks: TaskOutputs | None = None,
     ) -> Any:
@@ -417,7 +429,8 @@ class TemplateRenderer:
                 raise TemplateError(
                     f"task '{task_id}': {format_path(path)} ({short_repr(source)}): {exc}"
                 ) from None
-            leaf = _Leaf(template, source, path, script)
+            leaf = _Leaf(template, source, path, script,
+                         None if script else self._reference(source))
             if not path:
                 return leaf
             found = True
@@ -442,14 +455,29 @@ class TemplateRenderer:
             out[key] = self._apply(task_id, value[key], sub, context, script_env)
         return out
 
+    def _reference(self, source: str) -> TemplateExpression | None:
+        """The expression of ``source`` when it is one reference to a var or an output."""
+        found = _REFERENCE.match(rewrite_fastflow_forms(source, self.var_names))
+        if found is None:
+            return None
+        try:
+            return self._env.compile_expression(found.group("expr"), undefined_to_none=False)
+        except Exception:  # noqa: BLE001 - rendered as text instead, which reports the error
+            return None
+
     def _render_leaf(
         self,
         task_id: str,
         leaf: _Leaf,
         context: dict[str, Any],
         script_env: dict[str, str],
-    ) -> str:
+    ) -> Any:
         try:
+            if leaf.reference is not None:
+                value = leaf.reference(context)
+                # text (every Fastflow value) renders as before; a typed value stays typed
+                if not isinstance(value, str | Undefined):
+                    return copy.deepcopy(value)
             if not leaf.script:
                 return _render_bounded(leaf.template, context)
             marks = ScriptValues()

@@ -1,8 +1,10 @@
 """Run input: a run's vars against the DAG's declared ones, ``KEY=VALUE`` pairs, tags.
 
-Values are strings, as in Fastflow; scalars given otherwise are turned into their text
-(``True`` → ``"true"``, ``3`` → ``"3"``). A var the DAG does not declare is an error: Fastflow
-dropped it silently, which hid typos.
+Untyped vars are strings, as in Fastflow; scalars given otherwise are turned into their text
+(``True`` → ``"true"``, ``3`` → ``"3"``). A typed var gets a value of its type: text (from a
+command line) is converted, native JSON values (from the API or Python) are checked; then its
+rules (``required``, ``enum``, ``pattern``, ``minimum``, ``maximum``) apply. A var the DAG does
+not declare is an error: Fastflow dropped it silently, which hid typos.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from .definition.problems import (
     short_repr,
     too_large_number,
 )
-from .errors import InputError
+from .definition.vartypes import VarValueError, convert
+from .errors import InputError, VarsError
 
 MAX_TAGS = 64
 MAX_TAG_KEY = 128
@@ -55,14 +58,49 @@ def var_text(name: str, value: Any) -> str:
     )
 
 
-def resolve_run_vars(dag: DagDef, given: Mapping[str, Any] | None) -> dict[str, str]:
-    """The DAG's declared vars with their defaults, overridden by ``given``.
+def resolve_run_vars(dag: DagDef, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The DAG's declared vars with their defaults, overridden by ``given``, typed vars as
+    values of their types.
 
-    An empty value keeps the var's default (``""`` for a var declared without one), as in
-    Fastflow. Raises :class:`InputError` naming every given var the DAG does not declare."""
+    An empty value keeps the var's default (``""`` for an untyped var declared without one,
+    null for a typed one), as in Fastflow. Raises :class:`InputError` naming every given var
+    the DAG does not declare, or every var whose value is missing or does not fit, with the
+    rule it breaks."""
     resolved = dag.default_vars()
-    if not given:
-        return resolved
+    if given and not isinstance(given, Mapping):
+        raise InputError("run vars must be a mapping of var names to values")
+    if given:
+        _check_declared(dag, given, resolved)
+        for name, value in given.items():
+            if dag.vars[name].type is None:
+                value = var_text(name, value)
+            # Fastflow's rule: an empty value means "use the default" (CLI, API, Python)
+            if value is not None and value != "":
+                resolved[name] = value
+    problems: list[str] = []
+    for name, var in dag.vars.items():
+        value = resolved[name]
+        if value is None or value == "":
+            if var.required:
+                problems.append(f"run var '{name}' is required (required: true) and was not"
+                                " given")
+            continue
+        try:
+            value = resolved[name] = convert(value, var.type)
+            var.check(value)
+        except VarValueError as exc:
+            problems.append(f"run var '{name}' {exc}")
+    if problems:
+        raise VarsError(
+            f"the vars of this run of DAG '{dag.id}' do not fit: " + "; ".join(problems)
+            if len(problems) > 1 else problems[0],
+            details={"problems": problems},
+        )
+    return resolved
+
+
+def _check_declared(dag: DagDef, given: Mapping[str, Any], resolved: Mapping[str, Any]) -> None:
+    """Raise :class:`InputError` naming the given vars that ``dag`` does not declare."""
     if not isinstance(given, Mapping):
         raise InputError("run vars must be a mapping of var names to values")
     unknown = [name for name in given if name not in resolved]
@@ -85,12 +123,6 @@ def resolve_run_vars(dag: DagDef, given: Mapping[str, Any] | None) -> dict[str, 
                 "declared": declared[:100],
             },
         )
-    for name, value in given.items():
-        text = var_text(name, value)
-        # Fastflow's rule: an empty value means "use the default" (everywhere: CLI, API, Python)
-        if text:
-            resolved[name] = text
-    return resolved
 
 
 def _shown(name: object) -> str:

@@ -105,3 +105,21 @@ def test_very_many_undeclared_vars(cli: Cli) -> None:
     err = run_bad(cli, str(dag), *args)
     assert "'v0'" in err and "4,980 more are not declared by DAG 'ok'" in err
     assert len(err) < 2000
+
+
+TYPED = ("vars:\n  name: {type: string, required: true}\n"
+         "  size: {type: integer, defaultValue: '3', maximum: 50}\n"
+         "tasks:\n  - {id: a, actionName: shell, params: {cmd: ['echo', '{{size}}']}}\n")
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ([], "run var 'name' is required (required: true) and was not given"),
+    (["--var", "name=x", "--var", "size=abc"],
+     "run var 'size' must be a whole number (type: integer); got the text 'abc'"),
+    (["--var", "name=x", "--var", "size=51"], "run var 'size' must be at most 50 (maximum)"),
+])  # fmt: skip
+def test_typed_vars_that_do_not_fit_write_nothing(cli: Cli, args: list[str],
+                                                  expected: str) -> None:
+    dag = cli.write("typed.yaml", TYPED)
+    err = run_bad(cli, str(dag), *args)
+    assert expected in err, err

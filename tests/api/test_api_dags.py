@@ -160,3 +160,40 @@ def test_body_too_large_413(client: httpx.Client) -> None:
     _error(client.post("/api/v1/dags/x/run", content=json.dumps({"tags": {
         f"k{n}": "v" * 200 for n in range(400)}}), headers={"content-type": "application/json"}),
         413)
+
+
+TYPED_YAML = """
+id: typed
+vars:
+  clusterName: {type: string, required: true, pattern: "^[a-z][a-z0-9-]{2,30}$"}
+  size: {type: integer, defaultValue: "3", minimum: 1, maximum: 50}
+  regions: {type: list, defaultValue: '["eu-west-1"]'}
+tasks:
+  - {id: a, actionName: ok}
+"""
+
+
+def test_typed_vars_over_the_api(client: httpx.Client) -> None:
+    r = client.post("/api/v1/dags", content=TYPED_YAML, headers=YAML)
+    assert r.status_code == 201, r.text
+    shown = r.json()["definition"]["vars"]
+    assert shown["size"] == {"desc": "", "defaultValue": 3, "secret": False, "type": "integer",
+                             "minimum": 1, "maximum": 50}
+    assert shown["clusterName"]["required"] is True
+
+    body = _error(client.post("/api/v1/dags/typed/run", json={"vars": {"size": 5}}), 422)
+    assert body["error"] == "invalid_vars"
+    assert "run var 'clusterName' is required" in str(body["message"])
+    body = _error(client.post("/api/v1/dags/typed/run",
+                              json={"vars": {"clusterName": "blue", "size": "x"}}), 422)
+    assert "run var 'size' must be a whole number (type: integer)" in str(body["message"])
+    body = _error(client.post("/api/v1/dags/typed/run",
+                              json={"vars": {"clusterName": "blue", "size": 500}}), 422)
+    assert body["details"] == {"problems": ["run var 'size' must be at most 50 (maximum);"
+                                            " got 500"]}
+    assert client.get("/api/v1/dag-instances", params={"dagId": "typed"}).json()["items"] == []
+
+    r = client.post("/api/v1/dags/typed/run", json={"vars": {
+        "clusterName": "blue", "size": "7", "regions": ["a", "b"]}, "wait": 10})
+    assert r.status_code == 201, r.text
+    assert r.json()["vars"] == {"clusterName": "blue", "size": 7, "regions": ["a", "b"]}

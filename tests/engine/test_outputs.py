@@ -63,8 +63,8 @@ async def test_outputs_reach_descendants_and_are_stored(db_url: str,
         inst = await engine.run_dag("outs", wait=30)
         assert inst.status == InstanceStatus.SUCCESS, inst.reason
         assert seen["leaf"] == {
-            "id": "c-7", "ip": "10.0.0.2", "items": '["not","the","dict","method"]',
-            "whole": '{"ip":"10.0.0.1"}', "size": "4", "exit": "0", "quiet": "None",
+            "id": "c-7", "ip": "10.0.0.2", "items": ["not", "the", "dict", "method"],
+            "whole": '{"ip":"10.0.0.1"}', "size": "4", "exit": 0, "quiet": None,
             "status": "success",
         }
         assert seen["stored"]["make-cluster"]["clusterId"] == "c-7"

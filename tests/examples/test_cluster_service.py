@@ -233,9 +233,20 @@ async def test_retry_cancel_and_list_through_the_interface(wf: Workflow) -> None
     assert [r.id for r in listed] == [slow.id, flaky.id]
     assert [r.id for r in await wf.list_runs(tags=tags, status=RunStatus.CANCELED)] == [slow.id]
     assert await wf.list_runs(dag_id=consts.DAG_DELETE_CLUSTER) == []
-    assert listed[1].outputs[consts.OUT_CLUSTER_ID].startswith("cls-")
+    # listings hold no steps, hence no outputs: a run read on its own has them
+    assert listed[1].outputs == {}
+    flaky_again = await wf.get_run(flaky.id)
+    assert flaky_again.outputs[consts.OUT_CLUSTER_ID].startswith("cls-")
 
     with pytest.raises(RunNotFound):
         await wf.get_run("no-such-run")
     with pytest.raises(BadRequest):
         await wf.run(consts.DAG_CREATE_CLUSTER, {"clusterNmae": "typo"})
+    # typed inputs: a run that does not fit them is refused, naming the var and the rule
+    with pytest.raises(BadRequest, match="run var 'clusterName' is required"):
+        await wf.run(consts.DAG_CREATE_CLUSTER, {consts.VAR_SIZE: "3"})
+    with pytest.raises(BadRequest, match=r"run var 'size' must be a whole number"):
+        await wf.run(consts.DAG_CREATE_CLUSTER, _cluster_vars("c9", **{consts.VAR_SIZE: "many"}))
+    with pytest.raises(BadRequest, match=r"run var 'clusterName' must match the pattern"):
+        await wf.run(consts.DAG_CREATE_CLUSTER, _cluster_vars("Not A Name"))
+    assert await wf.list_runs(tags={consts.TAG_CLUSTER: "c9"}) == []

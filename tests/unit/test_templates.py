@@ -88,7 +88,9 @@ def test_var_names_that_look_like_attributes() -> None:
 
 def test_output_stays_text() -> None:
     assert render_one("{{ 1 + 2 }}") == "3"
-    assert render_one("{{ true }}") == "True"
+    # as Go's templates print them (and typed vars' text): true, nothing for null
+    assert render_one("{{ true }}") == "true"
+    assert render_one("{{ none }}") == ""
 
 
 def test_rendered_values_are_data_never_rendered_again() -> None:
@@ -319,18 +321,20 @@ OUTPUTS = {"alloc": {"clusterId": "c-9", "nodes": [{"ip": "10.0.0.1"}], "items":
     [
         ("{{tasks.alloc.output.clusterId}}", "c-9"),
         ("{{ tasks.alloc.output.nodes.0.ip }}", "10.0.0.1"),
-        ("{{tasks.alloc.output.items}}", "[1,2]"),
+        ("{{tasks.alloc.output.items}}", [1, 2]),
+        ("items: {{tasks.alloc.output.items}}", "items: [1,2]"),
         ("{{tasks.alloc.output.cluster-name}}", "x"),
         ("{{tasks.alloc.output.0}}", "zero"),
         ("{{tasks.a.b-c.output.k}}", "dotted id"),
-        ("{{tasks.alloc.output.nodes}}", '[{"ip":"10.0.0.1"}]'),
+        ("{{tasks.alloc.output.nodes}}", [{"ip": "10.0.0.1"}]),
+        (" {{tasks.alloc.output.nodes}}", ' [{"ip":"10.0.0.1"}]'),
         ("{{ tasks.alloc.output.clusterId | upper }}", "C-9"),
         ("{{ tasks['alloc']['output']['items'] | length }}", "2"),
         ("{{ tasks.alloc.status }}", "success"),
         ("id={{tasks.alloc.output.clusterId}}!", "id=c-9!"),
     ],
 )
-def test_task_outputs_in_templates(template: str, expected: str) -> None:
+def test_task_outputs_in_templates(template: str, expected: Any) -> None:
     dag = model({"x": template})
     tasks = _outputs(OUTPUTS, {"alloc", "a.b-c"})
     assert TemplateRenderer(dag).render("t", dag.tasks[0].params, VARS, SHARE, tasks)["x"] \

@@ -133,3 +133,116 @@ def test_invalid_tags(tags: dict[Any, Any], fragment: str) -> None:
 def test_selector_wording() -> None:
     with pytest.raises(InputError, match="selector label 'zone' must have a text value"):
         validate_tags({"zone": None}, what="selector label")
+
+
+# -- typed vars --------------------------------------------------------------------------------
+TYPED = DagDef.model_validate(
+    {
+        "id": "typed",
+        "vars": {
+            "clusterName": {"type": "string", "required": True,
+                            "pattern": "^[a-z][a-z0-9-]{2,30}$"},
+            "size": {"type": "integer", "defaultValue": "3", "minimum": 1, "maximum": 50},
+            "ratio": {"type": "number", "defaultValue": 0.5},
+            "dryRun": {"type": "boolean", "defaultValue": "false"},
+            "regions": {"type": "list", "defaultValue": '["eu-west-1", "us-east-1"]'},
+            "labels": {"type": "object"},
+            "tier": {"type": "string", "enum": ["gold", "silver"], "defaultValue": "silver"},
+            "tenant": {"desc": "untyped vars stay Fastflow strings"},
+        },
+        "tasks": [{"id": "a", "actionName": "s"}],
+    }
+)
+
+
+def test_typed_defaults_are_converted() -> None:
+    assert resolve_run_vars(TYPED, {"clusterName": "blue"}) == {
+        "clusterName": "blue", "size": 3, "ratio": 0.5, "dryRun": False,
+        "regions": ["eu-west-1", "us-east-1"], "labels": None, "tier": "silver", "tenant": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        # text, as a command line gives it, is converted by type
+        ({"size": "5", "dryRun": "true", "regions": '["a"]', "labels": '{"k": "v"}',
+          "ratio": "2"},
+         {"size": 5, "dryRun": True, "regions": ["a"], "labels": {"k": "v"}, "ratio": 2}),
+        # native JSON values, as the API or Python gives them, are taken as they are
+        ({"size": 7, "dryRun": True, "regions": ["x", "y"], "labels": {"a": [1]}, "ratio": 1.5},
+         {"size": 7, "dryRun": True, "regions": ["x", "y"], "labels": {"a": [1]}, "ratio": 1.5}),
+        ({"size": 7.0, "dryRun": "No", "tenant": 3},
+         {"size": 7, "dryRun": False, "tenant": "3"}),
+        # an empty value means the default, as in Fastflow
+        ({"size": "", "regions": ""}, {"size": 3, "regions": ["eu-west-1", "us-east-1"]}),
+    ],
+)
+def test_typed_run_values(given: dict[str, Any], expected: dict[str, Any]) -> None:
+    resolved = resolve_run_vars(TYPED, {"clusterName": "blue", **given})
+    assert {k: resolved[k] for k in expected} == expected
+    for name, value in expected.items():
+        assert type(resolved[name]) is type(value)
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({}, "run var 'clusterName' is required (required: true) and was not given"),
+        ({"clusterName": ""}, "run var 'clusterName' is required"),
+        ({"clusterName": "Blue!"}, "run var 'clusterName' must match the pattern"
+                                   " ^[a-z][a-z0-9-]{2,30}$ (pattern); got 'Blue!'"),
+        ({"clusterName": "blue", "size": "abc"},
+         "run var 'size' must be a whole number (type: integer); got the text 'abc'"),
+        ({"clusterName": "blue", "size": "99"},
+         "run var 'size' must be at most 50 (maximum); got 99"),
+        ({"clusterName": "blue", "size": 0}, "run var 'size' must be at least 1 (minimum); got 0"),
+        ({"clusterName": "blue", "size": True}, "run var 'size' must be a whole number"),
+        ({"clusterName": "blue", "size": 2.5}, "run var 'size' must be a whole number"),
+        ({"clusterName": "blue", "dryRun": "maybe"},
+         "run var 'dryRun' must be true or false (type: boolean); got the text 'maybe'"),
+        ({"clusterName": "blue", "regions": "eu-west-1"},
+         "run var 'regions' must be a list (type: list), written as JSON such as"),
+        ({"clusterName": "blue", "regions": {"a": 1}},
+         "run var 'regions' must be a list (type: list); got a mapping"),
+        ({"clusterName": "blue", "labels": "[1]"},
+         "run var 'labels' must be a mapping (type: object); got the text '[1]'"),
+        ({"clusterName": "blue", "ratio": "NaN"}, "run var 'ratio' must be a number"),
+        ({"clusterName": "blue", "tier": "bronze"},
+         "run var 'tier' must be one of gold, silver (enum); got 'bronze'"),
+        ({"clusterName": 5}, "run var 'clusterName' must be text (type: string); got the number 5"),
+        ({"clusterName": "blue", "regions": _nested(70)},
+         "run var 'regions' nests deeper than 64 levels"),
+    ],
+)
+def test_typed_values_that_do_not_fit_name_the_var_and_the_rule(given: dict[str, Any],
+                                                                message: str) -> None:
+    from tideflow.errors import VarsError
+
+    with pytest.raises(VarsError) as caught:
+        resolve_run_vars(TYPED, given)
+    assert message in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    from tideflow.errors import VarsError
+
+    with pytest.raises(VarsError) as caught:
+        resolve_run_vars(TYPED, {"size": "x", "tier": "bronze"})
+    assert caught.value.details["problems"] == [
+        "run var 'clusterName' is required (required: true) and was not given",
+        "run var 'size' must be a whole number (type: integer); got the text 'x'",
+        "run var 'tier' must be one of gold, silver (enum); got 'bronze'",
+    ]
+
+
+def test_untyped_vars_are_unchanged_by_typed_neighbours() -> None:
+    resolved = resolve_run_vars(TYPED, {"clusterName": "blue", "tenant": True})
+    assert resolved["tenant"] == "true"

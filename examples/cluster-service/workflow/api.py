@@ -35,7 +35,8 @@ class Run:
     reason: str | None
     vars: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
-    #: what the steps reported (resource ids, endpoints, the ``op.<step>`` audit trail)
+    #: what the steps returned (resource ids, endpoints, the ``op.<step>`` audit trail);
+    #: empty in listings, like ``steps``
     outputs: Mapping[str, str] = field(default_factory=dict)
     #: the worker that owns the run; None until one is assigned
     worker: str | None = None

@@ -31,7 +31,7 @@ TAG_CLUSTER = "cluster"
 TAG_TENANT = "tenant"
 TAG_REQUESTED_BY = "requestedBy"
 
-# -- outputs: what the steps report in the run's share data -----------------------------------
+# -- outputs: what the steps return (their task outputs), as a run shows them -----------------
 OUT_VPC_ID = "vpcId"
 OUT_CLUSTER_ID = "clusterId"
 OUT_ENDPOINT = "endpoint"
@@ -39,7 +39,8 @@ OUT_NODE_POOL_ID = "nodePoolId"
 OUT_DNS_NAME = "dnsName"
 OUT_SNAPSHOT_ID = "snapshotId"
 OUT_NOTIFIED = "notified"
-#: every step also reports what it did under "op.<step id>" (an audit trail in the run)
+#: every step's output says what it did under "op", shown as "op.<step id>" (an audit trail)
+OUT_OP = "op"
 OUT_OP_PREFIX = "op."
 
 #: the outputs of a created cluster that its deletion needs back as vars

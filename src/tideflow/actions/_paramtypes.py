@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict
@@ -23,5 +24,19 @@ def weak_text(value: Any) -> Any:
     return value
 
 
+def text_or_json(value: Any) -> Any:
+    """:func:`weak_text`, and a list or a mapping (a typed var or an output given whole,
+    ``{{regions}}``) as its compact JSON text, as it reads inside a longer text. Only for
+    params that are never a list themselves (an argv item, an env value)."""
+    if isinstance(value, list | dict):
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError):
+            return value
+    return weak_text(value)
+
+
 #: a ``str`` that also accepts numbers and bools (weak typing)
 WeakStr = Annotated[str, BeforeValidator(weak_text)]
+#: a ``str`` that also accepts numbers, bools, lists and mappings (as JSON text)
+TextOrJson = Annotated[str, BeforeValidator(text_or_json)]

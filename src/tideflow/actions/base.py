@@ -126,7 +126,8 @@ class ActionContext:
     instance_id: str
     task_id: str
     attempt: int
-    vars: Mapping[str, str]
+    #: the instance's vars: text for untyped vars, values of their types for typed ones
+    vars: Mapping[str, Any]
     share_data: ShareData
     #: set when the task or its instance is canceled, or its attempt timed out
     cancelled: asyncio.Event

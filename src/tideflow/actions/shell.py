@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from ..errors import ActionError
 from ..limits import show_bytes
 from ..outputs import strict_json
-from ._paramtypes import PARAMS_CONFIG, WeakStr
+from ._paramtypes import PARAMS_CONFIG, TextOrJson, WeakStr
 from .base import ActionContext
 
 
@@ -28,9 +28,9 @@ class ShellParams(BaseModel):
 
     model_config = PARAMS_CONFIG
 
-    cmd: list[WeakStr] | WeakStr
+    cmd: list[TextOrJson] | WeakStr
     #: merged over the node's own environment
-    env: dict[str, WeakStr] = Field(default_factory=dict)
+    env: dict[str, TextOrJson] = Field(default_factory=dict)
     cwd: str | None = None
     shell: bool = False
     #: share-data key that receives the command's stdout, stripped

@@ -26,6 +26,7 @@ from ..errors import (
     NotFoundError,
     StoreError,
     TideflowError,
+    VarsError,
     WriteRefusedError,
 )
 
@@ -44,6 +45,7 @@ _STATUS: tuple[tuple[type[TideflowError], int], ...] = (
     (ConflictError, 409),
     (DefinitionError, 422),
     (UnsupportedMediaTypeError, 415),
+    (VarsError, 422),
     (InputError, 400),
     (WriteRefusedError, 422),
     (StoreError, 503),

@@ -32,8 +32,9 @@ class RunRequest(BaseModel):
     # values are checked by the engine, whose messages name the var and what to do
     vars: dict[str, Any] = Field(
         default_factory=dict,
-        description="Values for the DAG's declared vars: text (numbers and true/false are "
-        "taken as their text).",
+        description="Values for the DAG's declared vars. An untyped var takes text (numbers "
+        "and true/false are taken as their text); a typed var a value of its type, or its "
+        "text (\"5\" for an integer).",
     )
     tags: dict[str, str] = Field(default_factory=dict, description="Searchable metadata.")
     selector: dict[str, str] = Field(
@@ -157,7 +158,7 @@ class InstanceOut(BaseModel):
     status: str
     reason: str | None
     trigger: str
-    vars: dict[str, str]
+    vars: dict[str, Any]
     shareData: dict[str, str]
     tags: dict[str, str]
     selector: dict[str, str]

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..definition.vartypes import text as value_text
 from ..serialize import instance_from_json
 from .progress import summary
 
@@ -58,8 +59,9 @@ def _status(value: str) -> Text:
     return Text(value, style=_STYLE.get(value, ""))
 
 
-def _kv(mapping: dict[str, str] | None) -> str:
-    return ", ".join(f"{k}={v}" for k, v in (mapping or {}).items())
+def _kv(mapping: dict[str, Any] | None) -> str:
+    # typed var values as they are written: size=5, dryRun=true, regions=["a"]
+    return ", ".join(f"{k}={value_text(v)}" for k, v in (mapping or {}).items())
 
 
 def _when(value: str | None) -> str:

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from ..states import DagStatus
 from .loader import LoadLimits, load_dag_dict
 from .model import Compensation, DagDef, PreCheck, RetryPolicy, RunIf
+from .vartypes import VarType
 
 #: Shorter name for the retry policy in builder code.
 Retry = RetryPolicy
@@ -57,9 +58,31 @@ class DagBuilder:
         self._vars: dict[str, Any] = {}
         self._tasks: list[dict[str, Any]] = []
 
-    def var(self, name: str, default: str = "", *, desc: str = "", secret: bool = False) -> Self:
-        """Declare a var with its default value."""
-        self._vars[name] = {"defaultValue": default, "desc": desc, "secret": secret}
+    def var(
+        self,
+        name: str,
+        default: Any = "",
+        *,
+        desc: str = "",
+        secret: bool = False,
+        type: VarType | None = None,  # noqa: A002 - the definition's own key
+        required: bool = False,
+        enum: Sequence[Any] | None = None,
+        pattern: str | None = None,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> Self:
+        """Declare a var with its default value. With ``type`` (``string``, ``integer``,
+        ``number``, ``boolean``, ``list``, ``object``) its values are of that type (a default
+        may be given as a value or as its text); ``required``, ``enum``, ``pattern``,
+        ``minimum`` and ``maximum`` are the rules a run's value must fit."""
+        spec: dict[str, Any] = {"defaultValue": default, "desc": desc, "secret": secret}
+        rules = {"type": type, "enum": None if enum is None else list(enum),
+                 "pattern": pattern, "minimum": minimum, "maximum": maximum}
+        spec.update({k: v for k, v in rules.items() if v is not None})
+        if required:
+            spec["required"] = True
+        self._vars[name] = spec
         return self
 
     def task(

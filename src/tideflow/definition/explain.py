@@ -106,6 +106,11 @@ def _what(err: ErrorDetails, model: type[BaseModel] | None, field: str) -> str:
         return f"must be a number, found {describe_kind(value)}"
     if kind in ("bool_type", "bool_parsing"):
         return f"must be true or false, found {describe_kind(value)}"
+    if kind == "value_error":
+        # our validators' own sentences, which name the value already
+        error = err.get("ctx", {}).get("error")
+        if error is not None:
+            return str(error)
     message = err["msg"]
     message = message[:1].lower() + message[1:]
     return f"{message}, found {describe_kind(value)}" if "input" in err else message

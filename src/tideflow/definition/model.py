@@ -8,32 +8,125 @@ back to an equal model (preCheck as an ordered list, so JSON columns cannot reor
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from ..gcpause import paused_gc
 from ..states import DagStatus
+from .vartypes import VAR_TYPES, VarType, VarValueError, check_rules, convert, text
 
 _CONFIG = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
 _CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class VarDef(BaseModel):
-    """A declared variable. Values are strings, as in Fastflow."""
+    """A declared variable. Untyped, its values are text, as in Fastflow; with a ``type``
+    they are values of that type (a default written as text, such as ``"3"`` for an integer
+    or ``'["a"]'`` for a list, is converted), checked against the var's rules."""
 
     model_config = _CONFIG
 
     desc: str = ""
-    default_value: str = Field("", alias="defaultValue")
+    #: the value when a run gives none; a typed var without one has null
+    default_value: Any = Field("", alias="defaultValue")
     secret: bool = False
+    type: VarType | None = None
+    #: a run must give it (a non-empty value)
+    required: bool = False
+    enum: tuple[Any, ...] | None = Field(None, min_length=1)
+    #: a regular expression the (text) value must match somewhere (anchor it with ^...$)
+    pattern: str | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_values(cls, data: Any) -> Any:
+        """The default and the enum as values of the var's type."""
+        if not isinstance(data, dict):
+            return data
+        var_type = data.get("type")
+        if var_type is not None and var_type not in VAR_TYPES:
+            return data  # the Literal reports it
+        out = dict(data)
+        enum = out.get("enum")
+        if isinstance(enum, list | tuple):
+            items = []
+            for i, item in enumerate(enum):
+                try:
+                    items.append(convert(item, var_type))
+                except VarValueError as exc:
+                    raise ValueError(f"enum[{i}] {exc}") from None
+            out["enum"] = items
+        key = "defaultValue" if "defaultValue" in out else "default_value"
+        default = out.get(key, "")
+        if default is None or (var_type is not None and default == ""):
+            # no default: untyped vars default to "", as in Fastflow; typed ones to null
+            out[key] = "" if var_type is None else None
+        else:
+            try:
+                out[key] = convert(default, var_type)
+            except VarValueError as exc:
+                raise ValueError(f"defaultValue {exc}") from None
+        return out
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> VarDef:
+        if self.pattern is not None:
+            if self.type not in (None, "string"):
+                raise ValueError(f"pattern applies to text: the var has type {self.type}")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {self.pattern!r} is not a regular expression: {exc}"
+                                 ) from None
+        for rule in ("minimum", "maximum"):
+            if getattr(self, rule) is not None and self.type not in ("integer", "number"):
+                raise ValueError(f"{rule} applies to numbers: give the var type integer or"
+                                 " number")
+        if (self.minimum is not None and self.maximum is not None
+                and self.minimum > self.maximum):
+            raise ValueError(f"minimum {self.minimum:g} is above maximum {self.maximum:g}")
+        if self.required and self.default_value not in ("", None):
+            raise ValueError("a required var has no use for a defaultValue (a run must give"
+                             " it): drop one of them")
+        if self.default_value not in ("", None):
+            try:
+                self.check(self.default_value)
+            except VarValueError as exc:
+                raise ValueError(f"defaultValue {exc}") from None
+        return self
+
+    def check(self, value: Any) -> None:
+        """Raise :class:`VarValueError` unless ``value`` (already of the var's type) fits
+        its rules."""
+        check_rules(value, enum=self.enum, pattern=self.pattern, minimum=self.minimum,
+                    maximum=self.maximum)
+
+    @model_serializer(mode="wrap")
+    def _leave_out_unused_rules(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a Fastflow var keeps the document it had: the typed keys appear only when used
+        doc = handler(self)
+        if isinstance(doc, dict):
+            for key in ("type", "enum", "pattern", "minimum", "maximum"):
+                if doc.get(key) is None:
+                    doc.pop(key, None)
+            if doc.get("required") is False:
+                doc.pop("required", None)
+            if "defaultValue" in doc and doc["defaultValue"] is None:
+                doc.pop("defaultValue")  # a typed var without a default
+        return doc
 
 
 class Condition(BaseModel):
@@ -48,11 +141,12 @@ class Condition(BaseModel):
     op: Literal["in", "not-in"]
     values: tuple[str, ...] = ()
 
-    def holds(self, vars: dict[str, str], share_data: dict[str, str]) -> bool:
+    def holds(self, vars: Mapping[str, Any], share_data: Mapping[str, str]) -> bool:
         values = vars if self.source == "vars" else share_data
         if self.key not in values:
             return False
-        found = values[self.key] in self.values
+        # a typed var compares by its text: true, 3, ["a"]
+        found = text(values[self.key]) in self.values
         return found if self.op == "in" else not found
 
 
@@ -65,7 +159,7 @@ class PreCheck(BaseModel):
     act: Literal["skip", "block"]
     conditions: tuple[Condition, ...] = ()
 
-    def fires(self, vars: dict[str, str], share_data: dict[str, str]) -> bool:
+    def fires(self, vars: Mapping[str, Any], share_data: Mapping[str, str]) -> bool:
         return all(c.holds(vars, share_data) for c in self.conditions)
 
 
@@ -230,7 +324,7 @@ class DagDef(BaseModel):
                 return t
         raise KeyError(task_id)
 
-    def default_vars(self) -> dict[str, str]:
+    def default_vars(self) -> dict[str, Any]:
         return {name: v.default_value for name, v in self.vars.items()}
 
     def secret_vars(self) -> frozenset[str]:

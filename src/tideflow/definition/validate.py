@@ -18,6 +18,7 @@ from croniter import croniter
 from ..errors import DefinitionError
 from .model import COMPENSATE_PREFIX, DagDef
 from .problems import listing, raise_problems, suggestion, task_label, where
+from .vartypes import VarValueError, convert
 
 #: DAG and task ids are stored in indexed columns of this size
 MAX_ID_LEN = 191
@@ -82,11 +83,23 @@ def find_problems(dag: DagDef, *, known_actions: Collection[str] | None = None) 
     if known_actions is not None:
         _check_actions(dag, known_actions, problems)
     _check_schedule(dag, problems)
-    for name in dag.cron_vars:
+    for name, value in dag.cron_vars.items():
         if name not in dag.vars:
             problems.append(
                 f"cronVars sets '{name}', which the DAG does not declare — declare it under"
                 " vars first"
+            )
+        elif value:
+            try:
+                dag.vars[name].check(convert(value, dag.vars[name].type))
+            except VarValueError as exc:
+                problems.append(f"cronVars '{name}' {exc}")
+    if dag.cron:
+        missing = [n for n, v in dag.vars.items() if v.required and not dag.cron_vars.get(n)]
+        if missing:
+            problems.append(
+                f"the DAG has a cron schedule but its required vars {', '.join(missing)} are not"
+                " set by cronVars — a scheduled run would be refused; set them in cronVars"
             )
     if len(dag.id) > MAX_ID_LEN:
         problems.append(f"the DAG id has {len(dag.id)} characters — the limit is {MAX_ID_LEN}")

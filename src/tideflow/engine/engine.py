@@ -419,7 +419,7 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
     def _new_instance(
         self,
         record: DagRecord,
-        run_vars: dict[str, str],
+        run_vars: dict[str, Any],
         tags: dict[str, str],
         selector: dict[str, str],
         trigger: str,

@@ -86,7 +86,8 @@ class InstanceRecord:
     dag_version: int
     status: InstanceStatus
     trigger: str
-    vars: dict[str, str]
+    #: untyped vars hold text, typed ones values of their types
+    vars: dict[str, Any]
     created_at: datetime
     updated_at: datetime
     reason: str | None = None

@@ -187,3 +187,25 @@ def test_builder_non_retryable_equals_yaml() -> None:
     assert built == loaded
     assert built.tasks[0].retry is not None
     assert built.tasks[0].retry.non_retryable == ("QuotaError", 3)
+
+
+def test_builder_typed_vars_equal_yaml() -> None:
+    built = (DagBuilder("tv")
+             .var("size", 3, type="integer", minimum=1, maximum=50)
+             .var("regions", ["a"], type="list")
+             .var("name", type="string", required=True, pattern="^[a-z]+$")
+             .var("tier", "gold", enum=["gold", "silver"])
+             .task("a", "shell", params={"cmd": ["echo", "{{size}}"]})
+             .build())
+    loaded = load_dag_text(
+        "id: tv\nvars:\n  size: {type: integer, defaultValue: '3', minimum: 1, maximum: 50}\n"
+        "  regions: {type: list, defaultValue: '[\"a\"]'}\n"
+        "  name: {type: string, required: true, pattern: '^[a-z]+$'}\n"
+        "  tier: {defaultValue: gold, enum: [gold, silver]}\n"
+        "tasks:\n  - {id: a, actionName: shell, params: {cmd: [echo, '{{size}}']}}\n")
+    assert built == loaded
+    assert built.vars["size"].default_value == 3
+    assert load_dag_text(dump_dag_yaml(built)) == built
+    # a Fastflow var's document is unchanged: no typed keys appear
+    assert loaded.to_dict()["vars"]["tier"] == {"desc": "", "defaultValue": "gold",
+                                                "secret": False, "enum": ["gold", "silver"]}

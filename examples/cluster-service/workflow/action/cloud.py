@@ -1,8 +1,8 @@
 """A simulated cloud provider, shared by every cluster action.
 
-Each call waits as long as a remote call would and then records what it did, both as a trace
-line and in the run's share data under ``op.<step id>``: the run itself becomes the audit trail
-of which worker did what, on which attempt. Nothing leaves the process."""
+Each call waits as long as a remote call would and then records what it did, as a trace line
+and as the ``op`` of the step's output: the run itself becomes the audit trail of which worker
+did what, on which attempt. Nothing leaves the process."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import uuid
 
 from tideflow import ActionContext
 
-from workflow.consts import OUT_OP_PREFIX
+from workflow.consts import OUT_OP
 
 
 class CloudError(Exception):
@@ -29,15 +29,14 @@ def performer() -> str:
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}/{os.getpid()}"
 
 
-async def call(ctx: ActionContext, what: str, latency_secs: float) -> None:
-    """Make one simulated API call that does ``what``."""
+async def call(ctx: ActionContext, what: str, latency_secs: float) -> dict[str, str]:
+    """Make one simulated API call that does ``what``; the step's output so far."""
     # An async wait, like a real request's: a cancel or a timeout interrupts the step here.
     await asyncio.sleep(latency_secs)
-    record(ctx, what)
+    return record(ctx, what)
 
 
-def record(ctx: ActionContext, what: str) -> None:
+def record(ctx: ActionContext, what: str) -> dict[str, str]:
+    """Trace ``what``; the output that says who did it: ``{"op": ...}``."""
     ctx.trace(what)
-    ctx.share_data[OUT_OP_PREFIX + ctx.task_id] = (
-        f"{what} (attempt {ctx.attempt} on {performer()})"
-    )
+    return {OUT_OP: f"{what} (attempt {ctx.attempt} on {performer()})"}

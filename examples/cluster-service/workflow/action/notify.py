@@ -15,9 +15,10 @@ class NotifyParams(Params):
     latency_secs: float = 0.1
 
 
-async def notify(ctx: ActionContext, params: NotifyParams) -> None:
-    await cloud.call(ctx, f"posted to {params.channel}: {params.message}", params.latency_secs)
-    ctx.share_data[OUT_NOTIFIED] = params.message
+async def notify(ctx: ActionContext, params: NotifyParams) -> dict[str, str]:
+    done = await cloud.call(ctx, f"posted to {params.channel}: {params.message}",
+                            params.latency_secs)
+    return {**done, OUT_NOTIFIED: params.message}
 
 
 def register(registry: ActionRegistry) -> None:

@@ -17,15 +17,15 @@ class CheckQuotaParams(Params):
     latency_secs: float = 0.1
 
 
-async def check_quota(ctx: ActionContext, params: CheckQuotaParams) -> None:
+async def check_quota(ctx: ActionContext, params: CheckQuotaParams) -> dict[str, str]:
     if params.size > MAX_NODES:
         # No retry policy on this step: asking again will not raise the quota.
         raise cloud.CloudError(
             f"quota exceeded in {params.region}: {params.size} nodes asked, "
             f"{MAX_NODES} allowed per cluster"
         )
-    await cloud.call(ctx, f"quota ok for {params.size} nodes in {params.region}",
-                     params.latency_secs)
+    return await cloud.call(ctx, f"quota ok for {params.size} nodes in {params.region}",
+                            params.latency_secs)
 
 
 def register(registry: ActionRegistry) -> None:

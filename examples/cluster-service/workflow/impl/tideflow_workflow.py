@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -15,7 +16,7 @@ from tideflow import (
 )
 
 from workflow.api import BadRequest, CommandRefused, Run, RunNotFound, StepRun
-from workflow.consts import RunStatus
+from workflow.consts import OUT_OP, OUT_OP_PREFIX, RunStatus
 from workflow.impl.node import register_templates
 
 
@@ -32,15 +33,30 @@ async def _translated() -> AsyncIterator[None]:
         raise BadRequest(exc.message) from exc
 
 
+def _outputs(inst: InstanceRecord) -> dict[str, str]:
+    """What the steps returned, as the interface shows it: each step's keys (``vpcId``...) as
+    text, and what it did as ``op.<step>``."""
+    found = dict(inst.share_data)
+    for task in inst.tasks:
+        if not isinstance(task.output, dict):
+            continue
+        for key, value in task.output.items():
+            if key == OUT_OP:
+                found[OUT_OP_PREFIX + task.task_id] = str(value)
+            else:
+                found[key] = value if isinstance(value, str) else json.dumps(value)
+    return found
+
+
 def _to_run(inst: InstanceRecord) -> Run:
     return Run(
         id=inst.id,
         dag_id=inst.dag_id,
         status=RunStatus(inst.status.value),
         reason=inst.reason,
-        vars=dict(inst.vars),
+        vars={k: v if isinstance(v, str) else json.dumps(v) for k, v in inst.vars.items()},
         tags=dict(inst.tags),
-        outputs=dict(inst.share_data),
+        outputs=_outputs(inst),
         worker=inst.worker,
         steps=tuple(
             StepRun(id=t.task_id, status=t.status.value, attempts=t.attempts, reason=t.reason)

@@ -473,15 +473,33 @@ function dagsView(view) {
   }).catch((e) => say(e.message, true));
 }
 
+// a var's value as typed in a form: text as is, lists and mappings as JSON, null as nothing
+function varText(value) {
+  if (value === null || value === undefined) return "";
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+// a var's type and rules, as shown next to it: "integer, required, 1..50"
+function varRules(v) {
+  const parts = [v.type || "text"];
+  if (v.required) parts.push("required");
+  if (v.enum) parts.push(`one of ${v.enum.map(varText).join(" | ")}`);
+  if (v.pattern) parts.push(`matches ${v.pattern}`);
+  if (v.minimum != null || v.maximum != null) parts.push(`${v.minimum ?? ""}..${v.maximum ?? ""}`);
+  return parts.join(", ");
+}
+
 function dagCard(dag) {
   const def = dag.definition;
   const inputs = {};
   const form = h("form", { class: "run-form", "data-dag-id": dag.id });
   for (const [name, v] of Object.entries(def.vars)) {
     // the API never sends a secret's default (it shows "***"): left empty, the run keeps it
-    inputs[name] = h("input", { name: `var-${name}`, value: v.secret ? "" : (v.defaultValue ?? ""),
-      type: v.secret ? "password" : "text", placeholder: v.secret ? "(default)" : null });
-    form.append(h("label", {}, name), inputs[name]);
+    inputs[name] = h("input", { name: `var-${name}`, value: v.secret ? "" : varText(v.defaultValue),
+      type: v.secret ? "password" : "text", required: v.required ? "" : null,
+      placeholder: v.secret ? "(default)" : varRules(v), title: varRules(v) });
+    form.append(h("label", {}, name, " ", h("span", { class: "muted var-type" }, `(${varRules(v)})`)),
+      inputs[name]);
   }
   const tags = h("input", { name: "tags", placeholder: "key=value, key2=value2" });
   form.append(h("label", {}, "tags"), tags, h("span", {}), h("button", { type: "submit" }, "Run"));
@@ -511,9 +529,9 @@ function dagCard(dag) {
       def.timezone ? ` (${def.timezone})` : "",
       dag.nextFireTimes.length ? ` · next: ${dag.nextFireTimes.map(fmtTime).join(", ")}` : ""),
     Object.keys(def.vars).length ? h("table", {},
-      h("tr", {}, ["Var", "Default", "Description"].map((x) => h("th", {}, x))),
-      Object.entries(def.vars).map(([n, v]) => h("tr", {}, h("td", {}, n),
-        h("td", {}, v.secret ? "***" : (v.defaultValue ?? "")), h("td", {}, v.desc || "")))) : null,
+      h("tr", {}, ["Var", "Type", "Default", "Description"].map((x) => h("th", {}, x))),
+      Object.entries(def.vars).map(([n, v]) => h("tr", {}, h("td", {}, n), h("td", {}, varRules(v)),
+        h("td", {}, v.secret ? "***" : varText(v.defaultValue)), h("td", {}, v.desc || "")))) : null,
     h("h3", {}, "Run"), form,
     h("details", {}, h("summary", {}, `Definition (${def.tasks.length} tasks)`),
       h("pre", { class: "yaml" }, yaml(def).trimStart())));

@@ -23,11 +23,11 @@ class CreateVpcParams(Params):
     latency_secs: float = 0.1
 
 
-async def create_vpc(ctx: ActionContext, params: CreateVpcParams) -> None:
+async def create_vpc(ctx: ActionContext, params: CreateVpcParams) -> dict[str, str]:
     vpc = cloud.new_id("vpc")
-    await cloud.call(ctx, f"created {vpc} in {params.region} for {params.cluster_name}",
-                     params.latency_secs)
-    ctx.share_data[OUT_VPC_ID] = vpc
+    done = await cloud.call(ctx, f"created {vpc} in {params.region} for {params.cluster_name}",
+                            params.latency_secs)
+    return {**done, OUT_VPC_ID: vpc}
 
 
 class CreateControlPlaneParams(Params):
@@ -37,17 +37,19 @@ class CreateControlPlaneParams(Params):
     fail_first_attempts: int = 0
 
 
-async def create_control_plane(ctx: ActionContext, params: CreateControlPlaneParams) -> None:
+async def create_control_plane(ctx: ActionContext, params: CreateControlPlaneParams
+                               ) -> dict[str, str]:
     if ctx.attempt <= params.fail_first_attempts:
         await asyncio.sleep(params.latency_secs)
         raise cloud.CloudError(
             f"no control-plane capacity in the zone (simulated, attempt {ctx.attempt})"
         )
     cluster = cloud.new_id("cls")
-    await cloud.call(ctx, f"created control plane {cluster} v{params.version} in {params.vpc_id}",
-                     params.latency_secs)
-    ctx.share_data[OUT_CLUSTER_ID] = cluster
-    ctx.share_data[OUT_ENDPOINT] = f"https://{cluster}.api.internal:6443"
+    done = await cloud.call(
+        ctx, f"created control plane {cluster} v{params.version} in {params.vpc_id}",
+        params.latency_secs)
+    return {**done, OUT_CLUSTER_ID: cluster,
+            OUT_ENDPOINT: f"https://{cluster}.api.internal:6443"}
 
 
 class CreateNodePoolParams(Params):
@@ -57,14 +59,15 @@ class CreateNodePoolParams(Params):
     boot_secs: float = 0.2
 
 
-async def create_node_pool(ctx: ActionContext, params: CreateNodePoolParams) -> None:
+async def create_node_pool(ctx: ActionContext, params: CreateNodePoolParams
+                           ) -> dict[str, str]:
     pool = cloud.new_id("np")
     ctx.trace(f"booting {params.size} machines for {pool}", flush=True)
     # Booting is the long part: a cancel of the run stops it here.
     await asyncio.sleep(params.boot_secs)
-    await cloud.call(ctx, f"created node pool {pool} of {params.size} in {params.vpc_id}",
-                     params.latency_secs)
-    ctx.share_data[OUT_NODE_POOL_ID] = pool
+    done = await cloud.call(ctx, f"created node pool {pool} of {params.size} in {params.vpc_id}",
+                            params.latency_secs)
+    return {**done, OUT_NODE_POOL_ID: pool}
 
 
 class JoinNodePoolParams(Params):
@@ -73,8 +76,8 @@ class JoinNodePoolParams(Params):
     latency_secs: float = 0.1
 
 
-async def join_node_pool(ctx: ActionContext, params: JoinNodePoolParams) -> None:
-    await cloud.call(ctx, f"joined {params.node_pool_id} to {params.cluster_id}",
+async def join_node_pool(ctx: ActionContext, params: JoinNodePoolParams) -> dict[str, str]:
+    return await cloud.call(ctx, f"joined {params.node_pool_id} to {params.cluster_id}",
                      params.latency_secs)
 
 
@@ -85,10 +88,10 @@ class RegisterDnsParams(Params):
     latency_secs: float = 0.1
 
 
-async def register_dns(ctx: ActionContext, params: RegisterDnsParams) -> None:
+async def register_dns(ctx: ActionContext, params: RegisterDnsParams) -> dict[str, str]:
     name = f"{params.cluster_name}.{params.region}.clusters.internal"
-    await cloud.call(ctx, f"pointed {name} at {params.endpoint}", params.latency_secs)
-    ctx.share_data[OUT_DNS_NAME] = name
+    done = await cloud.call(ctx, f"pointed {name} at {params.endpoint}", params.latency_secs)
+    return {**done, OUT_DNS_NAME: name}
 
 
 def register(registry: ActionRegistry) -> None:

@@ -16,10 +16,12 @@ class SnapshotClusterParams(Params):
     latency_secs: float = 0.1
 
 
-async def snapshot_cluster(ctx: ActionContext, params: SnapshotClusterParams) -> None:
+async def snapshot_cluster(ctx: ActionContext, params: SnapshotClusterParams
+                           ) -> dict[str, str]:
     snap = cloud.new_id("snap")
-    await cloud.call(ctx, f"saved {params.cluster_id}'s state as {snap}", params.latency_secs)
-    ctx.share_data[OUT_SNAPSHOT_ID] = snap
+    done = await cloud.call(ctx, f"saved {params.cluster_id}'s state as {snap}",
+                            params.latency_secs)
+    return {**done, OUT_SNAPSHOT_ID: snap}
 
 
 class DeleteParams(Params):
@@ -29,14 +31,14 @@ class DeleteParams(Params):
     latency_secs: float = 0.1
 
 
-Delete = Callable[[ActionContext, DeleteParams], Awaitable[None]]
+Delete = Callable[[ActionContext, DeleteParams], Awaitable[dict[str, str]]]
 
 
 def _deleter(kind: str) -> Delete:
-    async def delete(ctx: ActionContext, params: DeleteParams) -> None:
+    async def delete(ctx: ActionContext, params: DeleteParams) -> dict[str, str]:
         # Deleting what is already gone succeeds: a retried or re-run step must not fail on
         # the work its interrupted attempt finished.
-        await cloud.call(ctx, f"deleted {kind} {params.id}", params.latency_secs)
+        return await cloud.call(ctx, f"deleted {kind} {params.id}", params.latency_secs)
 
     return delete
 
