@@ -6,7 +6,7 @@ errors are translated at the store's edge, so callers never need to import a dri
     TideflowError
     ├── DefinitionError        a DAG definition (file, body or builder) is invalid
     ├── InputError             bad run input: vars, tags, selector, command arguments
-    │   └── LimitError         a value is larger than a size limit allows (names the limit)
+    │   ├── LimitError         a value is larger than a size limit allows (names the limit)
     │   └── VarsError          a run's vars miss a required one or break a var's type or rule
     ├── NotFoundError          no such DAG, instance or task
     ├── ConflictError          the command does not fit the current state (HTTP 409)

@@ -122,7 +122,7 @@ class Limits:
             raise self._refuse(f"the instance's share data with '{key}'", total,
                                self.max_share_data_bytes, "max_share_data_bytes")
 
-    def check_vars(self, values: dict[str, str]) -> None:
+    def check_vars(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
             self.check_value(f"run var '{name}'", value)
 

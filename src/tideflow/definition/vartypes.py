@@ -23,9 +23,8 @@ _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 #: how long a value's text may be in a message
 _SHOWN = 60
-#: bounds of a list or mapping value
+#: how deep a list or mapping value may nest
 MAX_DEPTH = 64
-MAX_BYTES = 1024 * 1024
 
 
 class VarValueError(ValueError):
@@ -101,8 +100,8 @@ def convert(value: Any, var_type: str | None) -> Any:
 
 
 def _bounded(value: Any) -> Any:
-    """``value`` (a list or a mapping) if it is plain JSON data within the bounds of a var:
-    at most :data:`MAX_DEPTH` levels deep and :data:`MAX_BYTES` of JSON."""
+    """``value`` (a list or a mapping) if it is plain JSON data at most :data:`MAX_DEPTH`
+    levels deep (its size is checked with every value the engine stores: tideflow.limits)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -121,9 +120,6 @@ def _bounded(value: Any) -> Any:
             raise VarValueError("holds a number too large to store")
         elif not (item is None or isinstance(item, str | int | float | bool)):
             raise VarValueError(f"holds a {type(item).__name__}, which is not JSON data")
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > MAX_BYTES:
-        raise VarValueError(f"is {size:,} bytes of JSON, more than the limit of {MAX_BYTES:,}")
     return value
 
 
