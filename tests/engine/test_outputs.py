@@ -3,8 +3,17 @@ in the instance's JSON; on each backend."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,3 +188,115 @@ async def test_reading_a_task_that_is_not_an_ancestor_is_refused(engine: Engine)
     assert "reads the output of task 'a', which it does not depend on" in text
     assert "reads the output of task 'zz', which does not exist" in text
     assert "reads the output of task 'c', which it does not depend on" in text
+
+
+_CRASH_SCRIPT = textwrap.dedent("""
+    import asyncio, json, sys
+    from tideflow import Engine, EngineSettings
+
+    DAG = {"id": "crash-out", "tasks": [
+        {"id": "alloc", "actionName": "alloc"},
+        {"id": "use", "actionName": "shell", "dependOn": ["alloc"],
+         "params": {"cmd": ["sh", "-c", "echo $0 >> " + sys.argv[2]
+                            + "; while [ -f " + sys.argv[3] + " ]; do sleep 0.1; done",
+                            "{{tasks.alloc.output.clusterId}}"]}},
+    ]}
+    CALLS = []
+
+    async def alloc(ctx, params):
+        return {"clusterId": "c-" + str(ctx.attempt)}
+
+    async def main():
+        async with Engine.from_url(sys.argv[1], settings=EngineSettings(node_id="n")) as e:
+            e.actions.add_function("alloc", alloc)
+            if sys.argv[4] == "start":
+                await e.register_dag(DAG)
+                inst = await e.run_dag("crash-out")
+                print(inst.id, flush=True)
+                await asyncio.sleep(3600)
+            else:
+                inst = await e.wait_for(sys.argv[4], timeout=60, settled=False)
+                print(json.dumps({"status": inst.status.value,
+                                  "outputs": [t.output for t in inst.tasks],
+                                  "attempts": [t.attempts for t in inst.tasks],
+                                  "cmd": inst.tasks[1].params["cmd"]}))
+
+    asyncio.run(main())
+""")
+
+
+def test_an_output_survives_a_sigkill(tmp_path: Path) -> None:
+    """The parent's output is committed with its result: after the node is killed while the
+    child runs, the restarted node runs the child again with the same output, and the parent
+    is not run again."""
+    script = tmp_path / "node.py"
+    script.write_text(_CRASH_SCRIPT)
+    db = f"sqlite:///{tmp_path / 'crash.db'}"
+    runs, hold = tmp_path / "runs", tmp_path / "hold"
+    hold.write_text("")
+    first = subprocess.Popen([sys.executable, str(script), db, str(runs), str(hold), "start"],
+                             stdout=subprocess.PIPE, text=True)
+    assert first.stdout is not None
+    instance_id = first.stdout.readline().strip()
+    deadline = time.monotonic() + 30
+    while not (runs.exists() and runs.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    hold.unlink()
+    second = subprocess.run([sys.executable, str(script), db, str(runs), str(hold), instance_id],
+                            capture_output=True, text=True, timeout=90)
+    assert second.returncode == 0, second.stderr
+    result = json.loads(second.stdout)
+    assert result["status"] == "success"
+    assert result["outputs"] == [{"clusterId": "c-1"}, {"exitCode": 0}]
+    # the parent ran once; the child's first attempt may not have been recorded before the
+    # kill (an attempt's start is not waited for), so only its runs are counted
+    assert result["attempts"][0] == 1
+    assert result["cmd"][-1] == "c-1"
+    assert runs.read_text().split() == ["c-1", "c-1"]
+
+
+class _OutputThenSlowAfter:
+    name = "out-slow-after"
+
+    def __init__(self, gate: asyncio.Event | None, calls: list[str]) -> None:
+        self.gate = gate
+        self.calls = calls
+
+    async def run(self, ctx: ActionContext, params: Any) -> dict[str, str]:
+        self.calls.append("run")
+        return {"id": f"made-by-run-{len(self.calls)}"}
+
+    async def run_after(self, ctx: ActionContext, params: Any) -> None:
+        self.calls.append("after")
+        if self.gate is not None:
+            await self.gate.wait()
+
+
+async def test_a_task_resumed_at_run_after_keeps_its_output(
+    make_engine: Callable[..., Engine]
+) -> None:
+    calls: list[str] = []
+    first = make_engine(registry=_registry(_OutputThenSlowAfter(asyncio.Event(), calls)))
+    async with first:
+        await first.register_dag(dag("ending", task("a", "out-slow-after"),
+                                     task("b", "shell", ["a"], params={
+                                         "cmd": ["echo", "{{tasks.a.output.id}}"]})))
+        inst = await first.run_dag("ending")
+        while calls != ["run", "after"]:
+            await asyncio.sleep(0.01)
+    async with make_engine(registry=_registry(_OutputThenSlowAfter(None, calls))) as second:
+        done = await second.wait_for(inst.id, timeout=10, settled=False)
+    assert done.status == InstanceStatus.SUCCESS, done.reason
+    assert calls == ["run", "after", "after"]  # run() is not repeated
+    assert done.tasks[0].output == {"id": "made-by-run-1"}
+    assert done.tasks[1].params["cmd"] == ["echo", "made-by-run-1"]
+
+
+def _registry(action: Any) -> Any:
+    from tideflow import ActionRegistry
+
+    reg = ActionRegistry()
+    reg.register(action)
+    return reg
