@@ -93,16 +93,17 @@ def dag_to_json(
     dag: DagRecord, *, now: datetime | None = None, fire_times: int = FIRE_TIMES
 ) -> dict[str, Any]:
     """A DAG as listed and shown; ``nextFireTimes`` holds its next ``fire_times`` cron ticks
-    while it is scheduled (a cron and status normal), else ``[]``."""
+    while it is scheduled (a cron, status normal, not paused), else ``[]``."""
     d = dag.definition
     upcoming: list[str | None] = []
-    if d.cron and dag.status.value == "normal" and fire_times > 0:
+    if d.cron and dag.status.value == "normal" and not dag.paused and fire_times > 0:
         upcoming = [iso(t) for t in
                     next_fire_times(d.cron, d.timezone, now or utcnow(), fire_times)]
     return {
         "id": dag.id,
         "version": dag.version,
         "status": dag.status.value,
+        "paused": dag.paused,
         "createdAt": iso(dag.created_at),
         "updatedAt": iso(dag.updated_at),
         "nextFireTimes": upcoming,

@@ -201,3 +201,23 @@ def test_exit_codes_without_a_server(cli: Cli, tmp_path: Path) -> None:
             "items": []}
     finally:
         tokens.stop()
+
+
+def test_dag_pause_and_resume(cli: Cli, via: list[str]) -> None:
+    gate = cli.write("gate.yaml", APPROVAL)
+    _ok(cli.run("dag", "apply", str(gate), *via))
+    before = Cli.as_json(_ok(cli.run("dag", "show", "gate", "--json", *via)))
+    paused = Cli.as_json(_ok(cli.run("dag", "pause", "gate", "--json", *via)))
+    assert paused["paused"] is True and paused["nextFireTimes"] == []
+    assert paused["version"] == before["version"]  # no new version
+    assert "schedule of DAG gate paused" in _ok(cli.run("dag", "pause", "gate", *via)).stdout
+    listed = _ok(cli.run("dag", "list", *via)).stdout
+    assert re.search(r"^ *gate .* paused ", listed, re.M), listed
+    shown = _ok(cli.run("dag", "show", "gate", *via)).stdout
+    assert "(normal, schedule paused)" in shown and "next runs" not in shown
+    assert cli.run("dag", "pause", "ghost", *via).returncode == 3
+
+    resumed = Cli.as_json(_ok(cli.run("dag", "resume", "gate", "--json", *via)))
+    assert resumed["paused"] is False and len(resumed["nextFireTimes"]) == 5
+    assert "schedule of DAG gate running" in _ok(cli.run("dag", "resume", "gate", *via)).stdout
+    assert re.search(r"^ *gate .* running ", _ok(cli.run("dag", "list", *via)).stdout, re.M)

@@ -197,3 +197,25 @@ def test_typed_vars_over_the_api(client: httpx.Client) -> None:
         "clusterName": "blue", "size": "7", "regions": ["a", "b"]}, "wait": 10})
     assert r.status_code == 201, r.text
     assert r.json()["vars"] == {"clusterName": "blue", "size": 7, "regions": ["a", "b"]}
+
+
+def test_pause_and_resume_routes(client: httpx.Client) -> None:
+    c = client
+    body = {"id": "nightly-p", "cron": "0 2 * * *", "tasks": [{"id": "a", "actionName": "ok"}]}
+    assert c.post("/api/v1/dags", json=body).status_code == 201
+    paused = c.post("/api/v1/dags/nightly-p/pause")
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["paused"] is True and paused.json()["nextFireTimes"] == []
+    assert paused.json()["version"] == 1  # no new version
+    listed = {d["id"]: d for d in c.get("/api/v1/dags").json()["items"]}
+    assert listed["nightly-p"]["paused"] is True
+    assert c.get("/api/v1/dags/nightly-p").json()["paused"] is True
+    # a manual run of a paused DAG still works
+    run = c.post("/api/v1/dags/nightly-p/run", json={"wait": 10})
+    assert run.status_code == 201 and run.json()["status"] == "success"
+    resumed = c.post("/api/v1/dags/nightly-p/resume").json()
+    assert resumed["paused"] is False and len(resumed["nextFireTimes"]) == 5
+    assert _error(c.post("/api/v1/dags/ghost/pause"), 404)["error"] == "not_found"
+    doc = c.get("/api/v1/openapi.json").json()["paths"]
+    assert "post" in doc["/api/v1/dags/{dag_id}/pause"]
+    assert "post" in doc["/api/v1/dags/{dag_id}/resume"]

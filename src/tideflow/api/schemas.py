@@ -184,6 +184,7 @@ class DagOut(BaseModel):
     id: str
     version: int
     status: str
+    paused: bool = Field(description="The schedule is paused: its cron does not fire.")
     createdAt: str | None
     updatedAt: str | None
     nextFireTimes: list[str] = Field(

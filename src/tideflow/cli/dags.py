@@ -69,6 +69,35 @@ def show(
         dag_detail(out_console(), dag)
 
 
+def _schedule_command(paused: bool) -> None:
+    verb = "pause" if paused else "resume"
+
+    def command(
+        dag_id: str,
+        server: str | None = ServerOpt,
+        db: str = DbOpt,
+        table_prefix: str = TablePrefixOpt,
+        as_json: bool = JsonOpt,
+    ) -> None:
+        dag = with_client(server, db, lambda c: c.set_dag_paused(dag_id, paused),
+                          table_prefix=table_prefix)
+        if as_json:
+            print_json(dag)
+        else:
+            typer.echo(f"schedule of DAG {dag['id']} {'paused' if paused else 'running'}")
+
+    command.__doc__ = (
+        "Pause a DAG's schedule: its cron fires no more (no new version; manual runs still "
+        "work)." if paused else
+        "Resume a DAG's schedule from the next tick (ticks missed while paused are not fired)."
+    )
+    dag_app.command(verb)(command)
+
+
+_schedule_command(True)
+_schedule_command(False)
+
+
 @dag_app.command("delete")
 def delete(
     dag_id: str,

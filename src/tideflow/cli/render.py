@@ -72,7 +72,7 @@ def _when(value: str | None) -> str:
 
 
 def dags_table(console: Console, dags: list[Json]) -> None:
-    table = Table("DAG", "VERSION", "STATUS", "TASKS", "CRON", "UPDATED", box=None)
+    table = Table("DAG", "VERSION", "STATUS", "TASKS", "CRON", "SCHEDULE", "UPDATED", box=None)
     table.columns[0].no_wrap = True
     table.columns[0].min_width = max((len(d["id"]) for d in dags), default=3)
     for d in dags:
@@ -80,17 +80,27 @@ def dags_table(console: Console, dags: list[Json]) -> None:
         table.add_row(
             d["id"], str(d["version"]), _status(d["status"]),
             str(len(definition.get("tasks") or [])), definition.get("cron") or "",
-            _when(d.get("updatedAt")),
+            _schedule(d), _when(d.get("updatedAt")),
         )
     console.print(table)
+
+
+def _schedule(dag: Json) -> str:
+    """Whether the DAG's cron fires: paused, stopped (with its status), or running."""
+    if not (dag.get("definition") or {}).get("cron"):
+        return ""
+    if dag.get("paused"):
+        return "paused"
+    return "running" if dag["status"] == "normal" else "stopped"
 
 
 def dag_detail(console: Console, dag: Json) -> None:
     """The definition as YAML; what is not the definition (the header, the next fire times)
     is written as YAML comments, so the output can be saved and applied again."""
     definition = dag.get("definition") or {}
-    console.print(Text(f"# DAG {dag['id']} version {dag['version']} ({dag['status']})",
-                       style="bold"), soft_wrap=True)
+    state = dag["status"] + (", schedule paused" if dag.get("paused") else "")
+    console.print(Text(f"# DAG {dag['id']} version {dag['version']} ({state})", style="bold"),
+                  soft_wrap=True)
     text = yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=_UNBOUNDED)
     console.print(text.rstrip(), soft_wrap=True)
     upcoming = dag.get("nextFireTimes") or []

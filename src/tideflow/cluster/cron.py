@@ -107,7 +107,7 @@ class CronTrigger:
         """Fire what is due; return the seconds until the next tick of any scheduled DAG
         (infinity when none is scheduled)."""
         dags = [d for d in await self._list_dags()
-                if d.definition.cron and d.status == DagStatus.NORMAL]
+                if d.definition.cron and d.status == DagStatus.NORMAL and not d.paused]
         if not dags:
             return math.inf
         now = await self._now()
@@ -116,8 +116,8 @@ class CronTrigger:
             dag: DagDef = rec.definition
             assert dag.cron is not None
             last = await self._last_tick(rec.id)
-            # a DAG (re-)registered or re-enabled starts from then: no backfill of the time
-            # before it was scheduled or while it was stopped
+            # a DAG (re-)registered, re-enabled or resumed starts from then: no backfill of
+            # the time before it was scheduled or while it was stopped or paused
             since = max(t for t in (last, rec.updated_at) if t is not None)
             for tick in due_ticks(dag.cron, dag.timezone, since, now,
                                   catchup=dag.catchup, max_catchup=dag.max_catchup):

@@ -150,6 +150,25 @@ class DagVerbs:
         self._dag_reads.pop(dag_id, None)
         self._dags_changed()
 
+    async def pause_dag(self, dag_id: str) -> DagRecord:
+        """Pause the DAG's schedule: its cron fires no more, until :meth:`resume_dag`. No new
+        version; manual runs and running instances are not affected; pausing a paused DAG
+        changes nothing."""
+        return await self._set_paused(dag_id, True)
+
+    async def resume_dag(self, dag_id: str) -> DagRecord:
+        """Resume the DAG's schedule. The ticks missed while it was paused are not fired (no
+        catch-up): the next tick after now is the first; resuming a running schedule changes
+        nothing."""
+        return await self._set_paused(dag_id, False)
+
+    async def _set_paused(self, dag_id: str, paused: bool) -> DagRecord:
+        self._require_rt()
+        if await self.store.set_dag_paused(dag_id, paused):
+            self._dag_reads.pop(dag_id, None)
+            self._dags_changed()
+        return await self.store.get_dag(dag_id)
+
     async def _newest_dag(self, dag_id: str) -> DagRecord:
         """The newest version of a DAG. Runs submitted together share one read (a read that
         started before this node registered a new version is not joined)."""

@@ -53,6 +53,10 @@ class Store(ABC):
     async def set_dag_status(self, dag_id: str, status: DagStatus) -> None: ...
 
     @abstractmethod
+    async def set_dag_paused(self, dag_id: str, paused: bool) -> bool:
+        """Pause or resume the DAG's schedule without a new version; True when it changed."""
+
+    @abstractmethod
     async def delete_dag(self, dag_id: str, *, force: bool = False) -> None:
         """Delete every version. Refused (ConflictError) while the DAG has unfinished
         instances, unless forced."""

@@ -183,6 +183,11 @@ class FaultyStore(Store, Keeper, SchedulingStore):
     async def set_dag_status(self, dag_id: str, status: DagStatus) -> None:
         await self._call("set_dag_status", lambda: self.inner.set_dag_status(dag_id, status))
 
+    async def set_dag_paused(self, dag_id: str, paused: bool) -> bool:
+        result: bool = await self._call(
+            "set_dag_paused", lambda: self.inner.set_dag_paused(dag_id, paused))
+        return result
+
     async def delete_dag(self, dag_id: str, *, force: bool = False) -> None:
         await self._call("delete_dag", lambda: self.inner.delete_dag(dag_id, force=force))
 

@@ -24,6 +24,8 @@ class DagRecord:
     #: set by a registration that found this very definition as the newest version and
     #: stored nothing
     unchanged: bool = False
+    #: the schedule is paused: the cron trigger does not fire it (manual runs still work)
+    paused: bool = False
 
 
 @dataclass

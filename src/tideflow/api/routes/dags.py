@@ -152,6 +152,31 @@ def dags_router(engine: Engine, views: Views) -> APIRouter:
         await engine.delete_dag(dag_id, force=force)
         return Response(status_code=204)
 
+    def schedule_route(paused: bool) -> None:
+        async def set_paused(dag_id: str) -> JSONResponse:
+            record = await (engine.pause_dag if paused else engine.resume_dag)(dag_id)
+            return await respond([record], lambda: dag_to_json(record))
+
+        router.add_api_route(
+            f"/{{dag_id}}/{'pause' if paused else 'resume'}",
+            set_paused,
+            methods=["POST"],
+            response_model=DagOut,
+            name=f"{'pause' if paused else 'resume'}_dag",
+            summary=f"{'Pause' if paused else 'Resume'} a DAG's schedule",
+            description=(
+                "Its cron fires no more until it is resumed; no new version. Manual runs and "
+                "running instances are not affected. Pausing a paused DAG changes nothing."
+                if paused else
+                "Its cron fires again from the next tick after now: ticks missed while it was "
+                "paused are not fired. Resuming a running schedule changes nothing."
+            ),
+            responses=errors_for(404),
+        )
+
+    schedule_route(True)
+    schedule_route(False)
+
     @router.post(
         "/{dag_id}/run",
         status_code=201,

@@ -73,6 +73,10 @@ class Client(abc.ABC):
     async def delete_dag(self, dag_id: str, *, force: bool) -> None: ...
 
     @abc.abstractmethod
+    async def set_dag_paused(self, dag_id: str, paused: bool) -> Json:
+        """Pause or resume the DAG's schedule; the DAG after."""
+
+    @abc.abstractmethod
     async def run_dag(
         self,
         dag_id: str,

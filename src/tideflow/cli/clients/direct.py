@@ -78,6 +78,10 @@ class DirectClient(Client):
     async def get_dag(self, dag_id: str, *, fire_times: int = 5) -> Json:
         return dag_to_json(await self.engine.get_dag(dag_id), fire_times=fire_times)
 
+    async def set_dag_paused(self, dag_id: str, paused: bool) -> Json:
+        verb = self.engine.pause_dag if paused else self.engine.resume_dag
+        return dag_to_json(await verb(dag_id))
+
     async def delete_dag(self, dag_id: str, *, force: bool) -> None:
         await self.engine.delete_dag(dag_id, force=force)
 

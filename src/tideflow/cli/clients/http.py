@@ -103,6 +103,11 @@ class HttpClient(Client):
                                         params={"next": str(fire_times)})
         return result
 
+    async def set_dag_paused(self, dag_id: str, paused: bool) -> Json:
+        verb = "pause" if paused else "resume"
+        result: Json = await self._json("POST", f"/dags/{_seg(dag_id)}/{verb}")
+        return result
+
     async def delete_dag(self, dag_id: str, *, force: bool) -> None:
         await self._call("DELETE", f"/dags/{_seg(dag_id)}",
                          params={"force": "true"} if force else None)

@@ -60,7 +60,8 @@ class DagMethods(Database):
         async with self._tx(f"save DAG {dag.id!r}", write=True) as conn:
             current = (
                 await conn.execute(
-                    sa.select(d.c.created_at, d.c.version, d.c.status, d.c.updated_at)
+                    sa.select(d.c.created_at, d.c.version, d.c.status, d.c.updated_at,
+                              d.c.paused)
                     .where(d.c.id == dag.id)
                     .with_for_update()
                 )
@@ -75,7 +76,8 @@ class DagMethods(Database):
                 ).scalar()
                 if stored is not None and _same(stored, definition):
                     return DagRecord(dag.id, current.version, dag, DagStatus(current.status),
-                                     current.created_at, current.updated_at, unchanged=True)
+                                     current.created_at, current.updated_at, unchanged=True,
+                                     paused=bool(current.paused))
             top = (
                 await conn.execute(sa.select(sa.func.max(v.c.version)).where(v.c.dag_id == dag.id))
             ).scalar() or 0
@@ -117,7 +119,8 @@ class DagMethods(Database):
                     .values(version=version, status=dag.status.value, updated_at=now)
                 )
             await self._announce(conn)
-        return DagRecord(dag.id, version, dag, dag.status, created, now)
+        paused = bool(current is not None and current.paused)
+        return DagRecord(dag.id, version, dag, dag.status, created, now, paused=paused)
 
     def _dag_select(self) -> sa.Select[Any]:
         d, v = self.tables.dags, self.tables.dag_versions
@@ -131,6 +134,7 @@ class DagMethods(Database):
             d.c.status,
             d.c.created_at,
             d.c.updated_at,
+            d.c.paused,
         ).select_from(v.outerjoin(d, d.c.id == v.c.dag_id))
 
     @staticmethod
@@ -155,6 +159,7 @@ class DagMethods(Database):
             status=DagStatus(status),
             created_at=created,
             updated_at=updated or row.version_created_at,
+            paused=bool(row.paused),
         )
 
     async def get_dag(self, dag_id: str, version: int | None = None) -> DagRecord:
@@ -188,6 +193,24 @@ class DagMethods(Database):
             if (await conn.execute(q)).rowcount == 0:
                 raise NotFoundError(f"DAG {dag_id!r} not found")
             await self._announce(conn)
+
+    async def set_dag_paused(self, dag_id: str, paused: bool) -> bool:
+        """Pause or resume the DAG's schedule (all versions, no new one); True when that
+        changed it. Only a change touches ``updated_at``, which the cron trigger counts ticks
+        from: resuming fires no tick missed while paused, and resuming a running schedule
+        again skips none. NotFoundError for an unknown id."""
+        d = self.tables.dags
+        q = (d.update().where(d.c.id == dag_id, d.c.paused == (not paused))
+             .values(paused=paused, updated_at=utcnow()))
+        what = "pause" if paused else "resume"
+        async with self._tx(f"{what} the schedule of DAG {dag_id!r}", write=True) as conn:
+            if (await conn.execute(q)).rowcount:
+                await self._announce(conn)
+                return True
+            found = (await conn.execute(sa.select(d.c.id).where(d.c.id == dag_id))).first()
+        if found is None:
+            raise NotFoundError(f"DAG {dag_id!r} not found")
+        return False
 
     async def delete_dag(self, dag_id: str, *, force: bool = False) -> None:
         """Delete the DAG. Refused (ConflictError) while it has unfinished instances unless

@@ -105,6 +105,8 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sa.Column("status", sa.String(STATUS_LEN), nullable=False),
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.Column("updated_at", UtcDateTime, nullable=False),
+        # the schedule is paused (the cron trigger skips the DAG); kept across versions
+        sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
         **_MYSQL_TABLE_ARGS,
     )
     # No foreign key to dags: a forced delete keeps the versions unfinished instances run on.
