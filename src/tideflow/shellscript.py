@@ -76,8 +76,10 @@ class _Scan:
     places: list[str] = field(default_factory=list)
     pending: list[tuple[str, bool, bool]] = field(default_factory=list)  # heredocs to read
 
-    def run(self, start: int, end: int, kind: str) -> None:
-        stack = [_Frame(kind)]
+    def run(self, start: int, end: int, kind: str, outer: tuple[_Frame, ...] = ()) -> None:
+        """Read ``text[start:end]`` as ``kind``; ``outer`` are the frames around it (a
+        here-document's body is read apart, but inside what its command is inside)."""
+        stack = [*outer, _Frame(kind)]
         text = self.text
         i = start
         word_start = True
@@ -106,8 +108,10 @@ class _Scan:
                 i += 1
                 continue
             if c == "$":
+                depth = len(stack)
                 i = self._dollar(stack, i, end)
-                word_start = False
+                # a command substitution starts a command: [[, (( and let may follow
+                word_start = len(stack) > depth and stack[-1].kind == "sub"
                 continue
             if c == "`":
                 if frame.kind == "bt":
@@ -233,7 +237,7 @@ class _Scan:
             return stop, True
         if c == "\n":
             if self.pending:
-                return self._heredocs(i + 1, end), True
+                return self._heredocs(i + 1, end, tuple(stack)), True
             return i + 1, True
         # bash's (( )) may follow if, while, && ...: any word that starts with (( is taken
         # for arithmetic (two nested subshells are written "( (")
@@ -288,7 +292,7 @@ class _Scan:
         self.pending.append(("".join(word), quoted, bool(strip)))
         return i
 
-    def _heredocs(self, i: int, end: int) -> int:
+    def _heredocs(self, i: int, end: int, outer: tuple[_Frame, ...]) -> int:
         """Read the bodies of the pending here-documents, from ``i``; return where the script
         goes on."""
         pending, self.pending = self.pending, []
@@ -310,7 +314,7 @@ class _Scan:
             if quoted:
                 self.places.extend("qdoc" for _ in range(text.count(_SLOT, body_start, body_end)))
             else:
-                self.run(body_start, body_end, "doc")
+                self.run(body_start, body_end, "doc", outer)
         return i
 
 

@@ -115,6 +115,7 @@ def test_no_value_runs_a_command(tmp_path: Path, value: str, index: int) -> None
     value = value.replace("\x00", "")
     template, expected = CONTEXTS[index]
     marker = tmp_path / "pwned"
+    marker.unlink(missing_ok=True)  # tmp_path is shared by the examples
     planted = f"{value}$(touch {marker})`touch {marker}`'\"; touch {marker}"
     for candidate in (value, planted):
         script, env = _render(template, candidate)
@@ -176,3 +177,41 @@ async def test_through_the_engine(make_engine: Callable[..., Engine], tmp_path: 
     params: dict[str, Any] = inst.tasks[0].params or {}
     assert params["env"] == {"TIDEFLOW_V1": value}
     assert value not in params["cmd"]
+
+
+def _wrap(kind: str, inner: str) -> str:
+    return {
+        "bare": inner, "dq": f'"{inner}"', "sq": f"'{inner}'", "sub": f"$(printf %s {inner})",
+        "dqsub": f'"$(printf %s {inner})"', "bt": f"`printf %s {inner}`",
+        "default": f"${{UNSET:-{inner}}}", "arith": f"$(( {inner} ))", "brackets": f"$[ {inner} ]",
+        "dbracket": f"$([[ {inner} -eq 1 ]] && echo y)", "ansi": f"$'{inner}'",
+        "doc": f"$(cat <<EOF\n{inner}\nEOF\n)", "qdoc": f"$(cat <<'EOF'\n{inner}\nEOF\n)",
+        "comment": f"x # {inner}\n",
+    }[kind]
+
+
+_KINDS = ["bare", "dq", "sq", "sub", "dqsub", "bt", "default", "arith", "brackets", "dbracket",
+          "ansi", "doc", "qdoc", "comment"]
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(st.sampled_from(_KINDS), min_size=1, max_size=3), value=VALUES)
+def test_nested_contexts_never_run_a_value(tmp_path: Path, kinds: list[str], value: str) -> None:
+    """Contexts nested in any order: the script is refused, or it runs without running the
+    value, under every shell there is."""
+    marker = tmp_path / "pwned"
+    marker.unlink(missing_ok=True)  # tmp_path is shared by the examples
+    inner = "{{v}}"
+    for kind in kinds:
+        inner = _wrap(kind, inner)
+    template = f"printf '%s|' {inner}"
+    for payload in (f"$(touch {marker})", f"a[$(touch {marker})]", f"`touch {marker}`",
+                    f"'\"; touch {marker}; \"'", f"\nEOF\ntouch {marker}\n", value):
+        try:
+            script, env = _render(template, payload)
+        except (TemplateError, DefinitionError):
+            continue
+        for shell in SHELLS:
+            _run(shell, script, env, tmp_path)
+            assert not marker.exists(), (shell, template, payload, script)
