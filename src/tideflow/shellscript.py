@@ -39,7 +39,8 @@ _WORD_BREAK = frozenset(" \t\n;&|()<>")
 _DEFAULT_OPS = (":-", ":=", ":+", ":?", "-", "=", "+", "?")
 
 _REFUSED = {
-    "arith": "inside shell arithmetic ($(( )), (( )), $[ ] or let), where the shell evaluates"
+    "arith": "inside shell arithmetic ($(( )), (( )), $[ ], let or an array subscript"
+             " name[...]), where the shell evaluates"
              " the value as code; assign it to a variable first and check that it is a number"
              " (case \"$n\" in ''|*[!0-9]*) exit 1;; esac)",
     "dbracket": "inside [[ ]], where bash evaluates the operands of -eq, -lt, ... as code;"
@@ -255,6 +256,10 @@ class _Scan:
             return i + 3, True
         if text.startswith("<<", i) and not text.startswith("<<<", i):
             return self._heredoc_operator(i + 2, end), False
+        if c == "[" and not word_start and (text[i - 1].isalnum() or text[i - 1] == "_"):
+            # bash evaluates the subscript of an indexed array as arithmetic: a[i]=x
+            stack.append(_Frame("arith", closer="]"))
+            return i + 1, False
         if c == "(":
             frame.depth += 1
         elif c == ")":

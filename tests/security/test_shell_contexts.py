@@ -63,6 +63,9 @@ REFUSED = [
     ("echo \\{{v}}", "backslash"),
     ('echo "\\{{v}}"', "backslash"),
     ("cat <<{{v}}\nx\n", "delimiter"),
+    ("a[{{v}}]=1", "array subscript"),
+    ("x=$(cat <<EOF\n$(( {{v}} ))\nEOF\n)", "arithmetic"),
+    ("echo $( (( {{v}} )) )", "arithmetic"),
 ]
 
 
@@ -186,12 +189,12 @@ def _wrap(kind: str, inner: str) -> str:
         "default": f"${{UNSET:-{inner}}}", "arith": f"$(( {inner} ))", "brackets": f"$[ {inner} ]",
         "dbracket": f"$([[ {inner} -eq 1 ]] && echo y)", "ansi": f"$'{inner}'",
         "doc": f"$(cat <<EOF\n{inner}\nEOF\n)", "qdoc": f"$(cat <<'EOF'\n{inner}\nEOF\n)",
-        "comment": f"x # {inner}\n",
+        "comment": f"x # {inner}\n", "subscript": f"$(a[{inner}]=1; echo ok)",
     }[kind]
 
 
 _KINDS = ["bare", "dq", "sq", "sub", "dqsub", "bt", "default", "arith", "brackets", "dbracket",
-          "ansi", "doc", "qdoc", "comment"]
+          "ansi", "doc", "qdoc", "comment", "subscript"]
 
 
 @settings(max_examples=80, deadline=None,
