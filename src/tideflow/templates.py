@@ -64,11 +64,13 @@ _GO_SHARE = re.compile(r"\.shareData\.([A-Za-z_][A-Za-z0-9_-]*)\Z")
 _TASK_OUTPUT = re.compile(r"tasks\.(?P<id>[^\s{}]+?)\.output(?P<path>(?:\.[^\s.{}]+)*)\Z")
 # The global that `tasks.<id>.output.<path>` is rewritten to call.
 _OUTPUT_AT = "__tideflow_output"
+# The outputs it reads, under a name of their own: a DAG may declare a var named `tasks`.
+_TASKS = "__tideflow_tasks"
 # A param that is one reference alone, once Fastflow's forms are rewritten: `{{size}}`,
 # `{{ vars.size }}`, `{{tasks.a.output.n}}`. Such a param receives the value itself.
 _REFERENCE = re.compile(
     r"\{\{-?\s*(?P<expr>vars\['[^'\\]*'\]|vars\[\"[^\"\\]*\"\]|vars\.[A-Za-z_][A-Za-z0-9_]*"
-    rf"|{_OUTPUT_AT}\(tasks, \"(?:[^\"\\]|\\.)*\", \"(?:[^\"\\]|\\.)*\"\))\s*-?\}}\}}\Z"
+    rf"|{_OUTPUT_AT}\({_TASKS}, \"(?:[^\"\\]|\\.)*\", \"(?:[^\"\\]|\\.)*\"\))\s*-?\}}\}}\Z"
 )
 _RAW_OPEN = re.compile(r"-?\s*raw\s*-?\Z")
 _RAW_CLOSE = re.compile(r"\{%-?\s*endraw\s*-?%\}")
@@ -142,7 +144,7 @@ def _output_at(tasks: Any, task_id: str, path: str) -> Any:
     """What ``{{tasks.<id>.output.<path>}}`` reads: the value at the dotted ``path`` (numeric
     parts index lists) in the output of task ``task_id``."""
     if not isinstance(tasks, TaskOutputs):
-        raise _OutputMissing("'tasks' was redefined in the template: it no longer reads outputs")
+        raise _OutputMissing("the outputs of tasks cannot be read here")
     try:
         value = tasks[task_id]["output"]
     except KeyError:
@@ -252,7 +254,7 @@ def _bare_form(body: str, var_names: frozenset[str]) -> str | None:
         out = _TASK_OUTPUT.match(name)
         if out:
             # JSON strings are valid Jinja string literals, whatever the id holds
-            args = f"tasks, {json.dumps(out.group('id'))}, {json.dumps(out.group('path')[1:])}"
+            args = f"{_TASKS}, {json.dumps(out.group('id'))}, {json.dumps(out.group('path')[1:])}"
             return f"{{{{{lead} {_OUTPUT_AT}({args}) {trail}}}}}"
     return None
 
@@ -409,7 +411,10 @@ class TemplateRenderer:
         context: dict[str, Any] = dict(vars)
         context["vars"] = _Namespace("vars", vars)
         context["shareData"] = _Namespace("shareData", share_data)
-        context["tasks"] = tasks if tasks is not None else TaskOutputs.none(task_id)
+        outputs = tasks if tasks is not None else TaskOutputs.none(task_id)
+        context[_TASKS] = outputs
+        if "tasks" not in vars:  # a declared var of that name keeps it, as in Fastflow
+            context["tasks"] = outputs
         context[BUDGET] = Budget()
         script_env: dict[str, str] = {}
         out = self._apply(task_id, params, plan, context, script_env)
@@ -550,7 +555,7 @@ def template_problems(dag: DagDef) -> list[str]:
     read as code (without the source prefix)."""
     env = _environment()
     var_names = frozenset(dag.vars)
-    known = var_names | _NAMESPACES | frozenset(env.globals)
+    known = var_names | _NAMESPACES | frozenset(env.globals) | {_TASKS}
     problems: list[str] = []
     scripts = shell_script_tasks(dag)
     parents = {t.id: t.depend_on for t in dag.tasks}

@@ -373,3 +373,15 @@ def test_outputs_reach_scripts_as_environment_variables() -> None:
     out = TemplateRenderer(dag).render("t", dag.tasks[0].params, {}, {}, tasks)
     assert out["cmd"] == 'echo "${TIDEFLOW_V1}"'
     assert out["env"] == {"TIDEFLOW_V1": "x; rm -rf /"}
+
+
+def test_a_var_named_tasks_keeps_its_name_and_outputs_still_read() -> None:
+    dag = DagDef.model_validate({"id": "d", "vars": {"tasks": {}}, "tasks": [
+        {"id": "alloc", "actionName": "s"},
+        {"id": "t", "actionName": "s", "dependOn": ["alloc"], "params": {
+            "var": "{{ tasks | upper }}", "bare": "{{tasks}}",
+            "out": "{{tasks.alloc.output.clusterId}}"}}]})
+    check_templates(dag)
+    outs = _outputs(OUTPUTS, {"alloc"})
+    got = TemplateRenderer(dag).render("t", dag.tasks[1].params, {"tasks": "mine"}, {}, outs)
+    assert got == {"var": "MINE", "bare": "mine", "out": "c-9"}
