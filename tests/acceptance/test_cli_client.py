@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -221,3 +222,29 @@ def test_dag_pause_and_resume(cli: Cli, via: list[str]) -> None:
     assert resumed["paused"] is False and len(resumed["nextFireTimes"]) == 5
     assert "schedule of DAG gate running" in _ok(cli.run("dag", "resume", "gate", *via)).stdout
     assert re.search(r"^ *gate .* running ", _ok(cli.run("dag", "list", *via)).stdout, re.M)
+
+
+ODD_TASK = "a b/c?d#e%f \"q\" 'x' é日本"
+
+
+def test_odd_task_and_dag_ids_on_the_command_line(cli: Cli, via: list[str]) -> None:
+    mode = via[0].strip("-")
+    dag_id = f"odd {mode}/dag?#%é"
+    doc = {"id": dag_id, "tasks": [
+        {"id": "common -child", "actionName": "ok"},
+        {"id": ODD_TASK, "actionName": "approval", "dependOn": ["common -child"]},
+    ]}
+    path = cli.write(f"odd-{mode}.json", json.dumps(doc))
+    _ok(cli.run("dag", "apply", str(path), *via))
+    shown = Cli.as_json(_ok(cli.run("dag", "show", dag_id, "--json", *via)))
+    assert shown["id"] == dag_id
+    inst = Cli.as_json(_ok(cli.run("dag", "run", dag_id, "--wait", "20", "--json", *via)))
+    assert inst["status"] == "blocked"
+    cont = cli.run("ins", "continue", inst["id"], "--task", ODD_TASK, "--wait", "20", "--json",
+                   *via)
+    assert cont.returncode == 0, cont.stdout + cont.stderr
+    done = Cli.as_json(_ok(cli.run("ins", "watch", inst["id"], "--json", *via)))
+    assert done["status"] == "success"
+    assert {t["taskId"] for t in done["tasks"]} == {"common -child", ODD_TASK}
+    assert ODD_TASK in _ok(cli.run("ins", "show", inst["id"], *via)).stdout
+    _ok(cli.run("dag", "delete", dag_id, *via))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,24 @@ def test_blocked_approval_is_continued_from_the_ui(server: ApiServer, page: Any)
     page.click("#task-continue")
     page.locator('#instance-status[data-status="success"]').wait_for(timeout=30_000)
     page.locator('g[data-task-id="apply"][data-status="success"]').wait_for()
+
+
+def test_odd_task_ids_are_shown_and_continued_from_the_ui(server: ApiServer, page: Any) -> None:
+    odd = "a b/c?d#e%f \"q\" 'x' é日本"
+    with server.client() as c:
+        apply(c, {"id": "ui-odd", "tasks": [
+            {"id": "common -child", "actionName": "ok"},
+            {"id": odd, "actionName": "approval", "dependOn": ["common -child"]},
+            {"id": "after/it", "actionName": "ok", "dependOn": [odd]},
+        ]})
+        inst = run(c, "ui-odd")
+    assert inst["status"] == "blocked"
+    page.goto(f"{server.url}/ui/#/instances/{inst['id']}")
+    selector = f"g[data-task-id={json.dumps(odd, ensure_ascii=False)}][data-status=blocked]"
+    page.locator(selector).click()
+    page.click("#task-continue")  # the task's URL is escaped: the API finds the task
+    page.locator('#instance-status[data-status="success"]').wait_for(timeout=30_000)
+    page.locator('g[data-task-id="after/it"][data-status="success"]').wait_for()
 
 
 def test_dags_view_runs_a_dag_and_nodes_view_shows_the_leader(

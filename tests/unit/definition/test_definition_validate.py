@@ -84,11 +84,19 @@ def test_no_cycle() -> None:
     assert find_cycle(dag_of(t("a"), t("b", "a"), t("c", "a", "b"))) is None
 
 
-def test_task_ids_must_have_no_whitespace() -> None:
-    (found,) = problems(dag_of(t("a"), t("b c", "a")))
-    assert (
-        "tasks[1] has the id 'b c' — a task id must be non-empty and contain no whitespace" in found
-    )
+@pytest.mark.parametrize(
+    "task_id", ["common -child", "a b", " ", "a/b", "q?x#y%z", "it's \"quoted\"", "é 日本", "[0]"]
+)
+def test_task_ids_are_any_text_fastflow_accepts(task_id: str) -> None:
+    # Fastflow takes any non-empty string: spaces, slashes, quotes, non-ASCII
+    validate_dag(dag_of(t("a"), t(task_id, "a")), source="flows/d.yaml")
+
+
+@pytest.mark.parametrize("task_id", ["a\tb", "a\nb", "a\x00b", "a\x7fb"])
+def test_task_ids_must_have_no_control_characters(task_id: str) -> None:
+    (found,) = problems(dag_of(t("a"), t(task_id, "a")))
+    assert f"tasks[1] has the id {task_id!r}, which holds a control character" in found
+
 
 
 def test_unknown_action_lists_known_ones() -> None:

@@ -128,7 +128,7 @@ def dags_router(engine: Engine, views: Views) -> APIRouter:
         return await respond([record], lambda: applied_dag_json(record),
                              200 if record.unchanged else 201)
 
-    @router.get("/{dag_id}", response_model=DagOut, summary="Get a DAG",
+    @router.get("/{dag_id:path}", response_model=DagOut, summary="Get a DAG",
                 responses=errors_for(400, 404))
     async def get_dag(
         dag_id: str,
@@ -141,7 +141,7 @@ def dags_router(engine: Engine, views: Views) -> APIRouter:
         return await respond([record], lambda: dag_to_json(record, fire_times=next_runs))
 
     @router.delete(
-        "/{dag_id}",
+        "/{dag_id:path}",
         status_code=204,
         summary="Delete a DAG",
         description="Refused (409) while it has unfinished instances, unless `force=true`: "
@@ -178,7 +178,7 @@ def dags_router(engine: Engine, views: Views) -> APIRouter:
     schedule_route(False)
 
     @router.post(
-        "/{dag_id}/run",
+        "/{dag_id:path}/run",
         status_code=201,
         response_model=InstanceOut,
         summary="Run a DAG",

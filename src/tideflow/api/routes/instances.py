@@ -178,7 +178,7 @@ def instances_router(engine: Engine, views: Views) -> APIRouter:
 
     # -- one task ---------------------------------------------------------------------------------
     @router.get(
-        "/{instance_id}/tasks/{task_id}",
+        "/{instance_id}/tasks/{task_id:path}",
         response_model=TaskOut,
         summary="Get one task of an instance",
         responses=errors_for(404),
@@ -197,25 +197,25 @@ def instances_router(engine: Engine, views: Views) -> APIRouter:
 
     task_doc: dict[str, Any] = {"response_model": TaskOut, "responses": command_errors}
 
-    @router.post("/{instance_id}/tasks/{task_id}/retry", summary="Retry one task", **task_doc)
+    @router.post("/{instance_id}/tasks/{task_id:path}/retry", summary="Retry one task", **task_doc)
     async def retry_task(instance_id: str, task_id: str,
                          body: WaitRequest | None = None) -> JSONResponse:
         return await task_command("retry", instance_id, task_id, body)
 
-    @router.post("/{instance_id}/tasks/{task_id}/cancel", summary="Cancel one task",
+    @router.post("/{instance_id}/tasks/{task_id:path}/cancel", summary="Cancel one task",
                  **task_doc)
     async def cancel_task(instance_id: str, task_id: str,
                           body: WaitRequest | None = None) -> JSONResponse:
         return await task_command("cancel", instance_id, task_id, body)
 
-    @router.post("/{instance_id}/tasks/{task_id}/continue", summary="Continue one task",
+    @router.post("/{instance_id}/tasks/{task_id:path}/continue", summary="Continue one task",
                  **task_doc)
     async def continue_task(instance_id: str, task_id: str,
                             body: TaskContinueRequest | None = None) -> JSONResponse:
         return await task_command("continue", instance_id, task_id,
                                   body or TaskContinueRequest.model_validate({}))
 
-    @router.post("/{instance_id}/tasks/{task_id}/reject", summary="Reject one approval task",
+    @router.post("/{instance_id}/tasks/{task_id:path}/reject", summary="Reject one approval task",
                  **task_doc)
     async def reject_task(instance_id: str, task_id: str,
                           body: TaskRejectRequest | None = None) -> JSONResponse:
@@ -225,12 +225,13 @@ def instances_router(engine: Engine, views: Views) -> APIRouter:
     # the same task routes under the resource name DESIGN §6 uses: a task instance is
     # addressed by its instance id and its task id
     tasks = APIRouter(prefix="/task-instances", tags=["task-instances"])
-    tasks.add_api_route("/{instance_id}/{task_id}", get_task, methods=["GET"],
+    # a task id may hold a '/' (any text Fastflow accepts): it is the rest of the path
+    tasks.add_api_route("/{instance_id}/{task_id:path}", get_task, methods=["GET"],
                         response_model=TaskOut, summary="Get one task instance",
                         responses=errors_for(404))
     for verb, handler in (("retry", retry_task), ("cancel", cancel_task),
                           ("continue", continue_task), ("reject", reject_task)):
-        tasks.add_api_route(f"/{{instance_id}}/{{task_id}}/{verb}", handler, methods=["POST"],
+        tasks.add_api_route(f"/{{instance_id}}/{{task_id:path}}/{verb}", handler, methods=["POST"],
                             summary=f"{verb.capitalize()} one task instance", **task_doc)
     combined = APIRouter()
     combined.include_router(router)
