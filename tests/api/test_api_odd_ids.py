@@ -47,4 +47,7 @@ def test_odd_task_and_dag_ids_through_the_api(client: httpx.Client, prefix: str)
         assert time.monotonic() < deadline, final
         time.sleep(0.1)
     assert {t["taskId"] for t in final["tasks"]} == {"common -child", ODD, "after/it"}
+    paused = client.post(f"/api/v1/dags/{_seg(dag_id)}/pause")
+    assert paused.status_code == 200 and paused.json()["id"] == dag_id, paused.text
+    assert client.post(f"/api/v1/dags/{_seg(dag_id)}/resume").status_code == 200
     assert client.delete(f"/api/v1/dags/{_seg(dag_id)}").status_code == 204

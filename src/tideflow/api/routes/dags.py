@@ -158,7 +158,7 @@ def dags_router(engine: Engine, views: Views) -> APIRouter:
             return await respond([record], lambda: dag_to_json(record))
 
         router.add_api_route(
-            f"/{{dag_id}}/{'pause' if paused else 'resume'}",
+            f"/{{dag_id:path}}/{'pause' if paused else 'resume'}",
             set_paused,
             methods=["POST"],
             response_model=DagOut,
