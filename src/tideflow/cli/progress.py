@@ -75,3 +75,6 @@ def summary(console: Console, inst: InstanceRecord) -> None:
         console.print(line)
     if inst.reason and inst.status.value != "success":
         console.print(Text(f"reason: {inst.reason}", style=style))
+    if inst.compensation is not None:
+        console.print(Text(f"compensation: {inst.compensation}",
+                           style="red" if inst.compensation == "failed" else "dim"))

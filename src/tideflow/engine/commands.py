@@ -18,7 +18,7 @@ from ..clock import utcnow
 from ..errors import InputError, InvalidStateError, NotFoundError, StoreError, TideflowError
 from ..states import InstanceStatus, TaskStatus
 from ..store.records import CommandRecord, InstanceRecord
-from . import approvals
+from . import approvals, compensation
 from .approvals import Decision
 from .hooks import HookEvent
 from .runner import InstanceRunner
@@ -471,6 +471,9 @@ def _check_command(kind: str, inst: InstanceRecord, ids: list[str] | None,
     """The state rules of DESIGN §3, checked on a recorded instance before a command is
     queued for the process that drives it."""
     st = inst.status
+    refused = compensation.refusal(inst.id, inst.compensation, st.value, kind)
+    if refused is not None:
+        raise refused
     allowed: dict[str, tuple[InstanceStatus, ...]] = {
         "retry": (InstanceStatus.FAILED, InstanceStatus.CANCELED),
         "cancel": tuple(s for s in InstanceStatus if s.is_unfinished),

@@ -12,6 +12,7 @@ from ..outputs import TaskOutputs
 from ..redact import LOG_REDACTOR, secret_forms
 from ..store.records import DagRecord, TaskRecord
 from ..templates import TemplateRenderer, ancestors_of
+from . import compensation
 
 
 @dataclass
@@ -25,6 +26,8 @@ class CompiledDag:
     #: task ids parents first, when some task has a runIf other than success (else empty:
     #: the parent counters alone decide)
     run_if_order: tuple[str, ...] = ()
+    #: the compensation steps (``compensate:<id>``), also in ``tasks``, ``parents``, ``children``
+    steps: tuple[str, ...] = ()
     #: each task's ancestors, computed the first time its templates read an output
     _ancestors: dict[str, frozenset[str]] = field(default_factory=dict)
 
@@ -36,7 +39,12 @@ class CompiledDag:
         """The tasks ``task_id`` depends on, directly or not."""
         found = self._ancestors.get(task_id)
         if found is None:
-            found = self._ancestors[task_id] = frozenset(ancestors_of(task_id, self.parents))
+            if compensation.is_step(task_id):
+                # a step runs once the main path is over: every output is there to read
+                found = frozenset(t.id for t in self.dag.tasks)
+            else:
+                found = frozenset(ancestors_of(task_id, self.parents))
+            self._ancestors[task_id] = found
         return found
 
     def outputs_for(self, task_id: str, tasks: Mapping[str, TaskRecord]) -> TaskOutputs:
@@ -49,7 +57,10 @@ class CompiledDag:
         tasks = {t.id: t for t in dag.tasks}
         children: dict[str, list[str]] = {t.id: [] for t in dag.tasks}
         parents: dict[str, tuple[str, ...]] = {}
-        for t in dag.tasks:
+        steps = compensation.steps(dag)
+        children.update((s.id, []) for s in steps)
+        for t in (*dag.tasks, *steps):
+            tasks[t.id] = t
             parents[t.id] = t.depend_on
             for p in t.depend_on:
                 children[p].append(t.id)
@@ -62,6 +73,7 @@ class CompiledDag:
             secrets=dag.secret_vars(),
             run_if_order=tuple(toposort(dag))
             if any(t.run_if != "success" for t in dag.tasks) else (),
+            steps=tuple(s.id for s in steps),
         )
         # cron runs and reads of this version may log its secret defaults (driver DEBUG)
         LOG_REDACTOR.track(compiled, secret_forms(dag.secret_defaults()))

@@ -44,6 +44,7 @@ from ..store.records import (
     TaskRecord,
 )
 from ..vars import check_priority, resolve_run_vars, validate_tags
+from . import compensation
 from .cluster_host import ClusterHost
 from .commands import CommandVerbs
 from .compiled import CompiledDag
@@ -456,6 +457,8 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
             )
             for t in record.definition.tasks
         ]
+        # the compensation steps are tasks of the instance from the start (init until needed)
+        inst.tasks.extend(compensation.records(inst.id, compensation.steps(record.definition)))
         return inst
 
     def _over_limit(self, dag: DagDef) -> str | None:

@@ -21,7 +21,7 @@ from ..errors import InvalidStateError, NotFoundError, WriteRefusedError
 from ..redact import LOG_REDACTOR, secret_forms
 from ..states import InstanceStatus, TaskStatus
 from ..store.records import InstanceRecord, TaskRecord
-from . import approvals
+from . import approvals, compensation
 from .approvals import Decision
 from .attempt import Resume, StopRequest, TaskRun
 from .compiled import CompiledDag
@@ -200,9 +200,10 @@ class InstanceRunner:
         if self.inst.status != InstanceStatus.RUNNING or self._ended:
             return
         tasks, pending, active, tdefs = self.tasks, self.pending, self.active, self.compiled.tasks
+        compensating = self.inst.compensation == compensation.RUNNING
         for tid in candidates:
             t = tasks[tid]
-            if tid in active:
+            if tid in active or (not compensating and compensation.is_step(tid)):
                 continue
             by_counter = pending[tid] == 0 and tdefs[tid].run_if == "success"
             # a continued task had its turn already, whatever its runIf
@@ -285,18 +286,23 @@ class InstanceRunner:
         inst = self.inst
         if inst.status.is_final:
             return
-        statuses = [t.status for t in self.tasks.values()]
-        if inst.status == InstanceStatus.PAUSED and any(s in _UNFINISHED_TASK for s in statuses):
+        # the compensation steps wait apart: they are not part of the main path
+        main = ([t for t in self.tasks.values() if not compensation.is_step(t.task_id)]
+                if self.compiled.steps else list(self.tasks.values()))
+        statuses = [t.status for t in main]
+        waiting = statuses if inst.compensation != compensation.RUNNING else [
+            t.status for t in self.tasks.values()]
+        if inst.status == InstanceStatus.PAUSED and any(s in _UNFINISHED_TASK for s in waiting):
             return  # stays paused until resumed
         # the status is earned by the main path: a runIf task's failure only shows when
         # nothing else failed or was canceled
         tdefs = self.compiled.tasks
-        failed = [t for t in self.tasks.values() if t.status == TaskStatus.FAILED]
+        failed = [t for t in main if t.status == TaskStatus.FAILED]
         main_failed = [t for t in failed if tdefs[t.task_id].run_if == "success"]
         if main_failed:
             first = main_failed[0]
             reason = f"task '{first.task_id}' failed: {first.reason}"
-            blocked = [t.task_id for t in self.tasks.values() if t.status == TaskStatus.BLOCKED]
+            blocked = [t.task_id for t in main if t.status == TaskStatus.BLOCKED]
             if blocked:
                 # they can still be continued (or the failed tasks retried): say so
                 reason += "; blocked: " + ", ".join(blocked[:10])
@@ -304,7 +310,7 @@ class InstanceRunner:
         elif self._canceling or any(s == TaskStatus.CANCELED for s in statuses):
             self._finish(InstanceStatus.CANCELED, "canceled")
         elif any(s in _UNFINISHED_TASK for s in statuses):
-            blocked = [t.task_id for t in self.tasks.values() if t.status == TaskStatus.BLOCKED]
+            blocked = [t.task_id for t in main if t.status == TaskStatus.BLOCKED]
             why = "waiting for continue: " + ", ".join(blocked[:10]) if blocked else None
             if inst.status != InstanceStatus.BLOCKED:
                 self._set_status(InstanceStatus.BLOCKED, why)
@@ -316,6 +322,8 @@ class InstanceRunner:
             self._finish(InstanceStatus.SUCCESS, None)
 
     def _finish(self, status: InstanceStatus, reason: str | None) -> None:
+        if self.compiled.steps and self._compensate(status, reason):
+            return
         self._ended = True
         self._skip_unreached(utcnow())
         self.rt.spawn(self._finalize(status, reason), f"tideflow-finalize-{self.inst.id}")
@@ -400,6 +408,10 @@ class InstanceRunner:
     def _require(self, verb: str, *allowed: InstanceStatus) -> None:
         # a final instance takes a retry, and a continue of its blocked tasks, once its final
         # row is committed
+        refused = compensation.refusal(self.inst.id, self.inst.compensation,
+                                       self.inst.status.value, verb)
+        if refused is not None:
+            raise refused
         again = verb in ("retry", "continue", "reject") and self.closed.is_set()
         if self.inst.status not in allowed or (self._ended and not again):
             raise InvalidStateError(
@@ -418,7 +430,8 @@ class InstanceRunner:
             self._canceling = True
             targets = [t for t in self.tasks.values()
                        if t.status in _UNFINISHED_TASK and t.task_id not in cleanup]
-            self._set_status(InstanceStatus.RUNNING, "canceled: running its cleanup tasks")
+            self._set_status(InstanceStatus.RUNNING, "canceled: its cleanup and compensation"
+                             " still run")
             self.rt.commits.stage(instance=self.inst)
             whole = False
         elif whole:
@@ -451,12 +464,44 @@ class InstanceRunner:
         if self._canceling or self.inst.status not in (
                 InstanceStatus.RUNNING, InstanceStatus.BLOCKED, InstanceStatus.PAUSED):
             return set()
+        # and the compensation steps, which run once the tasks being canceled have stopped
         return {t.task_id for t in self.tasks.values() if t.status == TaskStatus.INIT
-                and self.compiled.tasks[t.task_id].run_if == "always"}
+                and (self.compiled.tasks[t.task_id].run_if == "always"
+                     or compensation.is_step(t.task_id))}
+
+    def _compensate(self, status: InstanceStatus, reason: str | None) -> bool:
+        """At the end of the main path: start the compensation steps it needs (True: the
+        instance goes on), or settle them (skipped, or the compensation's outcome)."""
+        inst, now = self.inst, utcnow()
+        if inst.compensation == compensation.RUNNING:
+            inst.compensation = compensation.outcome(self.tasks)
+            return False
+        run: list[TaskRecord] = []
+        skip = compensation.skip_all(self.tasks)
+        if status != InstanceStatus.SUCCESS and inst.compensation is None:
+            run, skip = compensation.begin(self.tasks)
+            skip = skip if run else compensation.skip_all(self.tasks)
+        for t in skip:
+            t.status, t.ended_at = TaskStatus.SKIPPED, now
+            t.reason = f"nothing to undo: '{compensation.compensated_id(t.task_id)}' did not" \
+                " succeed" if run else "nothing to undo"
+            self.rt.commits.stage(task=t)
+        if not run:
+            return False
+        inst.compensation = compensation.RUNNING
+        self._set_status(InstanceStatus.RUNNING, f"compensating: {reason}")
+        self.rt.commits.stage(instance=inst)
+        log.info("instance %s: compensating %d task(s)", inst.id, len(run))
+        self._recount()
+        self._start_ready([t.task_id for t in run])
+        self._check_end()
+        return True
 
     async def _finish_when_idle(self) -> None:
         while self.active:
             await asyncio.wait([a.handle for a in self.active.values()])
+        if self.inst.compensation == compensation.RUNNING:
+            self.inst.compensation = compensation.outcome(self.tasks)
         await self._finalize(InstanceStatus.CANCELED, "canceled")
 
     def retry(self, task_ids: list[str] | None = None) -> list[str]:
