@@ -292,8 +292,10 @@ class CommandVerbs:
         rt = self._require_rt()
         holder = self.node_id
         if self._commands_applied:
-            # applied and committed earlier, but their delete failed (or its reply was lost)
+            # applied earlier, but their delete failed (or its reply was lost); their effects
+            # are durable before they go (one may have been applied just now, elsewhere)
             left = list(self._commands_applied)
+            await rt.commits.commit()
             await self.store.finish_commands(holder, left)
             self._commands_applied.difference_update(left)
         commands = await self.store.claim_commands(holder, scope, worker=worker)
@@ -496,6 +498,14 @@ def _check_command(kind: str, inst: InstanceRecord, ids: list[str] | None,
         "reject": {TaskStatus.BLOCKED},
         "cancel": {s for s in TaskStatus if not s.is_final},
     }
+    wanted = task_states.get(kind)
+    if kind != "cancel" and wanted is not None and ids is None and not any(
+            t.status in wanted for t in inst.tasks):
+        raise InvalidStateError(
+            f"cannot {kind} instance {inst.id}: it is {st.value} and has no task to {kind} "
+            f"(needs a task in {', '.join(sorted(wanted))})",
+            state=st.value,
+        )
     if kind in task_states and ids is not None:
         by_id = {t.task_id: t for t in inst.tasks}
         for tid in ids:

@@ -386,8 +386,8 @@ class InstanceRunner:
             chosen = [t for t in self.tasks.values() if t.status in allowed]
             if not chosen:
                 raise InvalidStateError(
-                    f"instance {self.inst.id} has no task to {verb} "
-                    f"(needs a task in {', '.join(sorted(allowed))})",
+                    f"cannot {verb} instance {self.inst.id}: it is {self.inst.status.value} "
+                    f"and has no task to {verb} (needs a task in {', '.join(sorted(allowed))})",
                     state=self.inst.status.value,
                 )
             return chosen
