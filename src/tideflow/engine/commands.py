@@ -498,12 +498,12 @@ def _check_command(kind: str, inst: InstanceRecord, ids: list[str] | None,
         "reject": {TaskStatus.BLOCKED},
         "cancel": {s for s in TaskStatus if not s.is_final},
     }
-    wanted = task_states.get(kind)
-    if kind != "cancel" and wanted is not None and ids is None and not any(
-            t.status in wanted for t in inst.tasks):
+    needed = task_states.get(kind)
+    if kind != "cancel" and needed is not None and ids is None and not any(
+            t.status in needed for t in inst.tasks):
         raise InvalidStateError(
             f"cannot {kind} instance {inst.id}: it is {st.value} and has no task to {kind} "
-            f"(needs a task in {', '.join(sorted(wanted))})",
+            f"(needs a task in {', '.join(sorted(needed))})",
             state=st.value,
         )
     if kind in task_states and ids is not None:
