@@ -248,3 +248,37 @@ def test_odd_task_and_dag_ids_on_the_command_line(cli: Cli, via: list[str]) -> N
     assert {t["taskId"] for t in done["tasks"]} == {"common -child", ODD_TASK}
     assert ODD_TASK in _ok(cli.run("ins", "show", inst["id"], *via)).stdout
     _ok(cli.run("dag", "delete", dag_id, *via))
+
+
+TYPED = """
+id: typed
+vars:
+  name: {type: string, required: true}
+  size: {type: integer, defaultValue: 3, maximum: 50}
+tasks:
+  - {id: a, actionName: ok}
+"""
+
+
+def test_typed_vars_through_the_client_verbs(cli: Cli, via: list[str], server: ApiServer
+                                            ) -> None:
+    def stored() -> int:
+        listed = Cli.as_json(_ok(cli.run("ins", "list", "--dag", "typed", "--json", *via)))
+        return len(listed["items"] if isinstance(listed, dict) else listed)
+
+    _ok(cli.run("dag", "apply", str(cli.write("typed.yaml", TYPED)), *via))
+    before = stored()
+    shown = cli.run("dag", "show", "typed", *via)
+    assert "type: integer" in _ok(shown).stdout
+    proc = cli.run("dag", "run", "typed", "--var", "size=5", *via)
+    assert proc.returncode == 2
+    assert "run var 'name' is required (required: true)" in " ".join(proc.stderr.split())
+    proc = cli.run("dag", "run", "typed", "--var", "name=n", "--var", "size=x", *via)
+    assert proc.returncode == 2
+    assert "run var 'size' must be a whole number (type: integer)" in " ".join(
+        proc.stderr.split())
+    assert stored() == before  # the refused runs stored nothing
+    done = Cli.as_json(_ok(cli.run("dag", "run", "typed", "--var", "name=n", "--var", "size=7",
+                                   "--wait", "20", "--json", *via)))
+    assert done["vars"] == {"name": "n", "size": 7}
+    assert stored() == before + 1

@@ -16,6 +16,7 @@ from ...errors import (
     InvalidStateError,
     NotFoundError,
     TideflowError,
+    VarsError,
 )
 from .base import Client, InstanceQuery, Json, UnavailableError
 
@@ -44,6 +45,8 @@ def _error_from(resp: httpx.Response) -> TideflowError:
         if state:
             return InvalidStateError(message, state=str(state))
         return ConflictError(message, details=details)
+    if status == 422 and isinstance(body, dict) and body.get("error") == VarsError.code:
+        return VarsError(message, details=details)
     if status == 422:
         problems = details.get("problems") if isinstance(details, dict) else None
         return DefinitionError(problems or [message])
