@@ -22,6 +22,12 @@ from .store.records import (
 )
 
 
+def _given(value: Any) -> bool:
+    """A var has a value to hide: text that is not empty, or any typed value (``0`` and
+    ``false`` included)."""
+    return value is not None and value != ""
+
+
 def secret_values_of(secrets: frozenset[str], vars: dict[str, Any]) -> tuple[str, ...]:
     """The forms (see :func:`tideflow.redact.secret_forms`) of the values of the vars named
     in ``secrets``: what :func:`task_to_json` masks."""
@@ -70,7 +76,7 @@ def instance_to_json(
         "status": inst.status.value,
         "reason": mask_value(inst.reason, values),
         "trigger": inst.trigger,
-        "vars": {k: (MASK if k in secrets and v else v) for k, v in inst.vars.items()},
+        "vars": {k: (MASK if k in secrets and _given(v) else v) for k, v in inst.vars.items()},
         "shareData": mask_value(dict(inst.share_data), values),
         "tags": dict(inst.tags),
         "selector": dict(inst.selector),
@@ -128,7 +134,7 @@ def _masked_definition(definition: dict[str, Any]) -> dict[str, Any]:
     if not secret:
         return definition
     shown = {
-        name: {**spec, "defaultValue": MASK} if name in secret and spec.get("defaultValue")
+        name: {**spec, "defaultValue": MASK} if name in secret and _given(spec.get("defaultValue"))
         else spec
         for name, spec in declared.items()
     }

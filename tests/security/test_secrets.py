@@ -267,3 +267,24 @@ def test_every_derived_form_is_masked() -> None:
     for text in derived:
         assert CORE in text
         _clean(mask_text(text, forms))
+
+
+def test_typed_secret_values_are_masked_even_when_falsy() -> None:
+    from datetime import UTC, datetime
+
+    from tideflow import DagRecord, InstanceRecord
+    from tideflow.definition.loader import load_dag_text
+    from tideflow.serialize import dag_to_json, instance_to_json
+    from tideflow.states import DagStatus, InstanceStatus
+
+    dag = load_dag_text("id: s\nvars:\n  pin: {type: integer, secret: true, defaultValue: 0}\n"
+                        "  off: {type: boolean, secret: true, defaultValue: false}\n"
+                        "tasks: [{id: a, actionName: x}]\n")
+    now = datetime.now(UTC)
+    inst = InstanceRecord("i", "s", 1, InstanceStatus.RUNNING, "manual",
+                          {"pin": 0, "off": False}, now, now)
+    assert instance_to_json(inst, secrets=dag.secret_vars())["vars"] == {"pin": "***",
+                                                                        "off": "***"}
+    shown = dag_to_json(DagRecord("s", 1, dag, DagStatus.NORMAL, now, now))["definition"]
+    assert {n: v["defaultValue"] for n, v in shown["vars"].items()} == {"pin": "***",
+                                                                         "off": "***"}
