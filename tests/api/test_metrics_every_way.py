@@ -6,7 +6,6 @@ Fastflow's series with their types and ``worker_key`` label."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import socket
 import subprocess
@@ -46,7 +45,9 @@ def _dag(dag_id: str, *, shell: bool) -> dict[str, Any]:
     """A task that succeeds, one that runs a while, one that fails, and a sync function that
     overruns its timeout (its thread is abandoned)."""
     if shell:
-        nap = {"actionName": "nap"}  # from the --actions module below
+        # the built-in python action's sync call runs in the engine's counted pool too
+        nap = {"actionName": "python",
+               "params": {"func": "subprocess:run", "kwargs": {"args": ["sleep", "3"]}}}
         slow = {"actionName": "shell", "params": {"cmd": ["sleep", "2"]}}
         fail = {"actionName": "shell", "params": {"cmd": ["false"]}}
         ok = {"actionName": "shell", "params": {"cmd": ["true"]}}
@@ -149,20 +150,9 @@ def _free_port() -> int:
         return port
 
 
-ACTIONS_MODULE = """
-import time
-
-
-def register_actions(registry):
-    registry.add_function("nap", lambda ctx, params: time.sleep(3))
-"""
-
-
 @contextmanager
 def _servers(tmp_path: Path, node_ids: list[str], *extra: str) -> Iterator[list[str]]:
     db = f"sqlite:///{tmp_path / 'c.db'}"
-    (tmp_path / "metrics_actions.py").write_text(ACTIONS_MODULE)
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     procs, urls = [], []
     try:
         for node in node_ids:
@@ -170,9 +160,9 @@ def _servers(tmp_path: Path, node_ids: list[str], *extra: str) -> Iterator[list[
             log = open(tmp_path / f"{node}.log", "w")  # noqa: SIM115 - closed with the process
             procs.append((subprocess.Popen(
                 [sys.executable, "-m", "tideflow.cli.main", "server", "--db", db,
-                 "--node-id", node, "--http", f"127.0.0.1:{port}", "--actions", "metrics_actions",
+                 "--node-id", node, "--http", f"127.0.0.1:{port}", "--python-allow", "subprocess",
                  "--unhealthy-secs", "3", "--heartbeat-secs", "0.5", *extra],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+                cwd=REPO, stdout=log, stderr=subprocess.STDOUT), log))
             urls.append(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
         for url in urls:

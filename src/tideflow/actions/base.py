@@ -10,6 +10,7 @@ function; plain ones run in the engine's sized thread pool so they never stall t
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
@@ -118,6 +119,11 @@ class ShareData(MutableMapping[str, str]):
         self[key] = value
 
 
+async def _to_thread(fn: Callable[[], Any]) -> Any:
+    """Outside an engine (an action called by a test): a thread of asyncio's own."""
+    return await asyncio.to_thread(fn)
+
+
 @dataclass
 class ActionContext:
     """What an action is given besides its params."""
@@ -140,6 +146,7 @@ class ActionContext:
     #: an approval's decision given with the continue (inputs, by, at), else None
     decision: Mapping[str, Any] | None = None
     _trace: Callable[[str, bool], None] = field(default=lambda m, f: None, repr=False)
+    _call_sync: Callable[..., Awaitable[Any]] = field(default=_to_thread, repr=False)
 
     def trace(self, message: str, flush: bool = False) -> None:
         """Append a timestamped line to the task's traces; ``flush=True`` persists it at once."""
@@ -152,6 +159,12 @@ class ActionContext:
     @property
     def is_cancelled(self) -> bool:
         return self.cancelled.is_set()
+
+    async def run_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call the sync ``fn`` in the engine's sized thread pool, as the engine calls sync
+        actions: if the attempt ends first (timeout, cancel), its thread cannot be stopped,
+        so it is abandoned, its result dropped, and the abandonment counted."""
+        return await self._call_sync(functools.partial(fn, *args, **kwargs))
 
 
 Hook = Callable[..., Any]

@@ -93,7 +93,7 @@ class PythonAction:
                 signature.bind(**kwargs)
             except TypeError as exc:
                 raise ActionError(f"{params.func}: kwargs do not fit: {exc}") from exc
-        result = await _call(params.func, fn, kwargs)
+        result = await _call(ctx, params.func, fn, kwargs)
         if result is None:
             return None
         ctx.trace(f"returned {reprlib.repr(result)}")
@@ -152,14 +152,16 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
-async def _call(func: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+async def _call(ctx: ActionContext, func: str, fn: Callable[..., Any], kwargs: dict[str, Any]
+                ) -> Any:
     try:
         if inspect.iscoroutinefunction(fn):
             result = await fn(**kwargs)
         else:
-            # a sync function cannot be interrupted: on cancellation its thread is left to
-            # finish on its own and its result is dropped
-            result = await asyncio.to_thread(fn, **kwargs)
+            # in the engine's sized pool; a sync function cannot be interrupted: on
+            # cancellation its thread is left to finish on its own (counted as abandoned)
+            # and its result is dropped
+            result = await ctx.run_sync(fn, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
     except (ActionError, BlockTask):

@@ -227,6 +227,7 @@ class TaskRun:
                 limits=rt.limits,
                 decision=task.decision,
                 _trace=self._trace,
+                _call_sync=rt.executor.call,
             )
             rt.executor.running += 1
             self._trace_open = True

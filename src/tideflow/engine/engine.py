@@ -568,13 +568,10 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
 
     async def _start_runner(self, inst: InstanceRecord, compiled: CompiledDag, *,
                             recovering: bool = False) -> InstanceRunner:
-        """Build the instance's task tree and start what is ready (Fastflow's parse of a
-        scheduled instance), timed for the parse metric however the instance came here:
-        run here, admitted after a limit, picked up at start, or given by the leader."""
-        started = time.monotonic()
+        """Build the instance's task tree and start what is ready (the runner reports the
+        time to the parse metric)."""
         runner = self._adopt_runner(inst, compiled)
         await runner.start(recovering=recovering)
-        self._observers.emit("parsed", inst, time.monotonic() - started, True)
         return runner
 
     def _runner_ended(self, runner: InstanceRunner) -> None:

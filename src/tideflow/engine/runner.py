@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +72,7 @@ class InstanceRunner:
         compiled: CompiledDag,
         on_end: Callable[[InstanceRunner], None],
     ) -> None:
+        built = time.monotonic()
         self.rt = rt
         self.inst = instance
         self.compiled = compiled
@@ -97,6 +99,9 @@ class InstanceRunner:
         #: set once the instance's end hook ran and its final row is committed; only then
         #: does anyone outside see the final status
         self.closed = asyncio.Event()
+        #: time spent building the task tree and starting it (Fastflow's parse), reported to
+        #: the observers once, when it first starts, however it came to this node
+        self._parse_secs: float | None = time.monotonic() - built
 
     # -- bookkeeping ------------------------------------------------------------------------
     def on_share_write(self, _key: str) -> None:
@@ -156,7 +161,13 @@ class InstanceRunner:
         attempt; a task found in ``ending`` resumes at run_after."""
         if self._prepared:
             return
+        began = time.monotonic()
         self._prepared = True
+        self._prepare(recovering)
+        if self._parse_secs is not None:
+            self._parse_secs += time.monotonic() - began
+
+    def _prepare(self, recovering: bool) -> None:
         if recovering:
             for t in self.tasks.values():
                 if t.status == TaskStatus.ENDING:
@@ -170,6 +181,16 @@ class InstanceRunner:
         """Start (or, after a restart, pick up) the instance. Nothing starts when a command
         applied since :meth:`prepare` ended it (a cancel)."""
         self.prepare(recovering=recovering)
+        began, ok = time.monotonic(), False
+        try:
+            await self._start()
+            ok = True
+        finally:
+            if self._parse_secs is not None:
+                elapsed, self._parse_secs = self._parse_secs + time.monotonic() - began, None
+                self.rt.observers.emit("parsed", self.inst, elapsed, ok)
+
+    async def _start(self) -> None:
         if self._ended:
             return
         inst = self.inst
