@@ -44,6 +44,18 @@ def test_apply_yaml_json_and_wrapped_text(client: httpx.Client) -> None:
                     headers={"content-type": "text/plain"})
     assert r.status_code == 201
 
+    # a JSON body is read once, keeping the text of its numbers where text is wanted
+    body = '{"id": "ap-num", "vars": {"v": {"defaultValue": 1.50}}, "tasks": [{"id": "a", ' \
+           '"actionName": "ok", "params": {"n": 1.50}}]}'
+    for sent in (body, '{"definition": ' + body + "}"):
+        r = client.post("/api/v1/dags", content=sent, headers={"content-type": "application/json"})
+        assert r.status_code in (200, 201), r.text
+        assert r.json()["definition"]["vars"]["v"]["defaultValue"] == "1.50"
+        assert r.json()["definition"]["tasks"][0]["params"] == {"n": 1.5}
+    bad = _error(client.post("/api/v1/dags", content='{"id": 1,',
+                             headers={"content-type": "application/json"}), 422)
+    assert "is not valid JSON at line 1" in str(bad["message"])
+
     got = client.get("/api/v1/dags/ap-json").json()
     assert got["version"] == 2 and len(got["definition"]["tasks"]) == 3
     assert client.get("/api/v1/dags/ap-json", params={"version": 1}).json()["version"] == 1

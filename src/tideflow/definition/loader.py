@@ -103,6 +103,36 @@ def load_dag_text(
     ``source`` names the text in messages (default ``<api body>``); ``default_id`` is used when
     the document has no ``id``."""
     limits = limits or DEFAULT_LIMITS
+    deadline = _deadline(limits)
+    with paused_gc():
+        data = _read(text, source, format, limits, deadline)
+        return _build(
+            data, source=source, default_id=default_id, limits=limits, deadline=deadline
+        )
+
+
+def read_definition_text(
+    text: str,
+    *,
+    source: str | None = None,
+    format: Literal["yaml", "json"] | None = None,
+    limits: LoadLimits | None = None,
+) -> Any:
+    """The data of YAML or JSON text, read within the limits but not yet checked: for a
+    caller that looks at the document before loading it (with :func:`load_dag_dict`, which
+    keeps the text written of every scalar read here), so that the text is parsed once."""
+    limits = limits or DEFAULT_LIMITS
+    with paused_gc():
+        return _read(text, source, format, limits, _deadline(limits))
+
+
+def _read(
+    text: str,
+    source: str | None,
+    format: str | None,
+    limits: LoadLimits,
+    deadline: Deadline | None,
+) -> Any:
     label = source or API_BODY
     if not isinstance(text, str):
         raise DefinitionError([f"{label}: a definition must be text"], source=label)
@@ -112,15 +142,10 @@ def load_dag_text(
     if size > limits.max_bytes:
         _too_big(label, size, limits)
     text = text.removeprefix("\ufeff")
-    deadline = _deadline(limits)
-    with paused_gc():
-        try:
-            data = _parse(text, format, limits, deadline)
-        except UnreadableText as exc:
-            raise DefinitionError([f"{label}: {exc}"], source=label) from None
-        return _build(
-            data, source=source, default_id=default_id, limits=limits, deadline=deadline
-        )
+    try:
+        return _parse(text, format, limits, deadline)
+    except UnreadableText as exc:
+        raise DefinitionError([f"{label}: {exc}"], source=label) from None
 
 
 def load_dag_dict(

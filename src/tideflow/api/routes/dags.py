@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from ...definition.loader import API_BODY, load_dag_text
+from ...definition.loader import API_BODY, load_dag_dict, load_dag_text, read_definition_text
 from ...definition.model import DagDef
 from ...engine.engine import Engine
 from ...engine.offload import is_large
@@ -65,23 +64,20 @@ def definition_from_body(content_type: str, raw: bytes) -> DagDef:
     """The DAG in an apply request's body, with the loader's messages when it is invalid."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media in JSON_TYPES or media.endswith("+json"):
-        text = _decode(raw)
-        try:
-            doc = json.loads(text)
-        except (ValueError, RecursionError):
-            doc = None  # the loader below says what is wrong with it, within its limits
+        # read once: the wrapper is looked for in the data the definition is loaded from
+        doc = read_definition_text(_decode(raw), format="json")
         if isinstance(doc, dict) and set(doc) == {"definition"}:
             inner = doc["definition"]
             if isinstance(inner, str):
                 return load_dag_text(inner)
             if isinstance(inner, dict):
-                return load_dag_text(json.dumps(inner), format="json")
+                return load_dag_dict(inner)
             raise DefinitionError(
                 [f"{API_BODY}: 'definition' must be the definition's YAML or JSON text, or "
                  "the document itself"],
                 source=API_BODY,
             )
-        return load_dag_text(text, format="json")
+        return load_dag_dict(doc)
     if media in YAML_TYPES:
         return load_dag_text(_decode(raw), format="yaml")
     if media in TEXT_TYPES:
