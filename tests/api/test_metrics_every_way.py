@@ -151,8 +151,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _servers(tmp_path: Path, node_ids: list[str], *extra: str) -> Iterator[list[str]]:
-    db = f"sqlite:///{tmp_path / 'c.db'}"
+def _servers(tmp_path: Path, node_ids: list[str], *extra: str, db: str | None = None
+             ) -> Iterator[list[str]]:
+    db = db or f"sqlite:///{tmp_path / 'c.db'}"
     procs, urls = [], []
     try:
         for node in node_ids:
@@ -227,8 +228,8 @@ def test_tideflow_server_alone_with_both_name_sets(tmp_path: Path) -> None:
 
 
 @pytest.mark.cluster
-def test_two_workers_of_a_cluster(tmp_path: Path) -> None:
-    with _servers(tmp_path, ["w1", "w2"], "--metrics-names", "fastflow") as urls:
+def test_two_workers_of_a_cluster(tmp_path: Path, db_url: str) -> None:
+    with _servers(tmp_path, ["w1", "w2"], "--metrics-names", "fastflow", db=db_url) as urls:
         assert httpx.post(urls[0] + "/api/v1/dags", json=_dag("m", shell=True),
                           timeout=30).status_code == 201
         ids = [httpx.post(urls[0] + "/api/v1/dags/m/run", json={}, timeout=30).json()["id"]
