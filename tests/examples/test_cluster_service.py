@@ -141,9 +141,14 @@ async def test_create_then_delete_runs_on_the_workers(workers: Workers, wf: Work
     assert "created node pool" in out["op.create-node-pool"] and " of 5 in " in (
         out["op.create-node-pool"])
     assert out[consts.OUT_NOTIFIED].startswith("cluster c1 (cls-")
-    assert {s.id: s.status for s in created.steps} == dict.fromkeys(
-        ["check-quota", "create-vpc", "create-control-plane", "create-node-pool",
-         "join-node-pool", "register-dns", "notify"], "success")
+    assert {s.id: s.status for s in created.steps} == {
+        **dict.fromkeys(["check-quota", "create-vpc", "create-control-plane", "create-node-pool",
+                         "join-node-pool", "register-dns", "notify"], "success"),
+        # nothing to undo: the undo steps were not needed
+        **dict.fromkeys([consts.STEP_UNDO_PREFIX + s for s in (
+            "create-vpc", "create-control-plane", "create-node-pool", "register-dns")],
+            "skipped")}
+    assert created.compensation is None
 
     deleted = await wf.run_with_tags(
         consts.DAG_DELETE_CLUSTER, {consts.TAG_CLUSTER: "c1", consts.TAG_TENANT: "t1"},
@@ -204,14 +209,23 @@ async def test_retry_cancel_and_list_through_the_interface(wf: Workflow) -> None
     assert "no control-plane capacity" in (cp.reason or "")
     assert flaky.step("create-node-pool").status == "success"
     assert flaky.step("join-node-pool").status == "init"
-
-    retried = await wf.retry(flaky.id, wait=30)
-    assert retried.status == RunStatus.SUCCESS, retried
-    assert retried.step("create-control-plane").attempts == 3
-    assert "(attempt 3 on " in retried.outputs["op.create-control-plane"]
-    _ran_on_its_worker(retried)
-    with pytest.raises(CommandRefused):
+    # what it created was deleted again, the node pool before the network it sits in
+    assert flaky.compensation == "done"
+    undo = consts.STEP_UNDO_PREFIX
+    assert flaky.step(undo + "create-node-pool").status == "success"
+    assert flaky.step(undo + "create-vpc").status == "success"
+    assert flaky.step(undo + "create-control-plane").status == "skipped"
+    out = flaky.outputs
+    assert out[f"op.{undo}create-vpc"].startswith(f"deleted vpc {out[consts.OUT_VPC_ID]} ")
+    assert out[f"op.{undo}create-node-pool"].startswith(
+        f"deleted node-pool {out[consts.OUT_NODE_POOL_ID]} ")
+    # an undone run is not retried (409: start a new run), and a new run succeeds
+    with pytest.raises(CommandRefused, match="compensated"):
         await wf.retry(flaky.id)
+    again = await wf.run_with_tags(consts.DAG_CREATE_CLUSTER, tags, _cluster_vars("c2"),
+                                   wait=30)
+    assert again.status == RunStatus.SUCCESS, again
+    _ran_on_its_worker(again)
 
     # A long boot, canceled while it runs.
     slow = await wf.run_with_tags(
@@ -229,14 +243,17 @@ async def test_retry_cancel_and_list_through_the_interface(wf: Workflow) -> None
     with pytest.raises(CommandRefused):
         await wf.cancel(slow.id)
 
+    assert canceled.compensation == "done"  # the network it had created is gone again
+    assert canceled.step(consts.STEP_UNDO_PREFIX + "create-vpc").status == "success"
+
     listed = await wf.list_runs(tags=tags)
-    assert [r.id for r in listed] == [slow.id, flaky.id]
+    assert [r.id for r in listed] == [slow.id, again.id, flaky.id]
     assert [r.id for r in await wf.list_runs(tags=tags, status=RunStatus.CANCELED)] == [slow.id]
     assert await wf.list_runs(dag_id=consts.DAG_DELETE_CLUSTER) == []
     # listings hold no steps, hence no outputs: a run read on its own has them
     assert listed[1].outputs == {}
     flaky_again = await wf.get_run(flaky.id)
-    assert flaky_again.outputs[consts.OUT_CLUSTER_ID].startswith("cls-")
+    assert flaky_again.outputs[consts.OUT_VPC_ID].startswith("vpc-")
 
     with pytest.raises(RunNotFound):
         await wf.get_run("no-such-run")
@@ -250,3 +267,45 @@ async def test_retry_cancel_and_list_through_the_interface(wf: Workflow) -> None
     with pytest.raises(BadRequest, match=r"run var 'clusterName' must match the pattern"):
         await wf.run(consts.DAG_CREATE_CLUSTER, _cluster_vars("Not A Name"))
     assert await wf.list_runs(tags={consts.TAG_CLUSTER: "c9"}) == []
+
+
+async def test_worker_killed_while_a_failed_create_is_undone(postgres_url: str,
+                                                              tmp_path: Path) -> None:
+    """A create fails; while its deletes run, the worker doing them is SIGKILLed: the other
+    worker inherits the run and finishes undoing it, each delete once per attempt."""
+    w = Workers(postgres_url, tmp_path)
+    for name in WORKERS:
+        w.start(name)
+    try:
+        flow = await connect(postgres_url, node_id="svc-kill-watcher")
+        try:
+            await _wait_for_workers(flow)
+            run = await flow.run(consts.DAG_CREATE_CLUSTER, _cluster_vars(
+                "c3", **{consts.VAR_FAIL_FIRST_ATTEMPTS: "2",
+                         consts.VAR_UNDO_LATENCY_SECS: "3"}))
+            undo_vpc = consts.STEP_UNDO_PREFIX + "create-vpc"
+            undo_pool = consts.STEP_UNDO_PREFIX + "create-node-pool"
+            deadline = time.monotonic() + 60
+            while True:
+                mid = await flow.get_run(run.id)
+                if "running" in (mid.step(undo_pool).status, mid.step(undo_vpc).status):
+                    break
+                assert time.monotonic() < deadline, mid
+                await asyncio.sleep(0.05)
+            assert mid.compensation == "running" and mid.status == RunStatus.RUNNING
+            victim = mid.worker
+            assert victim in WORKERS
+            w.procs[victim].send_signal(signal.SIGKILL)
+            w.procs[victim].wait(10)
+            done = await flow.wait_run(run.id, 120)
+            assert done.status == RunStatus.FAILED, done
+            assert done.compensation == "done"
+            assert done.worker != victim
+            for step in (undo_pool, undo_vpc):
+                assert done.step(step).status == "success"
+                assert done.step(step).attempts <= 2  # the killed attempt, then one more
+            assert done.outputs[f"op.{undo_vpc}"].endswith(f"on {done.worker})")
+        finally:
+            await flow.close()
+    finally:
+        w.stop()

@@ -42,6 +42,9 @@ class Run:
     worker: str | None = None
     #: the steps, in template order; empty in listings
     steps: tuple[StepRun, ...] = ()
+    #: None, or running | done | failed once a failed or canceled run is being undone (its
+    #: ``compensate:<step>`` steps delete what the run created); an undone run is not retried
+    compensation: str | None = None
 
     @property
     def finished(self) -> bool:

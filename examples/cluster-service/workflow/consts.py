@@ -25,6 +25,10 @@ VAR_API_LATENCY_SECS = "apiLatencySecs"
 VAR_BOOT_SECS = "bootSecs"
 #: simulation only: the first N attempts of create-control-plane fail like a flaky cloud API
 VAR_FAIL_FIRST_ATTEMPTS = "failFirstAttempts"
+#: seconds one simulated delete takes when a failed or canceled create is undone
+VAR_UNDO_LATENCY_SECS = "undoLatencySecs"
+#: the prefix of the steps that undo a half-created cluster (compensate:create-vpc, ...)
+STEP_UNDO_PREFIX = "compensate:"
 
 # -- tags: searchable metadata on a run (never used to place it) ------------------------------
 TAG_CLUSTER = "cluster"

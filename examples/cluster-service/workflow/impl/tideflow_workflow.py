@@ -62,6 +62,7 @@ def _to_run(inst: InstanceRecord) -> Run:
             StepRun(id=t.task_id, status=t.status.value, attempts=t.attempts, reason=t.reason)
             for t in inst.tasks
         ),
+        compensation=inst.compensation,
     )
 
 
