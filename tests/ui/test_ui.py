@@ -258,3 +258,16 @@ def test_reject_from_the_ui(server: ApiServer, page: Any) -> None:
     page.click("#decision-reject")
     page.locator('#instance-status[data-status="failed"]').wait_for(timeout=30_000)
     page.locator("#task-reason").filter(has_text="rejected by alice: wrong week").wait_for()
+
+
+def test_a_compensated_run_shows_its_compensation(server: ApiServer, page: Any) -> None:
+    with server.client() as c:
+        apply(c, {"id": "ui-saga", "tasks": [
+            {"id": "make", "actionName": "ok",
+             "compensate": {"actionName": "ok"}},
+            {"id": "break", "actionName": "fail", "dependOn": ["make"]}]})
+        inst = run(c, "ui-saga")
+    assert inst["status"] == "failed" and inst["compensation"] == "done"
+    page.goto(f"{server.url}/ui/#/instances/{inst['id']}")
+    page.locator('#instance-compensation[data-compensation="done"]').wait_for()
+    page.locator('g[data-task-id="compensate:make"][data-status="success"]').wait_for()

@@ -390,6 +390,9 @@ function instanceView(view, id) {
       ` DAG ${inst.dagId} v${inst.dagVersion} · ${inst.trigger} · created ${fmtTime(inst.createdAt)}`,
       inst.endedAt ? ` · took ${duration(inst.createdAt, inst.endedAt)}` : "",
       inst.reason ? h("span", {}, " · ", h("em", {}, inst.reason)) : "",
+      inst.compensation ? h("span", { id: "instance-compensation", "data-compensation": inst.compensation },
+        " · compensation ", badge(inst.compensation === "done" ? "success" : inst.compensation === "failed" ? "failed" : "running"),
+        ` ${inst.compensation}`) : "",
       Object.keys(inst.vars).length ? ` · vars ${JSON.stringify(inst.vars)}` : "",
       Object.keys(inst.tags).length ? ` · tags ${JSON.stringify(inst.tags)}` : ""));
     const newShape = inst.tasks.map((t) => `${t.taskId}<${t.dependOn.join(",")}`).join(";");
