@@ -309,3 +309,34 @@ async def test_worker_killed_while_a_failed_create_is_undone(postgres_url: str,
             await flow.close()
     finally:
         w.stop()
+
+
+async def test_a_confirmed_delete_waits_for_a_decision(wf: Workflow) -> None:
+    ids = {consts.OUT_CLUSTER_ID: "cls-0001", consts.OUT_VPC_ID: "vpc-0001",
+           consts.OUT_NODE_POOL_ID: "np-0001"}
+    run = await wf.run(consts.DAG_DELETE_CLUSTER, {
+        consts.VAR_CLUSTER_NAME: "c4", consts.VAR_CONFIRM: "true", consts.VAR_NOTIFY: "false",
+        consts.VAR_API_LATENCY_SECS: "0.05", **ids}, wait=30)
+    assert run.status == RunStatus.BLOCKED, run
+    step = consts.STEP_CONFIRM_DELETE
+    assert run.step(step).reason == "delete cluster c4 (cls-0001)?"
+    with pytest.raises(BadRequest, match="must match the pattern"):
+        await wf.approve(run.id, step, {consts.INPUT_TICKET: "please"}, by="ops-lead")
+    with pytest.raises(BadRequest, match="'intern' may not decide"):
+        await wf.approve(run.id, step, {consts.INPUT_TICKET: "CHG-7"}, by="intern")
+    assert (await wf.get_run(run.id)).status == RunStatus.BLOCKED
+    done = await wf.approve(run.id, step, {consts.INPUT_TICKET: "CHG-7"},
+                            by=consts.APPROVERS[0], wait=30)
+    assert done.status == RunStatus.SUCCESS, done
+    # the decision is the step's output: who, when, with which ticket
+    assert done.outputs["by"] == "ops-lead" and done.outputs["decision"] == "approved"
+    assert done.outputs["inputs"] == '{"ticket": "CHG-7"}'
+    assert done.outputs["op.delete-vpc"].startswith("deleted vpc vpc-0001 ")
+
+    refused = await wf.run(consts.DAG_DELETE_CLUSTER, {
+        consts.VAR_CLUSTER_NAME: "c5", consts.VAR_CONFIRM: "true", **ids}, wait=30)
+    rejected = await wf.reject(refused.id, step, "not during the freeze",
+                               by=consts.APPROVERS[1], wait=30)
+    assert rejected.status == RunStatus.FAILED
+    assert rejected.step(step).reason == "rejected by sre-on-call: not during the freeze"
+    assert rejected.step("delete-vpc").status == "init"

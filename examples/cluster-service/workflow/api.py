@@ -123,6 +123,21 @@ class Workflow(Protocol):
         """Stop an unfinished run: running steps are interrupted, the rest never start."""
         ...
 
+    async def approve(
+        self, run_id: str, step: str, inputs: Mapping[str, str], *, by: str,
+        wait: float | None = None,
+    ) -> Run:
+        """Decide a step that waits for a person (an approval): go on with ``inputs`` (what
+        the step asks for), decided ``by`` one of its approvers. A decision that does not fit
+        is refused (BadRequest) and changes nothing; the decision is the step's output."""
+        ...
+
+    async def reject(
+        self, run_id: str, step: str, reason: str, *, by: str, wait: float | None = None
+    ) -> Run:
+        """Refuse a step that waits for a person: it fails with ``reason``."""
+        ...
+
     async def get_run(self, run_id: str) -> Run:
         """The run with its steps."""
         ...

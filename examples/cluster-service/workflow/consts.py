@@ -20,6 +20,12 @@ VAR_VERSION = "version"
 VAR_NOTIFY = "notify"
 #: "true" deletes without taking a snapshot first
 VAR_SKIP_SNAPSHOT = "skipSnapshot"
+#: "true" makes a delete wait for a person's decision first (step STEP_CONFIRM_DELETE)
+VAR_CONFIRM = "confirm"
+STEP_CONFIRM_DELETE = "confirm-delete"
+#: what the confirmation asks for: a change ticket; who may give it
+INPUT_TICKET = "ticket"
+APPROVERS = ("ops-lead", "sre-on-call")
 #: seconds one simulated cloud call takes, and how long machines take to boot
 VAR_API_LATENCY_SECS = "apiLatencySecs"
 VAR_BOOT_SECS = "bootSecs"

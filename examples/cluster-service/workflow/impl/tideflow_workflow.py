@@ -110,6 +110,31 @@ class TideflowWorkflow:
         async with _translated():
             return _to_run(await self.engine.cancel(run_id, wait=wait))
 
+    async def approve(
+        self, run_id: str, step: str, inputs: Mapping[str, str], *, by: str,
+        wait: float | None = None,
+    ) -> Run:
+        started = time.monotonic()
+        async with _translated():
+            # as for retry: the command's wait ends once the owning worker took it, the rest
+            # of the time goes to the outcome
+            inst = await self.engine.continue_(run_id, [step], inputs=inputs, by=by, wait=wait)
+            if wait:
+                left = max(0.0, wait - (time.monotonic() - started))
+                inst = await self.engine.wait_for(run_id, timeout=left)
+            return _to_run(inst)
+
+    async def reject(
+        self, run_id: str, step: str, reason: str, *, by: str, wait: float | None = None
+    ) -> Run:
+        started = time.monotonic()
+        async with _translated():
+            inst = await self.engine.reject(run_id, [step], reason=reason, by=by, wait=wait)
+            if wait:
+                left = max(0.0, wait - (time.monotonic() - started))
+                inst = await self.engine.wait_for(run_id, timeout=left)
+            return _to_run(inst)
+
     async def get_run(self, run_id: str) -> Run:
         async with _translated():
             return _to_run(await self.engine.get_instance(run_id))
