@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 from ..store.url import make_store
 from .common import DbOpt, TablePrefixOpt, cli_errors
+from .connect import run_to_end
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -27,5 +26,5 @@ def upgrade(
             await store.close()
 
     with cli_errors():
-        asyncio.run(_go())
+        run_to_end(_go())
     typer.echo("schema is current")

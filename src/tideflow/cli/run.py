@@ -34,6 +34,7 @@ from .common import (
     cli_errors,
     err_console,
 )
+from .connect import run_to_end
 from .progress import ProgressView, summary
 from .render import out_console
 
@@ -72,7 +73,7 @@ def run_command(
         validate_tags(run_tags)
         engine = build_engine(db, actions=actions, python_allow=python_allow,
                               table_prefix=table_prefix, node_id=client_node_id())
-        code = asyncio.run(
+        code = run_to_end(
             _drive(engine, dag=dag, db=_db_args(db, table_prefix), run_vars=run_vars,
                    run_tags=run_tags, as_json=as_json, no_wait_blocked=no_wait_blocked,
                    dag_id=dag.id)

@@ -30,6 +30,7 @@ from ..engine.engine import Engine
 from ..errors import InputError
 from ..vars import parse_kv_pairs
 from .common import DbOpt, TablePrefixOpt, build_engine, cli_errors, err_console
+from .connect import run_to_end
 
 log = logging.getLogger("tideflow.server")
 
@@ -93,7 +94,7 @@ def server_command(
                               concurrency=concurrency, recover=True, cluster=cluster,
                               labels=node_labels, node_id=node_id or "",
                               table_prefix=table_prefix)
-        asyncio.run(_serve(engine, dags, http, token_file, token_env, metrics_names))
+        run_to_end(_serve(engine, dags, http, token_file, token_env, metrics_names))
 
 
 async def _register_dir(engine: Engine, folder: Path) -> None:

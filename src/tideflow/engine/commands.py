@@ -65,6 +65,7 @@ class CommandVerbs:
         _waker: Waker | None
         _commands_applied: set[int]
         _commands_applying: set[int]
+        _closed: bool
 
         def _require_rt(self) -> Runtime: ...
         def _runner_ended(self, runner: InstanceRunner) -> None: ...
@@ -371,6 +372,8 @@ class CommandVerbs:
                     async with asyncio.timeout(delay):
                         await self._wake_commands.wait()
             self._wake_commands.clear()
+            if self._closed:
+                return  # woken by close(): stop between queries, never in one
             try:
                 now = await self.store.change_marker()
                 if now == marker and not self._commands_applied:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import random
@@ -71,6 +72,10 @@ log = logging.getLogger("tideflow.engine")
 _UNFINISHED = [s for s in InstanceStatus if s.is_unfinished]
 _IN_FLIGHT = (TaskStatus.RUNNING, TaskStatus.ENDING, TaskStatus.RETRYING)
 
+
+
+#: how long close() lets the background loops end by themselves before cancelling them
+_STOP_GRACE_SECS = 1.0
 
 
 def _final(inst: InstanceRecord) -> bool:
@@ -262,13 +267,7 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
         if not self._started:
             await self.store.close()
             return
-        for t in self._background:
-            t.cancel()
-        for t in self._background:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
+        await self._stop_background()
         cluster = self._cluster
         if cluster is not None:
             for t in cluster._tasks:
@@ -294,6 +293,25 @@ class Engine(DagVerbs, CommandVerbs, ClusterHost):
         rt.executor.shutdown()
         await self._close_actions()
         await self.store.close()
+
+    async def _stop_background(self) -> None:
+        """Wake the background loops so that they end between two queries, and cancel only
+        what has not ended after a moment: a query cancelled in flight makes the PostgreSQL
+        driver open a connection just to cancel it, and leaves noise behind at exit."""
+        if not self._background:
+            return
+        self._wake_commands.set()
+        if self._waker is not None:
+            self._waker.poke()
+        done, pending = await asyncio.wait(self._background, timeout=_STOP_GRACE_SECS)
+        for t in done:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s ended with an error: %r", t.get_name(), t.exception())
+        for t in pending:
+            t.cancel()
+        for t in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
 
     async def _close_actions(self) -> None:
         for name in self.actions.names():
