@@ -12,6 +12,7 @@ import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..clock import utcnow
@@ -162,7 +163,9 @@ class CommandVerbs:
             if rt.observers:
                 rt.observers.emit("instance_changed", done, inst.status.value)
             if self.hooks.has(HookEvent.CANCEL):
-                await self.hooks.fire(HookEvent.CANCEL, done.snapshot(), rt.executor)
+                # as every hook gets it: a copy without its tasks
+                await self.hooks.fire(HookEvent.CANCEL, replace(done.snapshot(), tasks=[]),
+                                      rt.executor)
         return done
 
     # -- commands ---------------------------------------------------------------------------------
