@@ -34,6 +34,20 @@ class Beat:
 
 
 class Keeper(ABC):
+    def dedicated(self) -> Keeper | None:
+        """Another Keeper on the same database, with connections of its own, to be opened
+        (:meth:`open_dedicated`) and used on another thread's event loop; None when this one
+        cannot have such a twin (then the node beats on its main loop)."""
+        return None
+
+    async def open_dedicated(self) -> None:
+        """Open a Keeper that :meth:`dedicated` returned, on the loop that will use it."""
+        return None
+
+    async def close_dedicated(self) -> None:
+        """Close a Keeper that :meth:`dedicated` returned."""
+        return None
+
     @abstractmethod
     async def db_now(self) -> datetime:
         """The database's current time (UTC)."""

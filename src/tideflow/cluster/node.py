@@ -16,12 +16,13 @@ import os
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..clock import utcnow
 from ..errors import InputError, TideflowError
 from ..store.records import NodeRecord
+from .beats import LoopThread
 from .keeper import LEADER_LEASE, Beat, Keeper, holder_id
 from .scheduling import LeaderFence, Pending, SchedulingStore
 from .settings import ClusterSettings as ClusterSettings  # documented here first
@@ -79,6 +80,14 @@ class ClusterNode:
         self.closed = False
         #: called when this node's row was taken over by a newer incarnation
         self.on_replaced: Callable[[], Awaitable[None]] | None = None
+        #: whether the membership loop holds the lease (is_leader follows it on the main
+        #: loop), and why it last gave it up
+        self._holds = False
+        self._gave_up = ""
+        #: the heartbeat's own thread and Keeper, when the store can have a twin
+        self._beats: LoopThread | None = None
+        self._beat_keeper: Keeper = keeper
+        self._main: asyncio.AbstractEventLoop | None = None
 
     @property
     def is_worker(self) -> bool:
@@ -88,8 +97,21 @@ class ClusterNode:
     async def start(self) -> None:
         await self._register()
         await self.waker.start()
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._membership(), name="tideflow-membership"))
+        loop = self._main = asyncio.get_running_loop()
+        twin = self.keeper.dedicated()
+        if twin is not None:
+            beats = LoopThread(f"tideflow-heartbeat-{self.node_id}")
+            beats.start()
+            try:
+                await beats.call(twin.open_dedicated())
+            except BaseException:
+                await beats.stop()
+                raise
+            self._beats, self._beat_keeper = beats, twin
+            beats.submit(self._membership())
+        else:
+            self._tasks.append(loop.create_task(self._membership(),
+                                                name="tideflow-membership"))
         if self.is_worker:
             self._tasks.append(loop.create_task(self._claim_loop(), name="tideflow-claim"))
             self.engine.on_saturation(lambda _full: self._report_load.set())
@@ -150,6 +172,10 @@ class ClusterNode:
         """Stop acting, give leadership up at once and leave the node list, so that others
         take over this node's work right away."""
         self.closed = True
+        if self._beats is not None:
+            # no beat may renew the lease once it is released below
+            await self._beats.stop(then=self._beat_keeper.close_dedicated())
+        self._holds = False
         await self._step_down("node stopping")
         await _stop(self._tasks)
         try:
@@ -177,16 +203,11 @@ class ClusterNode:
                 if not beat.alive:
                     log.error("node %s was taken over by a newer incarnation; it stops "
                               "executing", self.node_id)
-                    await self._step_down("replaced")
-                    for t in self._tasks:
-                        if t is not asyncio.current_task():
-                            t.cancel()
-                    self.engine.abandon_all()
-                    if self.on_replaced is not None:
-                        await self.on_replaced()
+                    self._holds = False
+                    self._on_main(self._replaced)
                     return
                 lease = beat.lease
-                if (self.is_worker and not self.is_leader and lease is not None
+                if (self.is_worker and not self._holds and lease is not None
                         and lease.expires_at is not None):
                     # the lease runs out before the next beat: try again right then, so a
                     # dead leader is replaced within one lease rather than lease + beat
@@ -196,18 +217,52 @@ class ClusterNode:
             except Exception as exc:  # whatever fails, the node goes on beating
                 failures += 1
                 _failed(failures, "heartbeat", exc)
-            if self.is_leader and time.monotonic() > self._lease_valid_until:
-                await self._step_down("could not renew the lease in time")
+            if self._holds and time.monotonic() > self._lease_valid_until:
+                self._let_go("could not renew the lease in time")
             await asyncio.sleep(max(0.0, next_beat - time.monotonic()))
+
+    def _on_main(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``fn`` on the node's main loop (the membership loop may run on its own)."""
+        assert self._main is not None
+        main = self._main
+
+        def go() -> None:
+            main.create_task(fn(), name="tideflow-membership-change")
+
+        with contextlib.suppress(RuntimeError):  # the main loop is closing
+            main.call_soon_threadsafe(go)
+
+    def _let_go(self, why: str) -> None:
+        self._holds = False
+        self._gave_up = why
+        self._on_main(self._follow_lease)
+
+    async def _follow_lease(self) -> None:
+        """Make this node act as the leader exactly while the membership loop holds the
+        lease (several changes may arrive at once: the last one wins)."""
+        if self.closed:
+            return
+        if self._holds and not self.is_leader:
+            await self._become_leader()
+        elif not self._holds and self.is_leader:
+            await self._step_down(self._gave_up or "lost the lease")
+
+    async def _replaced(self) -> None:
+        await self._step_down("replaced")
+        for t in self._tasks:
+            t.cancel()
+        self.engine.abandon_all()
+        if self.on_replaced is not None:
+            await self.on_replaced()
 
     async def _rejoin(self) -> bool:
         """This node's row is not its own any more. Gone — the leader forgot a watcher that
         looked dead while it was merely slow — it registers again and goes on (True). Taken
         by another incarnation — a newer process runs with this id — it must stop (False)."""
-        current = await self.keeper.get_node(self.node_id)
+        current = await self._beat_keeper.get_node(self.node_id)
         if current is not None and current.incarnation != self.incarnation:
             return False
-        await self.keeper.put_node(self._node_record())
+        await self._beat_keeper.put_node(self._node_record())
         log.warning("node %s was dropped from the node list while it was silent; it joined "
                     "again", self.node_id)
         return True
@@ -215,8 +270,8 @@ class ClusterNode:
     async def _beat(self, started: float) -> Beat:
         """One heartbeat, renewing the lease (leader) or campaigning for it (worker)."""
         s = self.settings
-        leading = self.is_leader and self.lease_token is not None
-        beat = await self.keeper.beat(
+        leading = self._holds and self.lease_token is not None
+        beat = await self._beat_keeper.beat(
             self.node_id, self.incarnation,
             running=self.engine.slot_load, assigned=self.engine.owned_count,
             holder=self.holder, token=self.lease_token if leading else None,
@@ -234,14 +289,14 @@ class ClusterNode:
                 if beat.live is not None and beat.live != self._live:
                     # a node came or went: the WatchDog looks now, not at its next round
                     self._live = beat.live
-                    self._watch_now.set()
+                    self._on_main(self._look_now)
             else:
-                await self._step_down("lost the lease")
+                self._let_go("lost the lease")
         elif self.is_worker:
             if lease is None:
                 # the very first leader creates the lease row
-                taken = await self.keeper.acquire_lease(LEADER_LEASE, self.holder,
-                                                        s.lease_secs)
+                taken = await self._beat_keeper.acquire_lease(LEADER_LEASE, self.holder,
+                                                              s.lease_secs)
                 mine = taken is not None
                 lease = taken
             if mine and lease is not None:
@@ -250,8 +305,13 @@ class ClusterNode:
                     self._trust_lease(started, beat)
                 else:  # just created with a full lease
                     self._lease_valid_until = started + s.lease_secs * _LEASE_TRUST
-                await self._become_leader()
+                self._holds = True
+                self._live = None  # the new leader's WatchDog takes its first look at once
+                self._on_main(self._follow_lease)
         return beat
+
+    async def _look_now(self) -> None:
+        self._watch_now.set()
 
     def _trust_lease(self, started: float, beat: Beat) -> None:
         """Act as the leader until the lease's end as the beat saw it. Its end, not a full
@@ -269,7 +329,6 @@ class ClusterNode:
         self.engine.emit("leadership_changed", True)
         loop = asyncio.get_running_loop()
         self._load = {}
-        self._live = None
         self._leader_tasks = [
             loop.create_task(self._dispatch_loop(), name="tideflow-dispatcher"),
             loop.create_task(self._watchdog_loop(), name="tideflow-watchdog"),
@@ -294,7 +353,7 @@ class ClusterNode:
         return LeaderFence(self.holder, self.lease_token)
 
     def leading(self) -> bool:
-        return self.is_leader and time.monotonic() < self._lease_valid_until
+        return self.is_leader and self._holds and time.monotonic() < self._lease_valid_until
 
     # -- waiting -------------------------------------------------------------------------------
     def mark_busy(self) -> None:

@@ -20,6 +20,17 @@ from .rows import dumps, loads
 
 
 class KeeperMethods(Database, Keeper):
+    def dedicated(self) -> Keeper | None:
+        if self.url.backend == "sqlite":
+            return None  # one node per file: its beat has nothing to compete with
+        return type(self)(self.url, table_prefix=self.tables.prefix)
+
+    async def open_dedicated(self) -> None:
+        await self.open(migrate=False)
+
+    async def close_dedicated(self) -> None:
+        await self.close()
+
     async def db_now(self) -> datetime:
         async with self._tx("read the database clock") as conn:
             return await self._hooks.db_now(conn)
