@@ -5,6 +5,8 @@ server, with every invariant of the full run checked."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,3 +44,44 @@ async def test_chaos_small(server: tuple[str, Any, str], tmp_path: Path) -> None
         "the leader was not paused past its lease"
     assert len(log.of("db-restart")) == 1, "the database did not restart"
     assert report.mutex is not None and report.mutex.sections >= plan.runs
+
+
+@pytest.fixture
+def cpu_hog() -> Iterator[None]:
+    """Every core busy several times over (stress-ng), for as long as the test runs."""
+    if shutil.which("stress-ng") is None:
+        why = "stress-ng is not installed (apt-get install stress-ng)"
+        if os.environ.get("CI"):
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+    hogs = 4 * (os.cpu_count() or 2)
+    proc = subprocess.Popen(["stress-ng", "--cpu", str(hogs), "--timeout", "300s", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+async def test_chaos_small_next_to_a_cpu_hog(server: tuple[str, Any, str], tmp_path: Path,
+                                             cpu_hog: None) -> None:
+    """The same faults on a machine whose CPUs are all taken: no node exits by itself, every
+    run ends `success`, and leadership changes only when a fault hits the leader."""
+    backend, srv, url = server
+    plan = Plan(runs=100, fault_every=2.0, max_secs=150, seed=5, submit_secs=8.0,
+                db_restart_at=5.0)
+    report = await chaos(url, tmp_path, plan, srv, backend)
+    assert report.ok, report.problems
+    tokens = sorted({t for _, _, t in report.leader_samples})
+    changes = max(0, len(tokens) - 1)
+    log: faults.FaultLog = report.faults
+    on_leader = [f for f in log.faults if f.leader and f.kind in ("kill", "pause")]
+    print(f"{backend}: {changes} leader change(s) in {report.wall_secs:.0f}s, "
+          f"{len(on_leader)} fault(s) on the leader, {len(log.faults)} in all")
+    # each fault on the leader may move leadership once, the database restart once more
+    assert changes <= len(on_leader) + 2, (tokens, [f.describe(report.t0) for f in log.faults])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tideflow import InstanceStatus
+from tideflow import InstanceStatus, TaskStatus
 from tideflow.clock import utcnow
 
 from .backends import BACKENDS, backend_url
@@ -97,8 +97,13 @@ async def test_kill_worker_moves_its_instances(cluster: Cluster) -> None:
         ids = [(await client.run_dag("w1", {"sleep": "0.3"})).id for _ in range(30)]
 
         async def victim_has_work() -> bool:
-            return any(i.worker == victim and i.status == InstanceStatus.RUNNING
-                       for i in await client.list_instances(limit=1000))
+            # an attempt recorded as running there: the move must show it interrupted
+            for i in await client.list_instances(limit=1000):
+                if i.worker == victim and i.status == InstanceStatus.RUNNING:
+                    full = await client.get_instance(i.id)
+                    if any(t.status == TaskStatus.RUNNING for t in full.tasks):
+                        return True
+            return False
 
         await wait_until(victim_has_work, 30, "the victim running something", step=0.05)
         cluster.kill(victim)

@@ -118,3 +118,33 @@ async def test_no_matching_worker_waits_with_a_reason(cluster: Cluster) -> None:
 
         why = await wait_until(reason, 30, "a waiting reason")
         assert "selector" in why and "zone=mars" in why
+
+
+def test_a_node_waits_for_its_database_instead_of_exiting(tmp_path: Path) -> None:
+    """A database that cannot be reached yet (restarting, or started after the node) is
+    waited for; SIGTERM still stops the node cleanly."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "node.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tideflow.cli.main", "server", "--node-id", "patient",
+             "--db", f"postgresql://postgres@127.0.0.1:{port}/nothing"],
+            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "cannot open the database yet" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, "no retry logged"
+            time.sleep(0.2)
+        time.sleep(1.5)
+        assert proc.poll() is None, log.read_text(errors="replace")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

@@ -9,6 +9,7 @@ leadership and leaves the node list so that others take over at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -27,7 +28,7 @@ from ..cluster.settings import (
 from ..definition.loader import load_dag_file
 from ..definition.model import DagDef
 from ..engine.engine import Engine
-from ..errors import InputError
+from ..errors import InputError, SchemaError, StoreError
 from ..vars import parse_kv_pairs
 from .common import DbOpt, TablePrefixOpt, build_engine, cli_errors, err_console
 from .connect import run_to_end
@@ -171,6 +172,8 @@ async def _serve(
     # the HTTP settings are checked before the node joins: a bad address, token source or a
     # missing `server` extra stops it at once instead of leaving a node without its API
     web = _http_parts(engine, http, token_file, token_env, metrics_names) if http else None
+    if not await _database_reached(engine, stop):
+        return
     await engine.start()
     servers: list[asyncio.Task[Any]] = []
     failure: list[BaseException] = []
@@ -202,6 +205,27 @@ async def _serve(
         await engine.close()
     if failure:
         raise failure[0]
+
+
+async def _database_reached(engine: Engine, stop: asyncio.Event) -> bool:
+    """Open the database, waiting while it cannot be reached (it is restarting, or starts
+    after this node): a node does not give up by itself. False when stopped meanwhile; a
+    schema this version cannot use stops it at once."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await engine.store.open(migrate=engine.settings.migrate)
+            return True
+        except SchemaError:
+            raise
+        except StoreError as exc:
+            log.warning("cannot open the database yet (%s); retrying in %.1fs", exc.message,
+                        delay)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await stop.wait()
+        delay = min(delay * 2, 5.0)
+    return False
 
 
 def _http_parts(
