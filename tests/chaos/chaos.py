@@ -201,7 +201,8 @@ async def chaos(url: str, tmp: Path, plan: Plan, db: RestartableDb | None,
             report.failures = await _failures(client, [i.id for i in done
                                                        if i.status != InstanceStatus.SUCCESS])
             # a node process that exited by itself (not one we killed: those were restarted)
-            report.exited = [n for n, p in cluster.procs.items() if p.poll() is not None]
+            report.exited = [f"{n} (exit status {p.returncode})" for n, p in cluster.procs.items()
+                             if p.poll() is not None]
     finally:
         cluster.stop_all()
     report.executions = check_executions(cluster.timed_executions(), set(ids), TASKS_PER_RUN,
@@ -268,7 +269,7 @@ async def _listed(client: Engine, ids: list[str]) -> list[Any]:
     wanted = set(ids)
     for _ in range(20):
         try:
-            return [i for i in await client.list_instances(limit=100_000) if i.id in wanted]
+            return [i for i in await client.list_instances(limit=10_000) if i.id in wanted]
         except TideflowError:
             await asyncio.sleep(0.5)
     return []
