@@ -26,7 +26,9 @@ from ..gcpause import paused_gc
 from ..states import DagStatus
 from .vartypes import VAR_TYPES, VarType, VarValueError, check_rules, convert, text
 
-_CONFIG = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+# allow_inf_nan=False: a number too large for a float (a 5,000-digit timeoutSecs) or a
+# spelled-out inf/nan is refused, never read as an endless timeout.
+_CONFIG = ConfigDict(populate_by_name=True, extra="forbid", frozen=True, allow_inf_nan=False)
 _CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 

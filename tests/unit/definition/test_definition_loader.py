@@ -524,3 +524,21 @@ def test_many_problems_are_capped() -> None:
 def test_loaded_model_equals_model_validate() -> None:
     dag = load_dag_text(MINIMAL)
     assert dag == DagDef.model_validate({"id": "d", "tasks": [{"id": "a", "actionName": "shell"}]})
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "timeoutSecs: " + "9" * 400,
+        "timeoutSecs: .inf",
+        "timeoutSecs: .nan",
+        "retry: {maxAttempts: 2, backoffSecs: 1e999}",
+        "retry: {maxAttempts: 2, maxBackoffSecs: .inf}",
+    ],
+)
+def test_numbers_that_are_not_finite_are_refused(field: str) -> None:
+    """A number too large for a float, or inf/nan spelled out, never becomes an endless
+    timeout or back-off: the definition is refused, naming the task."""
+    text = f"tasks:\n  - {{id: a, actionName: shell, params: {{cmd: [x]}}, {field}}}\n"
+    with pytest.raises(DefinitionError, match=r"task 'a'.*finite"):
+        load_dag_text(text, source="n.yaml", default_id="n")
