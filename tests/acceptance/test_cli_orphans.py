@@ -55,9 +55,15 @@ def _show(cli: Cli, iid: str) -> dict[str, Any]:
     return cli.as_json(cli.run("ins", "show", iid, "--json"))
 
 
+def _on(cli: Cli, db_url: str) -> None:
+    cli.db = db_url
+    cli.env["TIDEFLOW_DB"] = db_url
+
+
 def test_pause_then_resume_after_kill_9_is_one_new_attempt(
-    cli: Cli, tmp_path: Path, task_by_id: ById
+    cli: Cli, tmp_path: Path, task_by_id: ById, db_url: str
 ) -> None:
+    _on(cli, db_url)
     iid, log, go = _orphan(cli, tmp_path)
     paused = cli.run("ins", "pause", iid, "--json")
     assert paused.returncode == 0, paused.stderr
@@ -86,8 +92,9 @@ def test_pause_then_resume_after_kill_9_is_one_new_attempt(
 
 
 def test_cancel_after_kill_9_starts_nothing(
-    cli: Cli, tmp_path: Path, task_by_id: ById
+    cli: Cli, tmp_path: Path, task_by_id: ById, db_url: str
 ) -> None:
+    _on(cli, db_url)
     iid, log, _ = _orphan(cli, tmp_path)
     canceled = cli.run("ins", "cancel", iid, "--json")
     assert canceled.returncode == 0, canceled.stderr
