@@ -9,6 +9,7 @@ import json
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -143,11 +144,21 @@ async def _follow(
     told_blocked = False
     live = Live(view.renderable(), console=console, refresh_per_second=8, transient=True)
     with live if not quiet else contextlib.nullcontext(live):
+        canceled_at: float | None = None
         while True:
             inst = await engine.wait_for(inst.id, timeout=0.25, settled=False)
             view.update(inst)
             live.update(view.renderable())
+            if canceled_at is not None and inst.status.is_unfinished and (
+                    interrupted.is_set()
+                    or time.monotonic() - canceled_at > 2 * INTERRUPTED_FLUSH_SECS):
+                # a task's result still waits to be written (the database fails writes):
+                # the cancel cannot finish now; what is unwritten is left for recovery
+                err_console.print("interrupted: the instance's canceled state could not be "
+                                  "written yet; exiting")
+                return inst
             if interrupted.is_set() and inst.status.is_unfinished:
+                canceled_at = time.monotonic()
                 err_console.print("interrupted: canceling the instance")
                 # the user wants out: while the database fails writes (down, disk full),
                 # wait a moment for them, not the half minute a node waits at close
