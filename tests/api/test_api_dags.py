@@ -209,6 +209,8 @@ def test_typed_vars_over_the_api(client: httpx.Client) -> None:
         "clusterName": "blue", "size": "7", "regions": ["a", "b"]}, "wait": 10})
     assert r.status_code == 201, r.text
     assert r.json()["vars"] == {"clusterName": "blue", "size": 7, "regions": ["a", "b"]}
+    # every task carries its output (null: the action returned nothing)
+    assert [t["output"] for t in r.json()["tasks"]] == [None]
 
 
 def test_pause_and_resume_routes(client: httpx.Client) -> None:
