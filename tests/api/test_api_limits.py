@@ -124,7 +124,7 @@ def test_a_run_with_50mb_of_vars_is_refused_with_413(big_server: ApiServer, api:
                                                      chunked: bool) -> None:
     applied = api.post("/api/v1/dags", json={"id": "limits-ok", "vars": {"v": "x"},
                                              "tasks": [{"id": "a", "actionName": "ok"}]})
-    assert applied.status_code == 201, applied.text
+    assert applied.status_code in (200, 201), applied.text  # 200: applied unchanged before
     status, body, sent = send_raw(big_server.url, "/api/v1/dags/limits-ok/run",
                                   "application/json", chunked=chunked,
                                   filler=b'{"vars": {"v": "' + b"x" * 1000)
@@ -151,7 +151,7 @@ def test_a_body_just_under_the_limit_with_very_many_vars_is_a_clear_400(
 ) -> None:
     applied = api.post("/api/v1/dags", json={"id": "limits-ok", "vars": {"v": "x"},
                                              "tasks": [{"id": "a", "actionName": "ok"}]})
-    assert applied.status_code == 201
+    assert applied.status_code in (200, 201)  # 200: the same definition applied before
     many = {f"var{i}": "y" * 60 for i in range(100_000)}  # about 8 MB of JSON
     answer = api.post("/api/v1/dags/limits-ok/run", json={"vars": many})
     assert answer.status_code == 400, answer.text
