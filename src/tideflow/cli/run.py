@@ -70,10 +70,11 @@ def run_command(
         run_tags = parse_kv_pairs(tag, what="--tag")
         dag = load_dag_file(file)
         # bad run input must be refused before the DAG is registered: a refusal writes nothing
-        resolve_run_vars(dag, run_vars)
+        resolved = resolve_run_vars(dag, run_vars)
         validate_tags(run_tags)
         engine = build_engine(db, actions=actions, python_allow=python_allow,
                               table_prefix=table_prefix, node_id=client_node_id())
+        engine.limits.check_vars(resolved)
         code = run_to_end(
             _drive(engine, dag=dag, db=_db_args(db, table_prefix), run_vars=run_vars,
                    run_tags=run_tags, as_json=as_json, no_wait_blocked=no_wait_blocked,
