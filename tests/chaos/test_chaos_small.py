@@ -81,12 +81,13 @@ async def test_chaos_small_next_to_a_cpu_hog(server: tuple[str, Any, str], tmp_p
     plan = Plan(runs=60, fault_every=3.0, max_secs=180, seed=5, submit_secs=8.0,
                 db_restart_at=5.0)
     report = await chaos(url, tmp_path, plan, srv, backend)
-    assert report.ok, report.problems
     tokens = sorted({t for _, _, t in report.leader_samples})
     changes = max(0, len(tokens) - 1)
     log: faults.FaultLog = report.faults
     on_leader = [f for f in log.faults if f.leader and f.kind in ("kill", "pause")]
     print(f"{backend}: {changes} leader change(s) in {report.wall_secs:.0f}s, "
-          f"{len(on_leader)} fault(s) on the leader, {len(log.faults)} in all")
+          f"{len(on_leader)} fault(s) on the leader, {len(log.faults)} in all; "
+          f"{report.succeeded} of {report.runs} runs succeeded")
+    assert report.ok, report.problems
     # each fault on the leader may move leadership once, the database restart once more
     assert changes <= len(on_leader) + 2, (tokens, [f.describe(report.t0) for f in log.faults])
