@@ -15,9 +15,11 @@ inside ``'...'``                             ``'"${TIDEFLOW_V1}"'`` (closed and 
 The shell expands a reference once and never reads its value as code, whatever it holds —
 except where the shell itself evaluates text: arithmetic (``$(( ))``, ``(( ))``, ``$[ ]``,
 ``let``, bash's ``[[ ]]``), ``$'...'``, a quoted here-document (where nothing expands), a
-heredoc delimiter, the inside of ``${...}`` beyond the default forms, and right after a
-backslash. A template there is refused, at registration when it can be seen in the text, else
-when the task renders.
+heredoc delimiter, the inside of ``${...}`` beyond the default forms, right after a
+backslash, and an argument of ``alias``. Like the shell, the reader removes
+backslash-newline before it splits words, and knows a builtin's name however it is quoted
+(``l\\et``). A template there is refused, at registration when it can be seen in the text,
+else when the task renders.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ ENV_PREFIX = "TIDEFLOW_V"
 _SLOT = "\x00"
 _SCRIPT_LIKE = frozenset({"script", "sub", "bt", "dbracket"})
 _WORD_BREAK = frozenset(" \t\n;&|()<>")
+# how far ahead of the reading position line continuations are removed: more than any keyword
+# or operator the reader looks for
+_LOOKAHEAD = 64
+# a word made of letters, quoted or not, and the builtins that read their arguments as code
+_PLAIN_WORD = re.compile(r"""(?:[A-Za-z]|\\[A-Za-z]|'[A-Za-z]*'|"[A-Za-z]*")+""")
+_EVALUATING = {"let": "let", "alias": "alias"}
 _DEFAULT_OPS = (":-", ":=", ":+", ":?", "-", "=", "+", "?")
 
 _REFUSED = {
@@ -52,6 +60,7 @@ _REFUSED = {
     "param": "inside ${...}: only ${name:-...}, ${name:=...}, ${name:+...} and ${name:?...}"
              " take a value",
     "escape": "right after a backslash",
+    "alias": "an argument of alias, whose value the shell later reads as a command",
     "nul": "the script contains a NUL character",
 }
 
@@ -76,16 +85,49 @@ class _Scan:
     text: str
     places: list[str] = field(default_factory=list)
     pending: list[tuple[str, bool, bool]] = field(default_factory=list)  # heredocs to read
+    removed: int = 0  # line continuations taken out of ``text`` so far
+
+    def _cut(self, at: int) -> None:
+        """Take the backslash-newline at ``at`` out of the text, as the shell does before it
+        splits words: ``$(\\<newline>(`` is ``$((``."""
+        self.text = self.text[:at] + self.text[at + 2 :]
+        self.removed += 1
+
+    def _join(self, i: int, end: int) -> None:
+        """Remove the line continuations in the few characters after ``i`` (where a keyword
+        could be looked for), up to anything that could change the context: a quote, a
+        comment, a newline (a quoted here-document may start after it)."""
+        while True:
+            text = self.text
+            at = text.find("\\\n", i, min(end, i + _LOOKAHEAD))
+            if at < 0:
+                return
+            j = i
+            while j < at:
+                if text[j] in "'\"#\n":
+                    return
+                j += 2 if text[j] == "\\" else 1
+            if j != at:  # the backslash is itself escaped
+                return
+            self._cut(at)
+            end -= 2
 
     def run(self, start: int, end: int, kind: str, outer: tuple[_Frame, ...] = ()) -> None:
         """Read ``text[start:end]`` as ``kind``; ``outer`` are the frames around it (a
         here-document's body is read apart, but inside what its command is inside)."""
         stack = [*outer, _Frame(kind)]
-        text = self.text
+        # a line continuation removed ahead shortens what is left of every range being read
+        base, end0 = self.removed, end
         i = start
         word_start = True
-        while i < end:
+        while True:
             frame = stack[-1]
+            if frame.kind not in ("sq", "ansi"):
+                self._join(i, end0 - 2 * (self.removed - base))
+            end = end0 - 2 * (self.removed - base)
+            if i >= end:
+                break
+            text = self.text
             c = text[i]
             if c == _SLOT:
                 self._place(stack)
@@ -97,6 +139,16 @@ class _Scan:
                     stack.pop()
                 i += 1
                 continue
+            if word_start and frame.kind in _SCRIPT_LIKE:
+                # the shell removes quotes before it looks a command up: l\et, 'l'et, "let"
+                # are let
+                m = _PLAIN_WORD.match(text, i, end)
+                if m and text[m.end() : m.end() + 1] in (" ", "\t"):
+                    word = re.sub(r"[\\'\"]", "", m.group())
+                    if word in _EVALUATING:
+                        stack.append(_Frame(_EVALUATING[word]))
+                        i = m.end()
+                        continue
             if c == "\\":
                 if text.startswith(_SLOT, i + 1):
                     self.places.append("escape")
@@ -146,7 +198,7 @@ class _Scan:
             elif frame.kind == "arith":
                 i = self._arith(stack, frame, i)
                 continue
-            elif frame.kind == "let":
+            elif frame.kind in ("let", "alias"):
                 if c in "\n;&|":
                     stack.pop()
                     continue
@@ -158,7 +210,7 @@ class _Scan:
 
     def _place(self, stack: list[_Frame]) -> None:
         for frame in stack:
-            if frame.kind in ("arith", "let", "dbracket", "ansi", "pother"):
+            if frame.kind in ("arith", "let", "alias", "dbracket", "ansi", "pother"):
                 self.places.append("param" if frame.kind == "pother" else
                                    "arith" if frame.kind == "let" else frame.kind)
                 return
@@ -251,9 +303,6 @@ class _Scan:
         if frame.kind == "dbracket" and word_start and text.startswith("]]", i):
             stack.pop()
             return i + 2, False
-        if word_start and re.match(r"let[ \t]", text[i : i + 4]):
-            stack.append(_Frame("let"))
-            return i + 3, True
         if text.startswith("<<", i) and not text.startswith("<<<", i):
             return self._heredoc_operator(i + 2, end), False
         if c == "[" and not word_start and (text[i - 1].isalnum() or text[i - 1] == "_"):
@@ -301,15 +350,20 @@ class _Scan:
         """Read the bodies of the pending here-documents, from ``i``; return where the script
         goes on."""
         pending, self.pending = self.pending, []
-        text = self.text
         for delimiter, quoted, strip in pending:
             body_start = i
             while True:
                 if i >= end:  # the shell ends an unclosed here-document with the script
                     body_end = end
                     break
+                text = self.text
                 stop = text.find("\n", i, end)
                 line_end = end if stop < 0 else stop
+                if not quoted and stop >= 0 and _odd_backslashes(text, i, line_end):
+                    # an unquoted body's lines are joined before the delimiter is looked for
+                    self._cut(line_end - 1)
+                    end -= 2
+                    continue
                 line = text[i:line_end]
                 if (line.lstrip("\t") if strip else line) == delimiter:
                     body_end = i
@@ -317,10 +371,23 @@ class _Scan:
                     break
                 i = line_end + 1
             if quoted:
-                self.places.extend("qdoc" for _ in range(text.count(_SLOT, body_start, body_end)))
+                self.places.extend("qdoc" for _ in range(
+                    self.text.count(_SLOT, body_start, body_end)))
             else:
+                before = self.removed
                 self.run(body_start, body_end, "doc", outer)
+                shift = 2 * (self.removed - before)
+                i, end = i - shift, end - shift
         return i
+
+
+def _odd_backslashes(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` ends in an odd number of backslashes (the last escapes
+    what follows)."""
+    j = end
+    while j > start and text[j - 1] == "\\":
+        j -= 1
+    return (end - j) % 2 == 1
 
 
 def slot_places(text: str) -> list[str]:

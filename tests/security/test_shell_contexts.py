@@ -56,6 +56,21 @@ REFUSED = [
     ("if (( {{v}} > 1 )); then echo; fi", "arithmetic"),
     ("echo $[ {{v}} + 1 ]", "arithmetic"),
     ("let x={{v}}", "arithmetic"),
+    ("echo $(\\\n( {{v}} + 1 ))", "arithmetic"),
+    ("(\\\n( {{v}} ))", "arithmetic"),
+    ('echo "$(\\\n( {{v}} ))"', "arithmetic"),
+    ("le\\\nt x={{v}}", "arithmetic"),
+    ("echo \\\\\n(( {{v}} ))", "arithmetic"),
+    ("# a comment ends at its line \\\n(( {{v}} ))", "arithmetic"),
+    ("cat <<E\nfoo\\\nE\nbar\nE\n(( {{v}} ))", "arithmetic"),
+    ("l\\et x={{v}}", "arithmetic"),
+    ("'l'et x={{v}}", "arithmetic"),
+    ('"let" x={{v}}', "arithmetic"),
+    ("l''et x={{v}}", "arithmetic"),
+    ("builtin let x={{v}}", "arithmetic"),
+    ("alias x={{v}}", "alias"),
+    ("'alias' x={{v}}", "alias"),
+    ("[\\\n[ {{v}} -eq 1 ]]", "[[ ]]"),
     ("[[ {{v}} -eq 1 ]]", "[[ ]]"),
     ("echo $'{{v}}'", "$'...'"),
     ("echo ${x#{{v}}}", "${...}"),
@@ -218,3 +233,23 @@ def test_nested_contexts_never_run_a_value(tmp_path: Path, kinds: list[str], val
         for shell in SHELLS:
             _run(shell, script, env, tmp_path)
             assert not marker.exists(), (shell, template, payload, script)
+
+
+# templates the reader refuses because of a keyword or operator it sees (quoted text aside: a
+# continuation inside quotes is text)
+_KEYWORD_REFUSALS = [(t, c) for t, c in REFUSED
+                     if c in ("arithmetic", "[[ ]]", "array subscript", "alias")
+                     and not set(t) & set("\\'\"")]
+
+
+@pytest.mark.parametrize("template,context", _KEYWORD_REFUSALS,
+                         ids=[r[0] for r in _KEYWORD_REFUSALS])
+def test_a_line_continuation_anywhere_hides_nothing(template: str, context: str) -> None:
+    """The shell removes backslash-newline before it splits words, so ``$(\\<newline>(`` is
+    ``$((``: a continuation at any place outside the template is still refused."""
+    slot = template.index("{{v}}")
+    for at in [*range(slot + 1), *range(slot + len("{{v}}"), len(template) + 1)]:
+        spliced = template[:at] + "\\\n" + template[at:]
+        with pytest.raises(DefinitionError, match=context.replace("[", r"\[")):
+            load_dag_dict({"id": "d", "vars": {"v": {}}, "tasks": [
+                {"id": "t", "actionName": "shell", "params": {"shell": True, "cmd": spliced}}]})
