@@ -211,59 +211,57 @@ def _bounded_call(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     return bounded
 
 
-def _filter_guards() -> dict[str, Callable[..., None]]:
-    """Checks run before the filters whose result grows with a number or a product."""
+def _filter_guards() -> dict[str, Callable[[Mapping[str, Any]], None]]:
+    """Checks run before the filters whose result grows with a number or a product; each
+    reads the filter's arguments by the filter's own parameter names."""
 
-    def width(*names: str, pos: int = 1) -> Callable[..., None]:
-        def check(*args: Any, **kwargs: Any) -> None:
-            values = [*args[pos:pos + 1], *(kwargs.get(n) for n in names)]
-            for value in values:
+    def width(*names: str) -> Callable[[Mapping[str, Any]], None]:
+        def check(a: Mapping[str, Any]) -> None:
+            for value in (a.get(n) for n in names):
                 if _width(value) > MAX_SIZE:
                     raise SecurityError(f"{value} is too large a width")
         return check
 
-    def lines_times_width(*args: Any, **kwargs: Any) -> None:
-        text = args[0] if args else ""
-        w = args[1] if len(args) > 1 else kwargs.get("width", 4)
-        fill = _fill(w)
+    def indent(a: Mapping[str, Any]) -> None:
+        text = a["s"]
         lines = text.count("\n") + 1 if isinstance(text, str) else 1
-        if lines * fill + _sized(text) > MAX_SIZE:
+        if lines * _fill(a["width"]) + _sized(text) > MAX_SIZE:
             raise _too_large()
 
-    def tojson(_ctx: Any, value: Any, indent: Any = None, *rest: Any) -> None:
-        if _fill(indent) * size_of(value) > MAX_SIZE:
+    def tojson(a: Mapping[str, Any]) -> None:
+        if _fill(a["indent"]) * size_of(a["value"]) > MAX_SIZE:
             raise _too_large()
 
-    def replace(_ctx: Any, s: Any, old: Any, new: Any, count: Any = None) -> None:
-        text, old_text, new_text = str(s), str(old), str(new)
+    def replace(a: Mapping[str, Any]) -> None:
+        text, old_text, new_text = str(a["s"]), str(a["old"]), str(a["new"])
         times = text.count(old_text) if old_text else len(text) + 1
         if len(text) + times * len(new_text) > MAX_SIZE:
             raise _too_large()
 
-    def fmt(value: Any, *args: Any, **kwargs: Any) -> None:
-        check_format(str(value), args)
+    def fmt(a: Mapping[str, Any]) -> None:
+        check_format(str(a["value"]), a.get("args", ()))
 
-    def join(_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> None:
-        if len(str(d)) * _count(value) > MAX_SIZE:
+    def join(a: Mapping[str, Any]) -> None:
+        if len(str(a["d"])) * _count(a["value"]) > MAX_SIZE:
             raise _too_large()
 
-    def sum_(_env: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> None:
+    def sum_(a: Mapping[str, Any]) -> None:
         # adding lists one by one copies the sum so far each time
-        if isinstance(start, list | tuple) and _count(iterable) > 10_000:
+        if isinstance(a["start"], list | tuple) and _count(a["iterable"]) > 10_000:
             raise SecurityError("too many lists to add up")
 
-    def wordwrap(_env: Any, s: Any, width: Any = 79, bwl: Any = True, wrap: Any = None,
-                 *args: Any) -> None:
-        if wrap is not None and len(str(wrap)) * len(str(s)) > MAX_SIZE:
+    def wordwrap(a: Mapping[str, Any]) -> None:
+        wrap = a["wrapstring"]
+        if wrap is not None and len(str(wrap)) * len(str(a["s"])) > MAX_SIZE:
             raise _too_large()
-        width_check(s, width)
+        width_check(a)
 
     width_check = width("width")
     return {
-        "center": width("width"),
-        "indent": lines_times_width,
+        "center": width_check,
+        "indent": indent,
         "wordwrap": wordwrap,
-        "truncate": width("length", "leeway", pos=2),
+        "truncate": width("length", "leeway"),
         "batch": width("linecount"),
         "slice": width("slices"),
         "tojson": tojson,
@@ -274,7 +272,7 @@ def _filter_guards() -> dict[str, Callable[..., None]]:
     }
 
 
-def _default_guard(fn: Callable[..., Any]) -> Callable[..., None] | None:
+def _default_guard(fn: Callable[..., Any]) -> Callable[[Mapping[str, Any]], None] | None:
     """For a filter taking a ``default`` (``groupby``, ``map``...): that value may stand in
     for every item, so its size times the number of items is bounded."""
     try:
@@ -282,26 +280,36 @@ def _default_guard(fn: Callable[..., Any]) -> Callable[..., None] | None:
     except (TypeError, ValueError):
         return None
     names = [p.name for p in params]
-    if "default" not in names and not any(p.kind is p.VAR_KEYWORD for p in params):
+    keywords = next((p.name for p in params if p.kind is p.VAR_KEYWORD), None)
+    if "default" not in names and keywords is None:
         return None
-    at = names.index("default") if "default" in names else None
     skip = 1 if getattr(fn, "jinja_pass_arg", None) is not None else 0
 
-    def check(*args: Any, **kwargs: Any) -> None:
-        default = kwargs.get("default")
-        if default is None and at is not None and len(args) > at:
-            default = args[at]
-        items = args[skip] if len(args) > skip else ()
+    def check(a: Mapping[str, Any]) -> None:
+        default = a.get("default")
+        if default is None and keywords is not None:
+            default = a.get(keywords, {}).get("default")
+        items = a.get(names[skip], ()) if len(names) > skip else ()
         if default is not None and size_of(default) * _count(items) > MAX_SIZE:
             raise _too_large()
 
     return check
 
 
-def _guarded(fn: Callable[..., Any], guard: Callable[..., None]) -> Callable[..., Any]:
+def _guarded(fn: Callable[..., Any], guard: Callable[[Mapping[str, Any]], None]
+             ) -> Callable[..., Any]:
+    """``fn`` with ``guard`` run first on its arguments, bound to ``fn``'s own signature
+    (so every parameter the filter takes is accepted, by position or by name)."""
+    signature = inspect.signature(fn)
+
     @functools.wraps(fn)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        guard(*args, **kwargs)
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            return fn(*args, **kwargs)  # the filter says what is wrong with its arguments
+        bound.apply_defaults()
+        guard(bound.arguments)
         return fn(*args, **kwargs)
 
     return guarded

@@ -172,3 +172,36 @@ async def test_a_value_holding_a_template_stays_literal(
         inst, got = await _run_param(engine, "lit", "[{{v}}] [{{ vars.v }}]", value)
     assert inst.status == InstanceStatus.SUCCESS, inst.tasks[0].reason
     assert got == {"p": f"[{value}] [{value}]"}
+
+
+_SAMPLE: dict[str, tuple[Any, tuple[Any, ...]]] = {  # a value and the required arguments
+    "batch": ([1, 2, 3], (2,)), "slice": ([1, 2, 3], (2,)), "join": (["a", "b"], ()),
+    "sum": ([1, 2], ()), "tojson": ({"a": 1}, ()), "replace": ("ab cd", ("a", "b")),
+}
+
+
+def test_guarded_filters_accept_every_parameter_of_the_filter() -> None:
+    """A size guard reads a filter's arguments by the filter's own signature: each
+    parameter of every guarded filter may be given by name (wordwrap(break_long_words=...))."""
+    import inspect
+
+    import jinja2.filters
+
+    from tideflow.sandbox import Sandbox, _filter_guards
+
+    env = Sandbox()
+    for name in _filter_guards():
+        original = jinja2.filters.FILTERS[name]
+        params = list(inspect.signature(original).parameters.values())
+        if getattr(original, "jinja_pass_arg", None) is not None:
+            params = params[1:]
+        value, required = _SAMPLE.get(name, ("ab cd", ()))
+        named = {p.name: p.default for p in params[1:]
+                 if p.default is not p.empty and p.kind is p.POSITIONAL_OR_KEYWORD}
+        template = env.from_string(f"{{{{ v|{name}(*req, **kw) }}}}")
+        template.render(v=value, req=required, kw=named)  # no TypeError
+        for key, default in named.items():  # and one at a time
+            env.from_string(f"{{{{ v|{name}(*req, {key}=d) }}}}").render(
+                v=value, req=required, d=default)
+    assert env.from_string("{{ 'abcdefgh'|wordwrap(5, break_long_words=false) }}").render() \
+        == "abcdefgh"
