@@ -21,7 +21,7 @@ from .definition.problems import (
     short_repr,
     too_large_number,
 )
-from .definition.vartypes import VarValueError, convert
+from .definition.vartypes import VarValueError
 from .errors import InputError, VarsError
 
 MAX_TAGS = 64
@@ -86,8 +86,7 @@ def resolve_run_vars(dag: DagDef, given: Mapping[str, Any] | None) -> dict[str, 
                                 " given")
             continue
         try:
-            value = resolved[name] = convert(value, var.type)
-            var.check(value)
+            resolved[name] = var.accept(value)
         except VarValueError as exc:
             problems.append(f"run var '{name}' {exc}")
     if problems:

@@ -288,3 +288,46 @@ def test_typed_secret_values_are_masked_even_when_falsy() -> None:
     shown = dag_to_json(DagRecord("s", 1, dag, DagStatus.NORMAL, now, now))["definition"]
     assert {n: v["defaultValue"] for n, v in shown["vars"].items()} == {"pin": "***",
                                                                          "off": "***"}
+
+
+_RULES = [  # (var declaration, a value that breaks it)
+    ({"pattern": "^[a-z]+$"}, "SuperSecretX1"),
+    ({"enum": ["a", "b"]}, "SuperSecretX1"),
+    ({"type": "integer"}, "SuperSecretX1"),
+    ({"type": "object"}, "SuperSecretX1"),
+    ({"type": "integer", "maximum": 10}, "987654321"),
+]
+
+
+@pytest.mark.parametrize("rule,bad", _RULES, ids=[str(r[0]) for r in _RULES])
+def test_a_secret_value_that_breaks_a_rule_is_not_shown(tmp_path: Path, rule: dict[str, Any],
+                                                        bad: str) -> None:
+    from tideflow import DefinitionError
+    from tideflow.definition.loader import load_dag_dict
+    from tideflow.errors import InputError
+    from tideflow.vars import resolve_run_vars
+
+    def dag(default: str = "") -> dict[str, Any]:
+        var = {"secret": True, **rule, **({"defaultValue": default} if default else {})}
+        return {"id": "d", "vars": {"k": var},
+                "tasks": [{"id": "t", "actionName": "shell", "params": {"cmd": "true"}}]}
+
+    with pytest.raises(DefinitionError) as at_registration:
+        load_dag_dict(dag(bad))
+    with pytest.raises(InputError) as at_run:
+        resolve_run_vars(load_dag_dict(dag()), {"k": bad})
+    for exc in (at_registration.value, at_run.value):
+        text = str(exc) + json.dumps(getattr(exc, "details", None))
+        assert bad not in text and "not shown" in text, text
+    # the API's error body too
+    server = ApiServer(f"sqlite:///{tmp_path / 'api.db'}", tmp_path).start()
+    try:
+        with server.client() as c:
+            refused = c.post("/api/v1/dags", json=dag(bad))
+            assert refused.status_code in (400, 422) and bad not in refused.text, refused.text
+            assert c.post("/api/v1/dags", json=dag()).status_code == 201
+            r = c.post("/api/v1/dags/d/run", json={"vars": {"k": bad}})
+            assert r.status_code in (400, 422) and bad not in r.text, r.text
+    finally:
+        server.stop()
+    assert bad not in server.log.read_text()

@@ -62,6 +62,7 @@ class VarDef(BaseModel):
         if var_type is not None and var_type not in VAR_TYPES:
             return data  # the Literal reports it
         out = dict(data)
+        secret = bool(out.get("secret"))
         enum = out.get("enum")
         if isinstance(enum, list | tuple):
             items = []
@@ -69,7 +70,7 @@ class VarDef(BaseModel):
                 try:
                     items.append(convert(item, var_type))
                 except VarValueError as exc:
-                    raise ValueError(f"enum[{i}] {exc}") from None
+                    raise ValueError(f"enum[{i}] {exc.hidden() if secret else exc}") from None
             out["enum"] = items
         key = "defaultValue" if "defaultValue" in out else "default_value"
         default = out.get(key, "")
@@ -80,7 +81,7 @@ class VarDef(BaseModel):
             try:
                 out[key] = convert(default, var_type)
             except VarValueError as exc:
-                raise ValueError(f"defaultValue {exc}") from None
+                raise ValueError(f"defaultValue {exc.hidden() if secret else exc}") from None
         return out
 
     @model_validator(mode="after")
@@ -112,9 +113,22 @@ class VarDef(BaseModel):
 
     def check(self, value: Any) -> None:
         """Raise :class:`VarValueError` unless ``value`` (already of the var's type) fits
-        its rules."""
-        check_rules(value, enum=self.enum, pattern=self.pattern, minimum=self.minimum,
-                    maximum=self.maximum)
+        its rules; the error never shows a secret var's value."""
+        try:
+            check_rules(value, enum=self.enum, pattern=self.pattern, minimum=self.minimum,
+                        maximum=self.maximum)
+        except VarValueError as exc:
+            raise exc.hidden() if self.secret else exc from None
+
+    def accept(self, value: Any) -> Any:
+        """``value`` as a value of the var's type that fits its rules, else
+        :class:`VarValueError` (never showing a secret var's value)."""
+        try:
+            converted = convert(value, self.type)
+        except VarValueError as exc:
+            raise exc.hidden() if self.secret else exc from None
+        self.check(converted)
+        return converted
 
     @model_serializer(mode="wrap")
     def _leave_out_unused_rules(self, handler: SerializerFunctionWrapHandler) -> Any:

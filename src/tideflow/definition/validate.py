@@ -18,7 +18,7 @@ from croniter import croniter
 from ..errors import DefinitionError
 from .model import COMPENSATE_PREFIX, DagDef
 from .problems import listing, raise_problems, suggestion, task_label, where
-from .vartypes import VarValueError, convert
+from .vartypes import VarValueError
 
 #: DAG and task ids are stored in indexed columns of this size
 MAX_ID_LEN = 191
@@ -90,7 +90,7 @@ def find_problems(dag: DagDef, *, known_actions: Collection[str] | None = None) 
             )
         elif value:
             try:
-                dag.vars[name].check(convert(value, dag.vars[name].type))
+                dag.vars[name].accept(value)
             except VarValueError as exc:
                 problems.append(f"cronVars '{name}' {exc}")
     if dag.cron:

@@ -28,7 +28,19 @@ MAX_DEPTH = 64
 
 
 class VarValueError(ValueError):
-    """A value does not fit a var's type or rules; the message says which rule and why."""
+    """A value does not fit a var's type or rules; the message says which rule and why, and
+    what was given (``got``), which :meth:`hidden` leaves out for a secret var."""
+
+    def __init__(self, rule: str, got: str | None = None) -> None:
+        super().__init__(rule if got is None else f"{rule}; got {got}")
+        self.rule = rule
+        self.got = got
+
+    def hidden(self) -> VarValueError:
+        """The same error without the value given."""
+        if self.got is None:
+            return self
+        return VarValueError(self.rule, "a value that does not fit (not shown: the var is secret)")
 
 
 def _no_constant(name: str) -> Any:
@@ -41,8 +53,8 @@ def _json(text: str, var_type: str, example: str) -> Any:
     except (ValueError, RecursionError):
         noun = "list" if var_type == "list" else "mapping"
         raise VarValueError(
-            f"must be a {noun} (type: {var_type}), written as JSON such as {example}; got"
-            f" {short_repr(text, _SHOWN)}"
+            f"must be a {noun} (type: {var_type}), written as JSON such as {example}",
+            short_repr(text, _SHOWN),
         ) from None
 
 
@@ -57,7 +69,7 @@ def convert(value: Any, var_type: str | None) -> Any:
             return "true" if value else "false"
         if var_type is None and isinstance(value, int | float) and not int_too_large(value):
             return str(value)
-        raise VarValueError(f"must be text (type: string); got {_kind(value)}")
+        raise VarValueError("must be text (type: string)", _kind(value))
     if var_type == "integer":
         if isinstance(value, str) and _INTEGER.match(value.strip()) and len(value) <= 40:
             return int(value.strip())
@@ -65,7 +77,7 @@ def convert(value: Any, var_type: str | None) -> Any:
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool) and not int_too_large(value):
             return value
-        raise VarValueError(f"must be a whole number (type: integer); got {_kind(value)}")
+        raise VarValueError("must be a whole number (type: integer)", _kind(value))
     if var_type == "number":
         number: Any = value
         if isinstance(value, str):
@@ -77,25 +89,25 @@ def convert(value: Any, var_type: str | None) -> Any:
         if (isinstance(number, int | float) and not isinstance(number, bool)
                 and not int_too_large(number) and math.isfinite(number)):
             return number
-        raise VarValueError(f"must be a number (type: number); got {_kind(value)}")
+        raise VarValueError("must be a number (type: number)", _kind(value))
     if var_type == "boolean":
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise VarValueError(
-            f"must be true or false (type: boolean); got {_kind(value)}"
+            "must be true or false (type: boolean)", _kind(value)
         )
     if var_type == "list":
         found = _json(value, "list", '["a", "b"]') if isinstance(value, str) else value
         if isinstance(found, list):
             return _bounded(found)
-        raise VarValueError(f"must be a list (type: list); got {_kind(value)}")
+        raise VarValueError("must be a list (type: list)", _kind(value))
     if var_type == "object":
         found = _json(value, "object", '{"k": "v"}') if isinstance(value, str) else value
         if isinstance(found, dict):
             return _bounded(found)
-        raise VarValueError(f"must be a mapping (type: object); got {_kind(value)}")
+        raise VarValueError("must be a mapping (type: object)", _kind(value))
     raise VarValueError(f"has the unknown type {var_type!r} (types: {', '.join(VAR_TYPES)})")
 
 
@@ -134,17 +146,17 @@ def check_rules(
     """Raise :class:`VarValueError` naming the first rule ``value`` breaks."""
     if enum is not None and value not in enum:
         raise VarValueError(
-            f"must be one of {listing([text(v) for v in enum], limit=20)} (enum);"
-            f" got {short_repr(value, _SHOWN)}"
+            f"must be one of {listing([text(v) for v in enum], limit=20)} (enum)",
+            short_repr(value, _SHOWN),
         )
     if pattern is not None and isinstance(value, str) and re.search(pattern, value) is None:
         raise VarValueError(
-            f"must match the pattern {pattern} (pattern); got {short_repr(value, _SHOWN)}"
+            f"must match the pattern {pattern} (pattern)", short_repr(value, _SHOWN)
         )
     if minimum is not None and isinstance(value, int | float) and value < minimum:
-        raise VarValueError(f"must be at least {_number(minimum)} (minimum); got {value}")
+        raise VarValueError(f"must be at least {_number(minimum)} (minimum)", str(value))
     if maximum is not None and isinstance(value, int | float) and value > maximum:
-        raise VarValueError(f"must be at most {_number(maximum)} (maximum); got {value}")
+        raise VarValueError(f"must be at most {_number(maximum)} (maximum)", str(value))
 
 
 def text(value: Any) -> str:
