@@ -36,7 +36,9 @@ ENV_PREFIX = "TIDEFLOW_V"
 # what the scanner reads in place of a value: no author writes a NUL into a script, and
 # exec refuses one in an argument, so it cannot be confused with the text around it
 _SLOT = "\x00"
-_SCRIPT_LIKE = frozenset({"script", "sub", "bt", "dbracket"})
+_SCRIPT_LIKE = frozenset({"script", "sub", "bt", "dbracket", "compound"})
+# the start of a compound array assignment, a=( ... ) or a+=( ... )
+_COMPOUND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=\(")
 _WORD_BREAK = frozenset(" \t\n;&|()<>")
 # how far ahead of the reading position line continuations are removed: more than any keyword
 # or operator the reader looks for
@@ -48,7 +50,7 @@ _DEFAULT_OPS = (":-", ":=", ":+", ":?", "-", "=", "+", "?")
 
 _REFUSED = {
     "arith": "inside shell arithmetic ($(( )), (( )), $[ ], let or an array subscript"
-             " name[...]), where the shell evaluates"
+             " name[...] or a=([...]=x)), where the shell evaluates"
              " the value as code; assign it to a variable first and check that it is a number"
              " (case \"$n\" in ''|*[!0-9]*) exit 1;; esac)",
     "dbracket": "inside [[ ]], where bash evaluates the operands of -eq, -lt, ... as code;"
@@ -305,6 +307,13 @@ class _Scan:
             return i + 2, False
         if text.startswith("<<", i) and not text.startswith("<<<", i):
             return self._heredoc_operator(i + 2, end), False
+        if word_start and (m := _COMPOUND.match(text, i, end)):
+            stack.append(_Frame("compound"))
+            return m.end(), True
+        if c == "[" and frame.kind == "compound" and word_start:
+            # a=([key]=value): bash evaluates an indexed array's key as arithmetic
+            stack.append(_Frame("arith", closer="]"))
+            return i + 1, False
         if c == "[" and not word_start and (text[i - 1].isalnum() or text[i - 1] == "_"):
             # bash evaluates the subscript of an indexed array as arithmetic: a[i]=x
             stack.append(_Frame("arith", closer="]"))
@@ -314,7 +323,7 @@ class _Scan:
         elif c == ")":
             if frame.depth > 0:
                 frame.depth -= 1
-            elif frame.kind == "sub":
+            elif frame.kind in ("sub", "compound"):
                 stack.pop()
         return i + 1, c in _WORD_BREAK
 

@@ -79,6 +79,9 @@ REFUSED = [
     ('echo "\\{{v}}"', "backslash"),
     ("cat <<{{v}}\nx\n", "delimiter"),
     ("a[{{v}}]=1", "array subscript"),
+    ("a=([{{v}}]=1)", "array subscript"),
+    ("a+=( x [{{v}}]=1 )", "array subscript"),
+    ("declare -a a=([{{v}}]=1)", "array subscript"),
     ("x=$(cat <<EOF\n$(( {{v}} ))\nEOF\n)", "arithmetic"),
     ("echo $( (( {{v}} )) )", "arithmetic"),
 ]
