@@ -13,15 +13,21 @@ its message and its traceback text.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
 import re
+import shlex
 import threading
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
+
+from httpx._urlparse import FRAG_SAFE, PATH_SAFE, QUERY_SAFE, USERINFO_SAFE
+from httpx._urlparse import quote as _httpx_quote
+from jinja2.utils import htmlsafe_json_dumps, url_quote
 
 from .definition.vartypes import text as value_text
 
@@ -47,22 +53,40 @@ def secret_forms(values: Iterable[Any]) -> tuple[str, ...]:
 
 
 def _escaped(value: str) -> set[str]:
-    """``value`` and the forms one escaping gives it."""
-    literal = repr(value)[1:-1]
-    return {
-        value,
-        value.replace("'", "'\"'\"'"),  # shlex.quote's way inside '...'
-        json.dumps(value)[1:-1],
-        json.dumps(value, ensure_ascii=False)[1:-1],
-        literal,
-        # repr picks its quote from the whole string: the value inside a longer one may be
-        # escaped for the other quote
-        literal.replace("'", "\\'"),
-        literal.replace('"', '\\"'),
-        quote(value, safe=""),
-        quote(value),
-        quote_plus(value),
-    }
+    """``value`` and the forms each encoder that can carry it into a message gives it."""
+    return {encode(value) for encode in _ENCODERS}
+
+
+def _repr_forms() -> list[Callable[[str], str]]:
+    def literal(value: str) -> str:
+        return repr(value)[1:-1]
+
+    # repr picks its quote from the whole string: the value inside a longer one may be
+    # escaped for the other quote
+    return [literal, lambda v: literal(v).replace("'", "\\'"),
+            lambda v: literal(v).replace('"', '\\"')]
+
+
+#: the encoders a value meets on its way into a message: the shell's quoting, JSON (the
+#: engine's and Jinja's ``tojson``, which writes ' < > & as \u0027...), a Python literal,
+#: percent-encoding (urllib's, Jinja's ``urlencode`` and httpx's for each part of a URL — it
+#: logs the URL it requests)
+_ENCODERS: list[Callable[[str], str]] = [
+    lambda v: v,
+    lambda v: v.replace("'", "'\"'\"'"),  # shlex.quote's way inside '...'
+    shlex.quote,
+    lambda v: json.dumps(v)[1:-1],
+    lambda v: json.dumps(v, ensure_ascii=False)[1:-1],
+    lambda v: str(htmlsafe_json_dumps(v))[1:-1],
+    *_repr_forms(),
+    lambda v: quote(v, safe=""),
+    quote,
+    quote_plus,
+    url_quote,
+    lambda v: url_quote(v, for_qs=True),
+    *(functools.partial(_httpx_quote, safe=safe)
+      for safe in (PATH_SAFE, QUERY_SAFE, FRAG_SAFE, USERINFO_SAFE)),
+]
 
 
 def _pattern(forms: Iterable[str]) -> re.Pattern[str] | None:

@@ -331,3 +331,34 @@ def test_a_secret_value_that_breaks_a_rule_is_not_shown(tmp_path: Path, rule: di
     finally:
         server.stop()
     assert bad not in server.log.read_text()
+
+
+def test_a_secret_through_any_two_encoders_is_masked() -> None:
+    """Each pair of the encoders a value meets (the engine's JSON, Jinja's tojson and
+    urlencode, urllib's quote, shell quoting, the URL httpx builds and logs) is masked."""
+    import itertools
+    import shlex
+    from urllib.parse import quote, quote_plus
+
+    import httpx
+    from jinja2 import Environment
+
+    from tideflow.redact import mask_text, secret_forms
+
+    jinja = Environment()
+
+    def template(source: str) -> Callable[[str], str]:
+        return lambda v: jinja.from_string(source).render(v=v)
+
+    encoders: list[Callable[[str], str]] = [
+        json.dumps, template("{{ v|tojson }}"), template("{{ v|urlencode }}"),
+        lambda v: quote(v, safe=""), quote_plus, shlex.quote,
+        lambda v: str(httpx.URL("http://h/login/" + v)),
+        lambda v: str(httpx.URL("http://h/", params={"q": v})),
+    ]
+    for secret in ("my pass@word!'<>&\"", SECRET):
+        forms = secret_forms([secret])
+        for first, second in itertools.product(encoders, repeat=2):
+            text = second(first(secret))
+            masked = mask_text(text, forms)
+            assert "pass@word" not in masked and CORE not in masked, (text, masked)
