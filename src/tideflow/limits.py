@@ -12,7 +12,7 @@ never cause one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, MutableSequence
+from collections.abc import Callable, Iterable, MutableSequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,36 @@ DEFAULT_MAX_SHARE_DATA_BYTES = 4 * MIB
 DEFAULT_MAX_TRACE_BYTES = 16 * KIB
 #: a reason (task or instance) is cut to this: it is shown in lists and logs
 MAX_REASON_BYTES = 16 * KIB
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (a lone UTF-16 surrogate, which JSON's
+    ``"\\ud800"`` gives, cannot: no database, log or response could hold it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def find_text(value: Any, bad: Callable[[str], bool], where: str = "") -> str | None:
+    """The path (``a.b[2]``) of the first text in ``value`` — a key or a value, at any depth
+    of its mappings and lists — for which ``bad`` is true; None when there is none."""
+    todo: list[tuple[str, Any]] = [(where, value)]
+    while todo:
+        path, item = todo.pop()
+        if isinstance(item, str):
+            if bad(item):
+                return path or "the value"
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                name = key if isinstance(key, str) else str(key)
+                if bad(name):
+                    return f"{path}.(a key)" if path else "a key"
+                todo.append((f"{path}.{name}" if path else name, sub))
+        elif isinstance(item, list | tuple):
+            todo.extend((f"{path}[{i}]", sub) for i, sub in enumerate(item))
+    return None
 
 
 def text_bytes(text: str) -> int:

@@ -23,6 +23,7 @@ from .definition.problems import (
 )
 from .definition.vartypes import VarValueError
 from .errors import InputError, VarsError
+from .limits import find_text, is_utf8
 
 MAX_TAGS = 64
 MAX_TAG_KEY = 128
@@ -71,6 +72,7 @@ def resolve_run_vars(dag: DagDef, given: Mapping[str, Any] | None) -> dict[str, 
         raise InputError("run vars must be a mapping of var names to values")
     if given:
         _check_declared(dag, given, resolved)
+        _check_text(given)
         for name, value in given.items():
             if dag.vars[name].type is None:
                 value = var_text(name, value)
@@ -95,7 +97,27 @@ def resolve_run_vars(dag: DagDef, given: Mapping[str, Any] | None) -> dict[str, 
             if len(problems) > 1 else problems[0],
             details={"problems": problems},
         )
+    if given:  # a typed value parsed from JSON text may hold what the text escaped
+        _check_text({name: resolved[name] for name in given})
     return resolved
+
+
+def _check_text(given: Mapping[str, Any]) -> None:
+    """Raise :class:`InputError` for a run var holding text no task could be given: a NUL
+    (no process argument or environment variable can carry one) or a lone UTF-16 surrogate
+    (not text: it could not be stored). The value is not shown (it may be secret)."""
+    for name, value in given.items():
+        shown = f"run var '{_shown(name)}'"
+        at = find_text(value, lambda t: "\x00" in t)
+        if at is not None:
+            where = "" if at == "the value" else f" (at {at})"
+            raise InputError(f"{shown} holds a NUL character{where}, which no process"
+                             " argument or environment variable can carry")
+        at = find_text(value, lambda t: not is_utf8(t))
+        if at is not None:
+            where = "" if at == "the value" else f" (at {at})"
+            raise InputError(f"{shown} holds a lone UTF-16 surrogate{where} (such as \\ud800),"
+                             " which is not text: send UTF-8 text")
 
 
 def _check_declared(dag: DagDef, given: Mapping[str, Any], resolved: Mapping[str, Any]) -> None:

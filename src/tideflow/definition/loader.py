@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ..errors import DefinitionError
 from ..gcpause import paused_gc
+from ..limits import find_text, is_utf8
 from ..templates import template_problems
 from .explain import explain
 from .model import DagDef
@@ -223,6 +224,11 @@ def _build(
     except (TooLarge, TooSlow) as exc:
         raise DefinitionError([f"{label}: {exc}"], source=label) from None
     problems = [f"{label}: {p}" for p in normaliser.problems]
+    at = find_text(doc, lambda t: not is_utf8(t))
+    if at is not None:
+        # stored, it would break every listing that reads it back
+        raise DefinitionError([f"{label}: {at} holds a lone UTF-16 surrogate (such as"
+                               " \\ud800), which is not text: send UTF-8 text"], source=label)
     if doc is None:
         raise definition_error(problems, source=label)
     try:
