@@ -116,3 +116,22 @@ async def test_a_var_value_in_env_reaches_the_script_as_data(
     assert inst.status == InstanceStatus.SUCCESS, inst.tasks[0].reason
     assert inst.share_data["out"] == value
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("params", [
+    {"cmd": "printf %s {{v}}", "shell": True},
+    {"cmd": ["printf", "%s", "{{v}}"]},
+    {"cmd": ["true"], "env": {"BIG": "{{v}}"}},
+], ids=["script", "argv", "env"])
+async def test_a_value_over_the_per_string_limit_fails_with_a_clear_reason(
+    make_engine: Callable[..., Engine], params: dict[str, Any]
+) -> None:
+    """Linux refuses one argument or NAME=value over 128 KiB: the reason names the limit and
+    what was too large, not the OS's bare "Argument list too long"."""
+    async with make_engine() as engine:
+        await engine.register_dag(_dag("big", params))
+        inst = await engine.run_dag("big", {"v": "x" * 140_000}, wait=30)
+    assert inst.status == InstanceStatus.FAILED
+    reason = inst.tasks[0].reason or ""
+    assert "131,072 bytes" in reason and "too long" not in reason, reason
+    assert "x" * 100 not in reason

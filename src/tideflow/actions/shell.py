@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shlex
 import signal
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 from ..errors import ActionError
 from ..limits import show_bytes
 from ..outputs import strict_json
+from ..shellscript import ENV_PREFIX
 from ._paramtypes import PARAMS_CONFIG, TextOrJson, WeakStr
 from .base import ActionContext
 
@@ -146,6 +148,7 @@ class ShellAction:
         save_limit = ctx.limits.max_value_bytes
         out = _Tail(save_limit + 1 if keep_stdout else self.tail_bytes)
         err = _Tail(self.tail_bytes)
+        _check_exec_strings(argv, params.env)
         transport, proto = await _start(
             argv, {**os.environ, **params.env}, params.cwd, lambda: _Protocol(out, err)
         )
@@ -237,6 +240,34 @@ def _parse_json(stdout: str) -> Any:
         ) from None
 
 
+#: Linux's limit on one argument or one NAME=value environment string (MAX_ARG_STRLEN:
+#: 32 pages), its terminating NUL included
+MAX_EXEC_STRING = 131_072
+
+
+def _check_exec_strings(argv: list[str], env: dict[str, str]) -> None:
+    """Raise :class:`ActionError` for an argument or environment string that no process can
+    be given, naming it (not its value: it may be secret) — instead of the OS's bare
+    ``embedded null byte`` or ``Argument list too long``."""
+    named = [(f"argument {i} of cmd", arg) for i, arg in enumerate(argv)]
+    named += [(_env_label(name), f"{name}={value}") for name, value in env.items()]
+    for label, text in named:
+        if "\x00" in text:
+            raise ActionError(f"{label} holds a NUL character, which no process can be given")
+        size = len(text.encode("utf-8", "surrogateescape")) + 1
+        if size > MAX_EXEC_STRING:
+            raise ActionError(
+                f"{label} is {size:,} bytes, over Linux's limit of {MAX_EXEC_STRING:,} bytes"
+                " (128 KiB) for one argument or environment variable — pass a large value"
+                " through a file instead")
+
+
+def _env_label(name: str) -> str:
+    if name.startswith(ENV_PREFIX):
+        return f"a value of the script (environment variable {name})"
+    return f"env {name!r}"
+
+
 async def _start(
     argv: list[str],
     env: dict[str, str],
@@ -260,6 +291,11 @@ async def _start(
     except PermissionError as exc:
         raise ActionError(f"permission denied: cannot execute {argv[0]!r}") from exc
     except OSError as exc:
+        if exc.errno == errno.E2BIG:
+            raise ActionError(
+                f"cannot start {argv[0]!r}: its arguments and environment together are over the"
+                " system's limit (getconf ARG_MAX) — pass large values through a file"
+            ) from exc
         raise ActionError(f"cannot start {argv[0]!r}: {exc}") from exc
 
 
