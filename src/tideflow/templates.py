@@ -31,6 +31,7 @@ from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
+from jinja2.sandbox import MAX_RANGE
 from jinja2.utils import missing
 
 from .definition.model import DagDef
@@ -506,6 +507,14 @@ class TemplateRenderer:
             cause = f"{type(exc).__name__}: {exc}"
         except MemoryError:
             cause = "the template sandbox refused it: it ran out of memory"
+        except RecursionError:
+            cause = ("the template sandbox refused it: it nests or recurses too deeply (a macro"
+                     " or a recursive loop that calls itself without end?)")
+        except OverflowError as exc:
+            # Jinja's own range() guard says "Range too big ... MAX_RANGE"
+            cause = (f"the template sandbox refused it: a range of more than {MAX_RANGE:,} items"
+                     if "range" in str(exc).lower() else
+                     f"the template sandbox refused it: a number too large ({exc})")
         except Exception as exc:  # a filter or an operator failed: the task fails, not the node
             cause = f"{type(exc).__name__}: {exc}"
         raise TemplateError(

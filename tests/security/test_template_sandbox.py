@@ -205,3 +205,17 @@ def test_guarded_filters_accept_every_parameter_of_the_filter() -> None:
                 v=value, req=required, d=default)
     assert env.from_string("{{ 'abcdefgh'|wordwrap(5, break_long_words=false) }}").render() \
         == "abcdefgh"
+
+
+@pytest.mark.parametrize("source,says", [
+    ("{{ range(10**9)|list|length }}", "a range of more than 100,000 items"),
+    ("{% macro m(n) %}{{ m(n+1) }}{% endmacro %}{{ m(0) }}", "recurses too deeply"),
+    ("{% for i in [[1]] recursive %}{{ loop([[1]]) }}{% endfor %}", "recurses too deeply"),
+])
+async def test_endless_ranges_and_recursion_get_a_clear_reason(
+        make_engine: Callable[..., Engine], source: str, says: str) -> None:
+    async with make_engine() as engine:
+        inst, _ = await _run_param(engine, "deep", source)
+    reason = inst.tasks[0].reason or ""
+    assert inst.status == InstanceStatus.FAILED and says in reason, reason
+    assert "Error:" not in reason, reason
