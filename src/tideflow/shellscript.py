@@ -46,6 +46,11 @@ _LOOKAHEAD = 64
 # a word made of letters, quoted or not, and the builtins that read their arguments as code
 _PLAIN_WORD = re.compile(r"""(?:[A-Za-z]|\\[A-Za-z]|'[A-Za-z]*'|"[A-Za-z]*")+""")
 _EVALUATING = {"let": "let", "alias": "alias"}
+# what a simple command follows, and the commands that only print their arguments
+_COMMAND_START = ";&|\n(){}`"
+# (printf's first word must plainly not be -v: not quoted, expanded, or a value)
+_PRINTING = re.compile(r"[ \t]*(?:(?:then|do|else|!)[ \t]+)*"
+                       r"(?:echo[ \t]|printf[ \t]+[A-Za-z0-9%_./:,+=@])")
 _DEFAULT_OPS = (":-", ":=", ":+", ":?", "-", "=", "+", "?")
 
 _REFUSED = {
@@ -314,7 +319,8 @@ class _Scan:
             # a=([key]=value): bash evaluates an indexed array's key as arithmetic
             stack.append(_Frame("arith", closer="]"))
             return i + 1, False
-        if c == "[" and not word_start and (text[i - 1].isalnum() or text[i - 1] == "_"):
+        if (c == "[" and not word_start and (text[i - 1].isalnum() or text[i - 1] == "_")
+                and not _printed(text, i)):
             # bash evaluates the subscript of an indexed array as arithmetic: a[i]=x
             stack.append(_Frame("arith", closer="]"))
             return i + 1, False
@@ -388,6 +394,13 @@ class _Scan:
                 shift = 2 * (self.removed - before)
                 i, end = i - shift, end - shift
         return i
+
+
+def _printed(text: str, i: int) -> bool:
+    """Whether the word around ``text[i]`` is an argument of ``echo`` or ``printf`` (not
+    ``printf -v``): a glob word there (``x[...]``), not an array subscript."""
+    start = max(text.rfind(c, 0, i) for c in _COMMAND_START) + 1
+    return _PRINTING.match(text, start, i) is not None
 
 
 def _odd_backslashes(text: str, start: int, end: int) -> bool:
