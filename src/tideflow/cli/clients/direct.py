@@ -89,6 +89,10 @@ class DirectClient(Client):
         """Wait a moment for a worker or another process to take the work; True when none
         did."""
         store = self.engine.store
+        if command_id is None and await self._a_worker_is_alive():
+            # A new run is only ever taken by the leader's Dispatcher: with a live worker it
+            # will be, now or when a matching worker frees up, so `dag run` returns at once.
+            return False
         deadline = asyncio.get_running_loop().time() + _HANDOVER_SECS
         while asyncio.get_running_loop().time() < deadline:
             if command_id is not None:
@@ -100,7 +104,10 @@ class DirectClient(Client):
                     return False
             await asyncio.sleep(0.1)
         # a worker is there: it will take it (maybe after a failover)
-        return not any(n.alive and n.role == "worker" for n in await self.engine.list_nodes())
+        return not await self._a_worker_is_alive()
+
+    async def _a_worker_is_alive(self) -> bool:
+        return any(n.alive and n.role == "worker" for n in await self.engine.list_nodes())
 
     def _driver(self) -> Engine:
         """The engine that drives an instance here when nothing else does (not started)."""
