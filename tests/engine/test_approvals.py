@@ -26,7 +26,8 @@ DAG = dag(
     task("build", "shell", params={"cmd": ["true"]}),
     SIGN_OFF,
     task("ship", "shell", ["sign-off"], params={"cmd": ["true"]}),
-    task("on-reject", "shell", ["sign-off"], runIf="failed", params={"cmd": ["true"]}),
+    task("on-reject", "shell", ["sign-off"], runIf="failed",
+         params={"cmd": ["echo", "why: {{tasks.sign-off.output.reason}}"]}),
     vars={"owner": {"defaultValue": "bob"}},
 )
 
@@ -82,6 +83,27 @@ async def test_bad_decision_is_refused_and_changes_nothing(
     assert _task(after, "sign-off").traces == _task(before, "sign-off").traces
 
 
+async def test_a_bad_decision_names_every_problem_at_once(engine: Engine) -> None:
+    iid = await _blocked(engine)
+    with pytest.raises(InputError) as caught:
+        await engine.continue_(iid, inputs={"size": 99, "colour": "red"}, by="carol")
+    problems = caught.value.details["problems"]
+    assert len(problems) == 4, problems
+    assert problems[0].startswith("'carol' may not decide approval 'sign-off'")
+    for part in ("'colour': not an input", "at most 50", "input 'ticket' is required"):
+        assert any(part in p for p in problems), part
+        assert part in str(caught.value)
+    with pytest.raises(InputError) as caught:
+        await engine.continue_(iid, inputs={"ticket": "T-1"})
+    assert caught.value.details == {"problems": [
+        "approval 'sign-off' may only be decided by alice, bob: say who decides with --by NAME"
+        " (\"by\" in the request body)"]}
+    with pytest.raises(InputError, match="'carol' may not decide") as caught:
+        await engine.reject(iid, by="carol")
+    assert len(caught.value.details["problems"]) == 1
+    assert _task(await engine.get_instance(iid), "sign-off").status == TS.BLOCKED
+
+
 async def test_inputs_for_a_task_that_is_not_an_approval_are_refused(engine: Engine) -> None:
     await engine.register_dag(dag("blk", task("a", "shell", params={"cmd": ["true"]},
                                               preCheck=[{"act": "block", "conditions": []}])))
@@ -110,13 +132,20 @@ async def test_reject_fails_the_approval_with_the_reason(db_url: str) -> None:
         assert sign.decision == {"decision": "rejected", "reason": "not this week",
                                  "by": "alice", "at": sign.decision["at"]}
         assert sign.attempt_history[-1].status == TS.FAILED
-        assert _task(done, "on-reject").status == TS.SUCCESS
+        # the decision is the output, as an approve's is: a runIf: failed handler reads it
+        assert sign.output == sign.decision
+        handler = _task(done, "on-reject")
+        assert handler.status == TS.SUCCESS, handler.reason
+        assert handler.params["cmd"] == ["echo", "why: not this week"]
+    async with Engine.from_url(db_url, settings=EngineSettings(node_id="n2")) as engine:
+        assert _task(await engine.get_instance(iid), "sign-off").output == sign.decision
         assert _task(done, "ship").status == TS.INIT
         # a retry asks again
         await engine.retry(iid, ["sign-off"])
         again = await engine.wait_for(iid, timeout=10)
         assert again.status == InstanceStatus.BLOCKED
         assert _task(again, "sign-off").decision is None
+        assert _task(again, "sign-off").output is None
         with pytest.raises(InvalidStateError, match="it is init"):
             await engine.reject(iid, ["ship"])
 

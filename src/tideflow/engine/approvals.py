@@ -77,23 +77,49 @@ def _terms(task: TaskRecord) -> ApprovalParams:
         return ApprovalParams.model_validate({})
 
 
-def _check_by(task: TaskRecord, terms: ApprovalParams, by: str | None) -> None:
+def _by_problem(task: TaskRecord, terms: ApprovalParams, by: str | None) -> str | None:
+    """Why ``by`` may not decide ``task`` (None when it may)."""
     approvers = terms.approvers
     if approvers is None:
-        return
+        return None
     names = ", ".join(approvers)
     if by is None:
-        raise InputError(f"approval '{task.task_id}' may only be decided by {names}: say who"
-                         " decides with --by NAME (\"by\" in the request body)")
+        return (f"approval '{task.task_id}' may only be decided by {names}: say who decides"
+                " with --by NAME (\"by\" in the request body)")
     if by not in approvers:
-        raise InputError(f"'{by}' may not decide approval '{task.task_id}': its approvers"
-                         f" are {names}")
+        return f"'{by}' may not decide approval '{task.task_id}': its approvers are {names}"
+    return None
+
+
+class _Problems:
+    """Every problem of one decision, so that it is refused once with all that is wrong with
+    it rather than one problem per try. ``lines`` make the message; ``listed`` the
+    ``details.problems`` (a problem of an input names its approval when several are decided)."""
+
+    def __init__(self, approvals: int) -> None:
+        self.several = approvals > 1
+        self.lines: list[str] = []
+        self.listed: list[str] = []
+
+    def add(self, problem: str) -> None:
+        self.lines.append(problem)
+        self.listed.append(problem)
+
+    def add_inputs(self, task_id: str, exc: InputError) -> None:
+        self.lines.append(str(exc))
+        found = (exc.details or {}).get("problems") or [str(exc)]
+        self.listed.extend(f"approval '{task_id}': {p}" if self.several else p for p in found)
+
+    def raise_any(self) -> None:
+        if self.lines:
+            raise InputError("; ".join(self.lines), details={"problems": self.listed})
 
 
 def check_continue(targets: Sequence[TaskRecord], decision: Decision) -> dict[str, dict[str, Any]]:
-    """The typed inputs for each approval among ``targets``; InputError when the decision
-    does not fit one of them (then nothing may change)."""
+    """The typed inputs for each approval among ``targets``; InputError naming every problem
+    when the decision does not fit them (then nothing may change)."""
     out: dict[str, dict[str, Any]] = {}
+    problems = _Problems(len(blocked_approvals(targets) or targets))
     for task in targets:
         if task.action_name != APPROVAL:
             if decision.inputs:
@@ -101,9 +127,15 @@ def check_continue(targets: Sequence[TaskRecord], decision: Decision) -> dict[st
                                  f" '{task.action_name}'): it takes no inputs")
             continue
         terms = _terms(task)
-        _check_by(task, terms, decision.by)
-        out[task.task_id] = check_inputs(terms.inputs, decision.inputs,
-                                         where=f"approval '{task.task_id}'")
+        by = _by_problem(task, terms, decision.by)
+        if by:
+            problems.add(by)
+        try:
+            out[task.task_id] = check_inputs(terms.inputs, decision.inputs,
+                                             where=f"approval '{task.task_id}'")
+        except InputError as exc:
+            problems.add_inputs(task.task_id, exc)
+    problems.raise_any()
     return out
 
 
@@ -124,19 +156,24 @@ def record_continue(targets: Sequence[TaskRecord], inputs: dict[str, dict[str, A
 
 def check_reject(targets: Sequence[TaskRecord], decision: Decision) -> None:
     """InputError/InvalidStateError when one of ``targets`` may not be rejected so."""
+    problems = _Problems(len(targets))
     for task in targets:
         if task.action_name != APPROVAL:
             raise InvalidStateError(
                 f"cannot reject task '{task.task_id}': it is not an approval (it runs"
                 f" '{task.action_name}'); only blocked approval tasks can be rejected — cancel"
                 " it instead", state=task.status.value)
-        if decision.inputs:
-            raise InputError("a reject takes a reason, not inputs")
-        _check_by(task, _terms(task), decision.by)
+        if decision.inputs and not problems.lines:
+            problems.add("a reject takes a reason, not inputs")
+        by = _by_problem(task, _terms(task), decision.by)
+        if by:
+            problems.add(by)
+    problems.raise_any()
 
 
 def record_reject(targets: Sequence[TaskRecord], decision: Decision, now: datetime) -> None:
-    """Fail each approval with the reason given; the decision is kept as its record."""
+    """Fail each approval with the reason given; the decision is kept as its record and is
+    its output."""
     for task in targets:
         why = decision.reason or "no reason given"
         reason = "rejected" + (f" by {decision.by}" if decision.by else "") + f": {why}"
@@ -145,6 +182,9 @@ def record_reject(targets: Sequence[TaskRecord], decision: Decision, now: dateti
         task.ended_at = now
         task.decision = {"decision": "rejected", "reason": decision.reason,
                          "by": decision.by, "at": iso(now)}
+        # as an approve's, the decision is the task's output: a runIf: failed handler reads
+        # {{tasks.<id>.output.reason}}
+        task.output = dict(task.decision)
         if task.attempt_history:
             last = task.attempt_history[-1]
             last.status, last.reason = TaskStatus.FAILED, reason
