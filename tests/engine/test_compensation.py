@@ -111,6 +111,12 @@ async def test_failing_step_retries_then_stops_the_steps_above(db_url: str) -> N
         assert by["compensate:b"].status == TS.FAILED and by["compensate:b"].attempts == 2
         assert by["compensate:a"].status == TS.INIT  # never undone before what is built on it
         assert undone.count("broken:id-b") == 2 and "id-eu-a" not in undone
+        # the refusal does not claim that the work was undone
+        with pytest.raises(InvalidStateError) as caught:
+            await engine.retry(inst.id)
+        assert "compensation failed" in str(caught.value)
+        assert "may not have been undone" in str(caught.value)
+        assert "compensate:*" in str(caught.value) and "has been undone" not in str(caught.value)
 
 
 async def test_nothing_to_undo_keeps_the_instance_retryable(engine: Engine) -> None:

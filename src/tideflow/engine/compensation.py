@@ -121,7 +121,15 @@ def refusal(instance_id: str, state: str | None, status: str, verb: str
     what its tasks did has been (or is being) undone, so it cannot go on."""
     if state is None or verb not in ("retry", "continue", "reject"):
         return None
-    return InvalidStateError(
-        f"cannot {verb} instance {instance_id}: it was compensated (compensation: {state}), "
-        "so what its tasks did has been undone — start a new run instead",
-        state=status)
+    if state == DONE:
+        why = ("it was compensated (compensation: done), so what its tasks did has been"
+               " undone — start a new run instead")
+    elif state == FAILED:
+        # nothing, or not everything, was undone: saying it was would mislead the operator
+        why = ("its compensation failed (compensation: failed), so some of what its tasks did"
+               " may not have been undone — inspect its compensate:* tasks, then start a new"
+               " run")
+    else:
+        why = (f"it is being compensated (compensation: {state}): what its tasks did is being"
+               " undone — start a new run instead")
+    return InvalidStateError(f"cannot {verb} instance {instance_id}: {why}", state=status)
