@@ -589,6 +589,17 @@ def template_problems(dag: DagDef) -> list[str]:
         taken = _reserved_env_names(task.params.get("env")) if task.id in scripts else []
         if taken and is_template(str(task.params.get("cmd"))):
             problems.append(f"{label}: params.env: {_reserved_message(taken)}")
+        if task.compensate is not None:
+            # a compensation step runs after the main path ended, so it may read the output
+            # of any task of the instance (null for one that did not run) — but it must exist
+            for path, source in _template_strings(task.compensate.params):
+                found = checked.get(source)
+                if found is None:
+                    found = checked[source] = _source_problems(env, source, var_names, known)
+                where_ = f"{label}: compensate.{format_path(path)}"
+                problems.extend(f"{where_}: {p}" for p in found[0])
+                problems.extend(f"{where_}: {output_ref_problem(ref, parents)}"
+                                for ref in sorted(found[1] - parents.keys()))
     return problems
 
 

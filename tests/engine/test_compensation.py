@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from tideflow import ActionContext, Engine, EngineSettings, InstanceStatus, InvalidStateError
+from tideflow import (
+    ActionContext,
+    DefinitionError,
+    Engine,
+    EngineSettings,
+    InstanceStatus,
+    InvalidStateError,
+)
 from tideflow import TaskStatus as TS
 from tideflow.serialize import instance_to_json
 
@@ -186,3 +193,21 @@ async def test_compensation_resumes_after_a_crash(sqlite_url: str, tmp_path: Any
         step = _by(done)["compensate:a"]
         assert step.status == TS.SUCCESS and step.attempts == 2
         assert step.attempt_history[0].status == TS.FAILED
+
+
+async def test_compensate_params_are_checked_at_registration(engine: Engine) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        await engine.register_dag(dag(
+            "cnope",
+            task("f", "shell", params={"cmd": ["echo"]}, compensate={
+                "actionName": "shell",
+                "params": {"cmd": ["echo", "{{tasks.nope.output.x}}", "{{ nosuchvar }}",
+                                   "{{tasks.g.output.exitCode}}"]}}),
+            task("g", "shell", params={"cmd": ["false"]}),
+        ))
+    text = str(caught.value)
+    assert "compensate.params.cmd[1]: reads the output of task 'nope', which does not exist" \
+        in text
+    assert "compensate.params.cmd[2]: uses 'nosuchvar'" in text
+    # any task of the instance may be read, ancestor or not
+    assert "'g'" not in text and len(caught.value.problems) == 2
