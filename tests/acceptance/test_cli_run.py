@@ -316,6 +316,23 @@ def test_unknown_action_exits_2(cli: Cli) -> None:
     assert "teleport" in proc.stderr
 
 
+def test_every_problem_of_a_definition_is_listed_at_once(cli: Cli) -> None:
+    dag = cli.write("mix.yaml", """
+tasks:
+  - {id: a, actionName: shell, dependOn: [zzz], params: {cmd: ["echo"]}}
+  - {id: b, actionName: nosuch}
+  - id: c
+    actionName: shell
+    params: {cmd: ["echo"]}
+    compensate: {actionName: nosuch2}
+""")
+    proc = cli.run("run", str(dag))
+    assert proc.returncode == 2
+    assert "3 problems" in proc.stderr
+    for part in ("'zzz'", "'nosuch'", "'nosuch2' in compensate"):
+        assert part in proc.stderr, part
+
+
 def test_bad_arguments_exit_2(cli: Cli) -> None:
     dag = cli.write("ok.yaml", "vars: {x: {defaultValue: '1'}}\n"
                                "tasks:\n  - {id: a, actionName: shell, params: {cmd: ['true']}}\n")

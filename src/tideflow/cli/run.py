@@ -68,12 +68,14 @@ def run_command(
     with cli_errors():
         run_vars = parse_kv_pairs(var, what="--var")
         run_tags = parse_kv_pairs(tag, what="--tag")
-        dag = load_dag_file(file)
+        engine = build_engine(db, actions=actions, python_allow=python_allow,
+                              table_prefix=table_prefix, node_id=client_node_id())
+        # the run uses this process's actions: an unknown one is listed with every other
+        # problem of the file, not found only after the others are fixed
+        dag = load_dag_file(file, known_actions=engine.actions.names())
         # bad run input must be refused before the DAG is registered: a refusal writes nothing
         resolved = resolve_run_vars(dag, run_vars)
         validate_tags(run_tags)
-        engine = build_engine(db, actions=actions, python_allow=python_allow,
-                              table_prefix=table_prefix, node_id=client_node_id())
         engine.limits.check_vars(resolved)
         code = run_to_end(
             _drive(engine, dag=dag, db=_db_args(db, table_prefix), run_vars=run_vars,

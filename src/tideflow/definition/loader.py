@@ -9,6 +9,7 @@ sizes, nesting and alias expansion are bounded by :class:`LoadLimits`.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn
@@ -54,10 +55,12 @@ class LoadLimits:
 DEFAULT_LIMITS = LoadLimits()
 
 
-def load_dag_file(path: str | os.PathLike[str], *, limits: LoadLimits | None = None) -> DagDef:
+def load_dag_file(path: str | os.PathLike[str], *, limits: LoadLimits | None = None,
+                  known_actions: Collection[str] | None = None) -> DagDef:
     """Load one DAG from a ``.yaml``, ``.yml`` or ``.json`` file (other names: sniffed).
 
-    The DAG's ``id`` defaults to the file name without its extension."""
+    The DAG's ``id`` defaults to the file name without its extension; ``known_actions``, when
+    given, makes an action not among them one more problem listed with the others."""
     limits = limits or DEFAULT_LIMITS
     file = Path(path)
     source = str(file)
@@ -88,6 +91,7 @@ def load_dag_file(path: str | os.PathLike[str], *, limits: LoadLimits | None = N
         default_id=file.stem,
         format=fmt,  # type: ignore[arg-type]
         limits=limits,
+        known_actions=known_actions,
     )
 
 
@@ -98,6 +102,7 @@ def load_dag_text(
     default_id: str | None = None,
     format: Literal["yaml", "json"] | None = None,
     limits: LoadLimits | None = None,
+    known_actions: Collection[str] | None = None,
 ) -> DagDef:
     """Load one DAG from YAML or JSON text (``format=None``: JSON if it looks like JSON).
 
@@ -108,7 +113,8 @@ def load_dag_text(
     with paused_gc():
         data = _read(text, source, format, limits, deadline)
         return _build(
-            data, source=source, default_id=default_id, limits=limits, deadline=deadline
+            data, source=source, default_id=default_id, limits=limits, deadline=deadline,
+            known_actions=known_actions,
         )
 
 
@@ -209,6 +215,7 @@ def _build(
     default_id: str | None,
     limits: LoadLimits,
     deadline: Deadline | None,
+    known_actions: Collection[str] | None = None,
 ) -> DagDef:
     label = source or API_BODY
     normaliser = Normaliser(
@@ -238,7 +245,7 @@ def _build(
             f"{label}: {p}" for p in explain(exc, doc) if not normaliser.already_reported(p)
         )
         raise definition_error(problems, source=label) from None
-    problems.extend(f"{label}: {p}" for p in find_problems(dag))
+    problems.extend(f"{label}: {p}" for p in find_problems(dag, known_actions=known_actions))
     try:
         if deadline is not None:
             deadline.check()
