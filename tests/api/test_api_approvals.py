@@ -61,6 +61,13 @@ def test_continue_with_a_json_decision(client: httpx.Client) -> None:
         r = client.post(f"{API}/{iid}/continue", json=body)
         assert r.status_code in (400, 422), r.text
         assert expect in r.text, r.text
+    r = client.post(f"{API}/{iid}/continue", json={"inputs": {"size": 20}, "by": "carol"})
+    assert r.status_code == 400, r.text
+    problems = r.json()["details"]["problems"]
+    assert len(problems) == 2 and "'carol' may not decide" in problems[0]
+    assert "input 'ticket' is required" in problems[1]
+    r = client.post(f"{API}/{iid}/continue", json={"inputs": {"ticket": "T-1"}})
+    assert r.status_code == 400 and len(r.json()["details"]["problems"]) == 1, r.text
     assert _task(client.get(f"{API}/{iid}").json(), "sign-off")["status"] == "blocked"
     r = client.post(f"{API}/{iid}/tasks/sign-off/continue",
                     json={"inputs": {"ticket": "T-1", "size": 4, "dry": "true"}, "by": "alice"})
@@ -82,3 +89,6 @@ def test_reject_over_http(client: httpx.Client) -> None:
     done = _until(client, iid, "failed")
     assert _task(done, "sign-off")["reason"] == "rejected by alice: wrong ticket"
     assert done["compensation"] is None
+    output = _task(done, "sign-off")["output"]
+    assert output["decision"] == "rejected" and output["reason"] == "wrong ticket"
+    assert output["by"] == "alice" and output["at"]
