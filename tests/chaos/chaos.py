@@ -219,8 +219,10 @@ async def _faults(injector: Injector, plan: Plan, rng: random.Random) -> None:
     i = 0
     while True:
         await asyncio.sleep(plan.fault_every)
-        # a paused node is left alone: its pause ends on its own timer
-        running = [w for w in WORKERS if w not in injector.paused()]
+        # a paused node is left alone (its pause ends on its own timer), and so is a node
+        # still starting after a kill
+        busy = injector.paused() | injector.starting()
+        running = [w for w in WORKERS if w not in busy]
         if not running:
             continue
         if i == 1:

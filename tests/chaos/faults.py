@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from harness import Cluster
@@ -104,9 +105,22 @@ class Injector:
         self.leader = leader  # the last leader the run observed
         self.log = FaultLog()
         self._paused: dict[str, tuple[Fault, asyncio.Task[None]]] = {}
+        #: restarted node -> (its log, the log's size when it was restarted)
+        self._starting: dict[str, tuple[Path, int]] = {}
 
     def paused(self) -> set[str]:
         return set(self._paused)
+
+    def starting(self) -> set[str]:
+        """The killed nodes whose new process has not finished starting. A process killed
+        again before it could start never does anything, whatever the engine: on a starved
+        machine, where a start takes many seconds of scarce CPU, faulting it again and again
+        would stop the whole cluster, and the run would test the machine, not the cluster."""
+        done = {n for n, (log, offset) in self._starting.items()
+                if _announced(log, offset, f"node {n} running")}
+        for n in done:
+            del self._starting[n]
+        return set(self._starting)
 
     async def kill(self, node: str) -> None:
         pending = self._paused.pop(node, None)
@@ -117,6 +131,8 @@ class Injector:
         fault = Fault("kill", time.time(), 0.0, node, leader=node == self.leader())
         self.cluster.kill(node)
         await asyncio.sleep(0.5)
+        log = self.cluster.logs[node]
+        self._starting[node] = (log, log.stat().st_size if log.exists() else 0)
         self.cluster.start(node)  # the same node id: a restarted pod
         fault.end = time.time()
         self.log.faults.append(fault)
@@ -155,3 +171,13 @@ class Injector:
         # judged by how long it lasted, not how long it was meant to: a kill may cut it short
         pause.end = time.time()
         pause.past_lease = pause.secs > self.lease_secs
+
+
+def _announced(log: Path, offset: int, line: str) -> bool:
+    """Whether ``line`` was written to ``log`` past ``offset``."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            return line.encode() in f.read()
+    except OSError:
+        return False

@@ -68,10 +68,6 @@ def cpu_hog() -> Iterator[None]:
             proc.wait(5)
 
 
-# A node restarted after a kill needs seconds of CPU to start, which a starved machine gives
-# slowly: how long the run takes depends on what else the machine runs (other test suites
-# share it), so a run past its time bound is reported, not failed.
-@pytest.mark.xfail(reason="bounded in time on a machine shared with other work", strict=False)
 async def test_chaos_small_next_to_a_cpu_hog(server: tuple[str, Any, str], tmp_path: Path,
                                              cpu_hog: None) -> None:
     """The same faults on a machine whose CPUs are all taken twice over: no node exits by

@@ -115,7 +115,15 @@ async def test_beat_heartbeats_renews_and_campaigns(keeper: SqlStore) -> None:
     assert renewed.live == frozenset({"n1/i1", "n2/i2"})
     node = await keeper.get_node("n1")
     assert node is not None and (node.running, node.assigned) == (1, 2)
-    # once it expires, the follower's beat takes it with a larger token ...
+    # a renewal that comes back after the expiry, while no one took the lease, keeps the
+    # token (a slowed-down leader is not a new leader) ...
+    await asyncio.sleep(0.8)
+    late = await keeper.beat("n1", "i1", holder="n1/i1", token=taken.token, campaign=False,
+                             **kw)
+    assert late.lease is not None and late.lease.holder == "n1/i1"
+    assert late.lease.token == taken.token
+    assert late.lease.expires_at is not None and late.lease.expires_at > late.now
+    # ... but once it expires, the follower's beat takes it with a larger token ...
     await asyncio.sleep(0.8)
     won = await keeper.beat("n2", "i2", holder="n2/i2", token=None, campaign=True, **kw)
     assert won.lease is not None and won.lease.holder == "n2/i2"

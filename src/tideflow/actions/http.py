@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..errors import ActionError
@@ -14,6 +13,9 @@ from ..limits import show_bytes
 from ..outputs import strict_json
 from ._paramtypes import PARAMS_CONFIG, WeakStr
 from .base import ActionContext
+
+if TYPE_CHECKING:
+    import httpx
 
 _METHOD = re.compile(r"^[A-Z]+$")
 #: how much of an unexpected response body goes into the reason
@@ -100,6 +102,10 @@ class HttpAction:
         self._client: httpx.AsyncClient | None = None
 
     def _get_client(self) -> httpx.AsyncClient:
+        # imported on first use: httpx is a fifth of a node's start-up CPU, which a starved
+        # machine gives slowly, and most nodes never send a request
+        import httpx
+
         if self._client is None:
             # no client-wide timeout: the attempt's deadline bounds a request unless the task
             # asks for a shorter one
@@ -113,6 +119,8 @@ class HttpAction:
             await client.aclose()
 
     async def run(self, ctx: ActionContext, params: HttpParams) -> dict[str, Any]:
+        import httpx  # see _get_client
+
         request = f"{params.method} {params.url}"
         timeout: Any = (
             httpx.USE_CLIENT_DEFAULT if params.timeout_secs is None else params.timeout_secs

@@ -115,8 +115,10 @@ class KeeperMethods(Database, Keeper):
             if not locked:
                 pass
             elif token is not None:
-                await conn.execute(
-                    self._held(LEADER_LEASE, holder, token, now).values(expires_at=expires))
+                # not only while unexpired: see _PG_BEAT
+                await conn.execute(le.update().where(
+                    le.c.name == LEADER_LEASE, le.c.holder == holder, le.c.token == token,
+                ).values(expires_at=expires))
             elif campaign:
                 await conn.execute(self._take(LEADER_LEASE, holder, now, expires))
             row = (await conn.execute(
@@ -299,7 +301,11 @@ def _lease(r: Any) -> LeaseRecord:
 # all see the table as it was before the statement, which is what the live list wants. The
 # lease row is taken only when no other transaction holds it (SKIP LOCKED), so the clock read
 # at the start is still current when the expiry is written, and a frozen holder's open
-# transaction never stalls this node's heartbeat.
+# transaction never stalls this node's heartbeat. A renewal extends the lease even when it
+# came back a little after the expiry: while the row still names this holder and token, no
+# one took the lease in between (taking it raises the token), so extending it is as safe as a
+# renewal in time, and a leader slowed down by a busy machine keeps its token rather than
+# stepping down and taking a new one (what fenced writes check is the expiry at each write).
 _PG_BEAT = """
 WITH clk AS (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS t),
 hb AS (
@@ -319,7 +325,7 @@ ls AS (
     acquired_at = CASE WHEN :renew THEN acquired_at ELSE (SELECT t FROM clk) END,
     expires_at = (SELECT t FROM clk) + make_interval(secs => :ttl)
   WHERE name = :name AND name IN (SELECT name FROM free) AND (
-    (:renew AND holder = :holder AND token = :token AND expires_at > (SELECT t FROM clk))
+    (:renew AND holder = :holder AND token = :token)
     OR (:campaign AND (holder IS NULL OR expires_at <= (SELECT t FROM clk))))
   RETURNING holder, token, acquired_at, expires_at
 ),
