@@ -227,7 +227,9 @@ async def _faults(injector: Injector, plan: Plan, rng: random.Random) -> None:
             continue
         if i == 1:
             leader = injector.leader()
-            kind, victim = "pause", leader if leader in running else rng.choice(running)
+            if leader not in running:
+                continue  # the leader is changing hands (or starting): wait for the next
+            kind, victim = "pause", leader
         else:
             kind, victim = rng.choice(["kill", "pause"]), rng.choice(running)
         if kind == "kill":

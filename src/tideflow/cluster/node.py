@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..clock import utcnow
-from ..errors import InputError, TideflowError
+from ..errors import InputError, StoreError, TideflowError
 from ..store.records import NodeRecord
 from .beats import LoopThread
 from .keeper import LEADER_LEASE, Beat, Keeper, holder_id
@@ -95,7 +95,17 @@ class ClusterNode:
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        await self._register()
+        failures = 0
+        while True:
+            try:
+                await self._register()
+                break
+            except StoreError as exc:
+                # the database is restarting or briefly out of reach: a node that starts
+                # meanwhile waits for it rather than exiting
+                failures += 1
+                _failed(failures, "joining the cluster", exc)
+                await asyncio.sleep(_retry_delay(failures, 5.0))
         await self.waker.start()
         loop = self._main = asyncio.get_running_loop()
         twin = self.keeper.dedicated()
