@@ -150,8 +150,10 @@ async def test_an_unreachable_server_is_a_store_error(url: str) -> None:
     assert type(info.value) is StoreError
 
 
-async def test_an_unusable_sqlite_path_is_a_store_error(tmp_path: Path) -> None:
+async def test_an_unusable_sqlite_path_is_an_input_error(tmp_path: Path) -> None:
+    """A path that cannot hold the database is the user's to fix (InputError naming it),
+    not a database outage to wait out."""
     (tmp_path / "tf.db").mkdir()  # a directory where the database file should be
     store = make_store(f"sqlite:///{tmp_path / 'tf.db'}")
-    with pytest.raises(StoreError):
+    with pytest.raises(InputError, match="cannot be opened for writing"):
         await store.open()
