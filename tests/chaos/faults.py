@@ -130,12 +130,16 @@ class Injector:
             self._ended(fault)
         fault = Fault("kill", time.time(), 0.0, node, leader=node == self.leader())
         self.cluster.kill(node)
-        await asyncio.sleep(0.5)
-        log = self.cluster.logs[node]
-        self._starting[node] = (log, log.stat().st_size if log.exists() else 0)
-        self.cluster.start(node)  # the same node id: a restarted pod
-        fault.end = time.time()
-        self.log.faults.append(fault)
+        try:
+            await asyncio.sleep(0.5)
+        finally:
+            # even when the run ends during the pause between the kill and the start: a node
+            # left dead would read as one that exited by itself
+            log = self.cluster.logs[node]
+            self._starting[node] = (log, log.stat().st_size if log.exists() else 0)
+            self.cluster.start(node)  # the same node id: a restarted pod
+            fault.end = time.time()
+            self.log.faults.append(fault)
 
     def pause(self, node: str, secs: float) -> None:
         fault = Fault("pause", time.time(), 0.0, node, leader=node == self.leader())
