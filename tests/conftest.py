@@ -141,3 +141,23 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """An empty database on each backend in turn: SQLite, MariaDB, PostgreSQL."""
     url: str = request.getfixturevalue(_URL_FIXTURES[request.param])
     return url
+
+
+# -- etcd ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One private etcd for the run (tests/dbservers.py); each test keeps to its own key
+    prefix (``etcd_url``). A test that restarts etcd starts its own."""
+    from dbservers import PrivateEtcd
+
+    missing = PrivateEtcd.missing_binaries()
+    if missing:
+        _unreachable("etcd", RuntimeError(missing))
+    with PrivateEtcd(tmp_path_factory.mktemp("etcd")) as server:
+        yield server
+
+
+@pytest.fixture
+def etcd_url(etcd_server: Any) -> str:
+    """A keeper URL on the run's etcd, under a key prefix of this test's own."""
+    return f"{etcd_server.url}/t{secrets.token_hex(4)}"

@@ -1,6 +1,7 @@
 """The Keeper interface: node membership and heartbeats, and named leases with fencing tokens
-(the leader's lease and the distributed mutexes are both leases). All times are the database's
-clock, never a node's."""
+(the leader's lease and the distributed mutexes are both leases). The SQL store is one (all
+times are the database's clock, never a node's); :mod:`tideflow.cluster.etcd` is another, on
+etcd, an :class:`ExternalKeeper` next to the store."""
 
 from __future__ import annotations
 
@@ -131,3 +132,20 @@ class Keeper(ABC):
                              for n in await self.list_nodes(unhealthy_secs=unhealthy_secs)
                              if n.alive)
         return Beat(alive, await self.db_now(), await self.get_lease(LEADER_LEASE), live)
+
+
+class ExternalKeeper(Keeper):
+    """A Keeper outside the store (on etcd): it has connections of its own, which the engine
+    opens and closes with itself, and it records the leader's fencing token in the store so
+    that the store can refuse a deposed leader's writes."""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    def configure(self, *, unhealthy_secs: float) -> None:
+        """The cluster's timings, before the node starts: a node silent ``unhealthy_secs``
+        is dead."""
+        return None

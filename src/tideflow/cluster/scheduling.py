@@ -87,6 +87,13 @@ class SchedulingStore(ABC):
         """A new incarnation of ``worker`` takes its instances over: a new epoch for each
         unfinished one, so the writes of the previous incarnation are refused."""
 
+    async def fence_leader(self, fence: LeaderFence, ttl_secs: float) -> bool:
+        """Record that ``fence`` holds the leader's lease granted by a Keeper outside this
+        store (etcd), until ``ttl_secs`` from now by the store's clock; 0 gives it up. Taken
+        when the recorded holder is the same, or has a smaller token, or has let it expire;
+        False otherwise (a larger token is recorded: this leader was deposed)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot record a leader's token")
+
     @abstractmethod
     async def owned(self, worker: str) -> dict[str, int]:
         """Unfinished instances (and instances with queued commands) of ``worker``, with

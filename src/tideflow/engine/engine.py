@@ -62,6 +62,7 @@ from .settings import EngineSettings
 
 if TYPE_CHECKING:
     from ..cluster.cron import CronTrigger
+    from ..cluster.keeper import ExternalKeeper, Keeper
     from ..cluster.mutex import Mutex
     from ..cluster.node import ClusterNode
     from ..cluster.settings import ClusterSettings
@@ -89,8 +90,12 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
         actions: ActionRegistry | None = None,
         settings: EngineSettings | None = None,
         builtin_actions: bool = True,
+        keeper: ExternalKeeper | None = None,
     ) -> None:
         self.settings = settings or EngineSettings()
+        #: membership, leader election and mutexes outside the store (etcd); None: the
+        #: store's own
+        self.external_keeper = keeper
         #: checked here, so that a bad size limit is refused before anything starts
         self.limits = self.settings.limits()
         self.store = store
@@ -139,18 +144,37 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
         actions: ActionRegistry | None = None,
         settings: EngineSettings | None = None,
         builtin_actions: bool = True,
+        keeper: str | None = None,
     ) -> Engine:
         """An engine on the database at ``url`` (``sqlite:///file.db``, ``mysql://...``,
-        ``postgresql://...``)."""
+        ``postgresql://...``); with ``keeper`` (``etcd://host:2379``), its cluster's
+        membership, leader election and mutexes live there instead."""
         from ..store.url import make_store
 
         settings = settings or EngineSettings()
+        store = make_store(url, table_prefix=settings.table_prefix)
+        external = None
+        if keeper:
+            from ..cluster.etcd import make_keeper
+
+            external = make_keeper(keeper, store, table_prefix=settings.table_prefix)
         return cls(
-            make_store(url, table_prefix=settings.table_prefix),
+            store,
             actions=actions,
             settings=settings,
             builtin_actions=builtin_actions,
+            keeper=external,
         )
+
+    @property
+    def keeper(self) -> Keeper | None:
+        """Where membership, leases and mutexes live: the external Keeper, or the store
+        when it is one (the SQL store); None for a store that keeps no leases."""
+        from ..cluster.keeper import Keeper
+
+        if self.external_keeper is not None:
+            return self.external_keeper
+        return self.store if isinstance(self.store, Keeper) else None
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -160,6 +184,15 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
         if self._started:
             return
         await self.store.open(migrate=self.settings.migrate)
+        if self.external_keeper is not None:
+            if self.settings.cluster is not None:
+                self.external_keeper.configure(
+                    unhealthy_secs=self.settings.cluster.unhealthy_secs)
+            try:
+                await self.external_keeper.open()
+            except BaseException:
+                await self.store.close()
+                raise
         self._started_at = utcnow()
         clustered = self.settings.cluster is not None
         commits = GroupCommit(
@@ -174,6 +207,7 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
             settings=self.settings,
             node_id=self.node_id,
             store=self.store,
+            keeper=self.keeper,
             commits=commits,
             executor=Executor(
                 concurrency=self.settings.concurrency, sync_threads=self.settings.sync_threads
@@ -225,13 +259,14 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
         from ..cluster.waker import make_waker
 
         store = self.store
-        if not isinstance(store, Keeper) or not isinstance(store, SchedulingStore):
+        keeper = self.keeper
+        if not isinstance(keeper, Keeper) or not isinstance(store, SchedulingStore):
             raise InputError("this store cannot run a cluster (it has no Keeper)")
         url = getattr(store, "url", None)
         waker = make_waker(url.url, url.backend, self.settings.table_prefix) if url else None
         from ..cluster.waker import Waker
 
-        self._cluster = ClusterNode(self, store, store, waker or Waker(), cluster)
+        self._cluster = ClusterNode(self, keeper, store, waker or Waker(), cluster)
         trigger = self._cron_trigger()
         self.leader_hooks.append(
             lambda node: trigger.run(node.cron_wake if node.waker.pushes else None,
@@ -284,6 +319,8 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
             await cluster.close()
         rt.executor.shutdown()
         await self._close_actions()
+        if self.external_keeper is not None:
+            await self.external_keeper.close()
         await self.store.close()
 
     async def _stop_background(self) -> None:
@@ -713,14 +750,15 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
         identity: str | None = None,
         auto_extend: bool = False,
     ) -> Mutex:
-        """A distributed mutex on this engine's database (``async with engine.mutex("x"):``);
-        ``identity`` makes it re-entrant across holders that share it."""
-        from ..cluster.keeper import Keeper
+        """A distributed mutex on this engine's Keeper, its database or etcd (``async with
+        engine.mutex("x"):``); ``identity`` makes it re-entrant across holders that share
+        it."""
         from ..cluster.mutex import Mutex
 
-        if not isinstance(self.store, Keeper):
-            raise InputError("this store has no Keeper: mutexes need the SQL store")
-        return Mutex(self.store, name, identity=identity, ttl_secs=ttl_secs,
+        keeper = self.keeper
+        if keeper is None:
+            raise InputError("this store has no Keeper: mutexes need the SQL store or etcd")
+        return Mutex(keeper, name, identity=identity, ttl_secs=ttl_secs,
                      auto_extend=auto_extend)
 
     @property

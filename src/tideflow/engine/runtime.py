@@ -20,6 +20,7 @@ from .observer import Observers
 from .settings import EngineSettings
 
 if TYPE_CHECKING:
+    from ..cluster.keeper import Keeper
     from ..cluster.mutex import Mutex
     from ..store.records import InstanceRecord
     from .runner import InstanceRunner
@@ -30,6 +31,8 @@ class Runtime:
     settings: EngineSettings
     node_id: str
     store: Store
+    #: where leases live (the store, or etcd); None: nowhere, no cluster-wide limits
+    keeper: Keeper | None
     commits: GroupCommit
     executor: Executor
     actions: ActionRegistry
@@ -42,16 +45,15 @@ class Runtime:
                           cancelled: asyncio.Event) -> Mutex | None:
         """One of the ``limit`` cluster-wide slots of action ``name`` (a lease each), waiting
         until one is free; None when the store keeps no leases (no limit then)."""
-        from ..cluster.keeper import Keeper
         from ..cluster.mutex import Mutex
 
-        if not isinstance(self.store, Keeper):
+        if self.keeper is None:
             return None
         delay = 0.05
         while True:
             for i in range(limit):
                 # a lease, auto-extended while held, so a dead holder frees it after its TTL
-                slot = Mutex(self.store, f"action:{name}:{i}", identity=holder, ttl_secs=30,
+                slot = Mutex(self.keeper, f"action:{name}:{i}", identity=holder, ttl_secs=30,
                              auto_extend=True)
                 if await slot.try_acquire():
                     return slot

@@ -348,3 +348,7 @@ class FaultyStore(Store, Keeper, SchedulingStore):
 
     async def owned(self, worker: str) -> dict[str, int]:
         return await self._call("owned", lambda: self._scheduling().owned(worker))
+
+    async def fence_leader(self, fence: LeaderFence, ttl_secs: float) -> bool:
+        return await self._call("fence_leader",
+                                lambda: self._scheduling().fence_leader(fence, ttl_secs))

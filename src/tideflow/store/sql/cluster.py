@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...cluster.keeper import LEADER_LEASE
 from ...cluster.scheduling import LeaderFence, Pending, SchedulingStore
+from ...errors import ConflictError
 from ...states import InstanceStatus
 from .database import Database
 from .rows import loads
@@ -163,3 +165,46 @@ class ClusterMethods(Database, SchedulingStore):
         )
         async with self._tx("read this worker's instances") as conn:
             return {r.id: int(r.epoch) for r in await conn.execute(q)}
+
+    async def fence_leader(self, fence: LeaderFence, ttl_secs: float) -> bool:
+        try:
+            return await self._fence_leader(fence, ttl_secs)
+        except ConflictError:
+            return False  # another leader created the row this moment: try again next beat
+
+    async def _fence_leader(self, fence: LeaderFence, ttl_secs: float) -> bool:
+        le = self.tables.leases
+        async with self._tx("record the leader's fencing token", write=True,
+                            conflict="the leader's lease row was created concurrently") as conn:
+            # without waiting for the row: a frozen node's open transaction must not stall
+            # the new leader (it tries again at its next beat)
+            row = (await conn.execute(
+                sa.select(le).where(le.c.name == LEADER_LEASE)
+                .with_for_update(skip_locked=True))).first()
+            now = await self._hooks.db_now(conn)
+            if row is None:
+                exists = (await conn.execute(
+                    sa.select(le.c.name).where(le.c.name == LEADER_LEASE))).first()
+                if exists is not None:
+                    return False
+                if ttl_secs > 0:
+                    await conn.execute(le.insert().values(
+                        name=LEADER_LEASE, holder=fence.holder, token=fence.token,
+                        acquired_at=now, expires_at=now + timedelta(seconds=ttl_secs)))
+                return True
+            same = row.holder == fence.holder and int(row.token) == fence.token
+            if ttl_secs <= 0:
+                if same:
+                    await conn.execute(le.update().where(le.c.name == LEADER_LEASE)
+                                       .values(holder=None, expires_at=None))
+                return same
+            expired = row.holder is None or row.expires_at is None or row.expires_at <= now
+            # a smaller token is a deposed leader's; an expired row is no one's (a token from
+            # another etcd, or the SQL Keeper's, may be larger: it fences nothing any more)
+            if not (same or expired or int(row.token) < fence.token):
+                return False
+            await conn.execute(le.update().where(le.c.name == LEADER_LEASE).values(
+                holder=fence.holder, token=fence.token,
+                acquired_at=row.acquired_at if same else now,
+                expires_at=now + timedelta(seconds=ttl_secs)))
+            return True

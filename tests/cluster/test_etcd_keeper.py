@@ -1,0 +1,92 @@
+"""The etcd Keeper's own parts: its URL, which stores it may sit next to, and the leader's
+token recorded in the SQL store so that a deposed leader's writes are refused there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tideflow import Engine, InputError
+from tideflow.cluster.etcd import EtcdKeeper, EtcdUrl, make_keeper
+from tideflow.cluster.scheduling import LeaderFence
+from tideflow.store.sql.store import SqlStore
+
+
+def test_url_names_endpoints_and_prefix() -> None:
+    url = EtcdUrl.parse("etcd://10.0.0.1:2379,etcd-2:2380/team-a/flows")
+    assert url.endpoints == (("10.0.0.1", 2379), ("etcd-2", 2380))
+    assert url.path == "team-a/flows"
+    assert EtcdUrl.parse("etcd://etcd").endpoints == (("etcd", 2379),)
+    assert EtcdUrl.parse("etcd://etcd:2379").path == "tideflow"
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("http://etcd:2379", "use etcd://"),
+    ("etcd://etcd:notaport", "is not host:port"),
+    ("etcd://etcd:2379,", "is not host:port"),
+    ("etcd://user@etcd:2379", "no user"),
+    ("etcd://etcd:2379/a//b", "empty segment"),
+])
+def test_bad_url_is_refused_saying_why(bad: str, says: str) -> None:
+    with pytest.raises(InputError, match=says) as info:
+        EtcdUrl.parse(bad)
+    assert repr(bad) in info.value.message
+
+
+def test_sqlite_with_etcd_is_refused(tmp_path: Path) -> None:
+    """A SQLite file belongs to one process: there is no cluster for etcd to coordinate."""
+    with pytest.raises(InputError, match="MariaDB, MySQL or PostgreSQL"):
+        Engine.from_url(f"sqlite:///{tmp_path / 'x.db'}", keeper="etcd://127.0.0.1:2379")
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.postgres
+async def test_the_leaders_token_fences_the_store(postgres_url: str, etcd_url: str) -> None:
+    """Each leader records its etcd token in the store's lease row; once a successor has
+    recorded its larger one, the deposed leader can neither record nor extend its own."""
+    store = SqlStore(postgres_url)
+    await store.open()
+    a, b = (make_keeper(etcd_url, store, table_prefix="tf_") for _ in range(2))
+    try:
+        for k in (a, b):
+            await k.open()
+        first = await a.acquire_lease("leader", "a/1", 1)
+        assert first is not None
+        row = await store.get_lease("leader")
+        assert row is not None and (row.holder, row.token) == ("a/1", first.token)
+        # a is cut off: its etcd lease ends (as it would once its TTL ran out)
+        kv = await a._get(a._key("lease", "leader"), "test")
+        await a._revoke(kv.lease)
+        second = await b.acquire_lease("leader", "b/1", 5)
+        assert second is not None and second.token > first.token
+        row = await store.get_lease("leader")
+        assert row is not None and (row.holder, row.token) == ("b/1", second.token)
+        # the old leader is refused in the store, and in etcd
+        assert not await store.fence_leader(LeaderFence("a/1", first.token), 5)
+        assert not await a.renew_lease("leader", "a/1", first.token, 5)
+        row = await store.get_lease("leader")
+        assert row is not None and (row.holder, row.token) == ("b/1", second.token)
+        # giving it up frees the row for the next one
+        assert await b.release_lease("leader", "b/1", second.token)
+        row = await store.get_lease("leader")
+        assert row is not None and row.holder is None
+    finally:
+        for k in (a, b):
+            await k.close()
+        await store.close()
+
+
+async def test_unreachable_etcd_is_a_store_error_naming_it() -> None:
+    from tideflow import StoreError
+
+    class NoStore(SqlStore):
+        pass
+
+    keeper = EtcdKeeper("etcd://127.0.0.1:9/x", NoStore("sqlite:///:memory:"))
+    await keeper.open()
+    try:
+        with pytest.raises(StoreError, match="etcd .*127.0.0.1:9"):
+            await keeper.get_node("n1")
+    finally:
+        await keeper.close()
