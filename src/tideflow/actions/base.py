@@ -19,6 +19,7 @@ from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from pydantic import TypeAdapter
 
+from ..clock import Clock
 from ..errors import ActionError, DefinitionError
 from ..limits import Limits, text_bytes
 from .weak import weaken
@@ -145,6 +146,8 @@ class ActionContext:
     limits: Limits = field(default_factory=Limits)
     #: an approval's decision given with the continue (inputs, by, at), else None
     decision: Mapping[str, Any] | None = None
+    #: the engine's clock: what :meth:`sleep` sleeps on
+    clock: Clock = field(default_factory=Clock, repr=False)
     _trace: Callable[[str, bool], None] = field(default=lambda m, f: None, repr=False)
     _call_sync: Callable[..., Awaitable[Any]] = field(default=_to_thread, repr=False)
 
@@ -159,6 +162,11 @@ class ActionContext:
     @property
     def is_cancelled(self) -> bool:
         return self.cancelled.is_set()
+
+    async def sleep(self, secs: float) -> None:
+        """Wait ``secs`` on the engine's clock: a sensor's pause between two looks, say.
+        Under a test's skipping clock the wait takes no real time."""
+        await self.clock.sleep(secs)
 
     async def run_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the sync ``fn`` in the engine's sized thread pool, as the engine calls sync

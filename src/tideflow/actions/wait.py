@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -64,4 +63,4 @@ class WaitAction:
 
     async def run(self, ctx: ActionContext, params: WaitParams) -> None:
         ctx.trace(f"waiting {params.waiting_time}")
-        await asyncio.sleep(params.seconds)
+        await ctx.sleep(params.seconds)

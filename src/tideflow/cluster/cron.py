@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
+from ..clock import Clock
 from ..definition.model import DagDef
 from ..errors import TideflowError
 from ..states import DagStatus
@@ -79,15 +80,20 @@ class CronTrigger:
         last_tick: Callable[[str], Awaitable[datetime | None]],
         now: Callable[[], Awaitable[datetime]],
         fire: Fire,
+        clock: Clock | None = None,
     ) -> None:
         self._list_dags = list_dags
         self._last_tick = last_tick
         self._now = now
         self._fire = fire
+        self._clock = clock or Clock()
 
-    async def run(self, wake: WakeChannel | None = None, recheck_secs: float = 30.0) -> None:
+    async def run(self, wake: WakeChannel | None = None, recheck_secs: float = 30.0,
+                  stop: asyncio.Event | None = None) -> None:
+        """Fire ticks until cancelled, or until ``stop`` is set (and ``wake`` poked)."""
         failing = False
-        while True:
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
             delay = self.min_gap_secs
             try:
                 delay = await self.tick_once()
@@ -98,8 +104,15 @@ class CronTrigger:
                 # once per outage: the next look is the retry
                 (log.debug if failing else log.warning)("cron trigger: %s", exc)
                 failing = True
+            if self._clock.skips:
+                # virtual time: sleep until the next tick, or until a DAG changes
+                await self._clock.wait(wake.event if wake is not None else stop, delay)
+                if wake is not None:
+                    wake.event.clear()
+                continue
             first = min(delay, self.min_gap_secs)
-            await asyncio.sleep(first)
+            if await self._clock.wait(stop, first):
+                return
             if wake is not None and delay > first:
                 await wake.wait(min(delay - first, recheck_secs))
 

@@ -27,6 +27,11 @@ class WakeChannel:
     def set(self) -> None:
         self._event.set()
 
+    @property
+    def event(self) -> asyncio.Event:
+        """Set by a poke (for a wait on another clock; clear it after)."""
+        return self._event
+
     async def wait(self, timeout: float) -> bool:
         """Wait for a poke (True) or ``timeout`` (False); either way the channel is clear."""
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that

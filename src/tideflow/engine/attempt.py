@@ -154,10 +154,7 @@ class TaskRun:
             commits.stage(task=task)
             if self.stop is None and self.cancel_event.is_set():
                 self.cancel_event = asyncio.Event()  # the attempt timed out: a fresh signal
-            try:
-                await asyncio.wait_for(self.cancel_event.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+            await self.runner.rt.clock.wait(self.cancel_event, delay)
             self.ready_at = time.monotonic()
             if self.stop is not None:
                 self._finish_stopped()
@@ -228,6 +225,7 @@ class TaskRun:
                 decision=task.decision,
                 _trace=self._trace,
                 _call_sync=rt.executor.call,
+                clock=rt.clock,
             )
             rt.executor.running += 1
             self._trace_open = True

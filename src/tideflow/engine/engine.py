@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..actions.base import ActionRegistry
 from ..actions.builtin import register_builtins
-from ..clock import utcnow
+from ..clock import Clock, utcnow
 from ..definition.model import DagDef
 from ..errors import (
     ConflictError,
@@ -91,11 +91,14 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
         settings: EngineSettings | None = None,
         builtin_actions: bool = True,
         keeper: ExternalKeeper | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings or EngineSettings()
         #: membership, leader election and mutexes outside the store (etcd); None: the
         #: store's own
         self.external_keeper = keeper
+        #: what retry back-off, ``wait`` tasks, ``ctx.sleep`` and the cron trigger sleep on
+        self.clock = clock or Clock()
         #: checked here, so that a bad size limit is refused before anything starts
         self.limits = self.settings.limits()
         self.store = store
@@ -131,6 +134,8 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
         self._rt: Runtime | None = None
         self._background: list[asyncio.Task[None]] = []
         self._wake_commands = asyncio.Event()
+        #: set when close() begins: the loops that wait on it end at once
+        self._stopping = asyncio.Event()
         #: a single node's notification channel (PostgreSQL); a cluster node has its own
         self._waker: Waker | None = None
         self._started = False
@@ -145,6 +150,7 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
         settings: EngineSettings | None = None,
         builtin_actions: bool = True,
         keeper: str | None = None,
+        clock: Clock | None = None,
     ) -> Engine:
         """An engine on the database at ``url`` (``sqlite:///file.db``, ``mysql://...``,
         ``postgresql://...``); with ``keeper`` (``etcd://host:2379``), its cluster's
@@ -164,6 +170,7 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
             settings=settings,
             builtin_actions=builtin_actions,
             keeper=external,
+            clock=clock,
         )
 
     @property
@@ -216,6 +223,7 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
             hooks=self.hooks,
             limits=self.limits,
             observers=self._observers,
+            clock=self.clock,
         )
         self._started = True
         if self.settings.cluster is not None:
@@ -242,7 +250,7 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
                 asyncio.get_running_loop().create_task(
                     self._cron_trigger().run(
                         waker.channel() if waker is not None else None,
-                        self.settings.command_catchup_secs),
+                        self.settings.command_catchup_secs, self._stopping),
                     name="tideflow-cron",
                 )
             )
@@ -281,8 +289,15 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
         store = self.store
         if not isinstance(store, SchedulingStore) or not isinstance(store, Keeper):
             raise InputError("this store cannot keep schedules")
-        return CronTrigger(self.store.list_dags, store.last_cron_tick, store.db_now,
-                           self.fire_cron_tick)
+        now = store.db_now
+        if self.clock.skips:
+            clock = self.clock
+
+            async def now() -> datetime:  # time is the clock's, not the database's
+                return clock.now()
+
+        return CronTrigger(self.store.list_dags, store.last_cron_tick, now,
+                           self.fire_cron_tick, self.clock)
 
     async def close(self) -> None:
         """Stop: running attempts are left as recorded (a restart picks them up), staged state
@@ -329,6 +344,7 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
         driver open a connection just to cancel it, and leaves noise behind at exit."""
         if not self._background:
             return
+        self._stopping.set()
         self._wake_commands.set()
         if self._waker is not None:
             self._waker.poke()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..actions.base import ActionRegistry
+from ..clock import Clock
 from ..limits import Limits
 from ..store.base import Store
 from .executor import Executor
@@ -40,6 +41,8 @@ class Runtime:
     limits: Limits = field(default_factory=Limits)
     observers: Observers = field(default_factory=Observers)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: what back-off, waits and actions' own sleeps sleep on (a test's may skip time)
+    clock: Clock = field(default_factory=Clock)
 
     async def action_slot(self, name: str, limit: int, holder: str,
                           cancelled: asyncio.Event) -> Mutex | None:

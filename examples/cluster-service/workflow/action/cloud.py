@@ -6,7 +6,6 @@ did what, on which attempt. Nothing leaves the process."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import uuid
@@ -32,7 +31,8 @@ def performer() -> str:
 async def call(ctx: ActionContext, what: str, latency_secs: float) -> dict[str, str]:
     """Make one simulated API call that does ``what``; the step's output so far."""
     # An async wait, like a real request's: a cancel or a timeout interrupts the step here.
-    await asyncio.sleep(latency_secs)
+    # On the engine's clock, so that the service's tests skip it (tideflow.testing).
+    await ctx.sleep(latency_secs)
     return record(ctx, what)
 
 

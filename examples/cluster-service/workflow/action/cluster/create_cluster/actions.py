@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tideflow import ActionContext, ActionRegistry
 
 from workflow.action import cloud
@@ -40,7 +38,7 @@ class CreateControlPlaneParams(Params):
 async def create_control_plane(ctx: ActionContext, params: CreateControlPlaneParams
                                ) -> dict[str, str]:
     if ctx.attempt <= params.fail_first_attempts:
-        await asyncio.sleep(params.latency_secs)
+        await ctx.sleep(params.latency_secs)
         raise cloud.CloudError(
             f"no control-plane capacity in the zone (simulated, attempt {ctx.attempt})"
         )
@@ -64,7 +62,7 @@ async def create_node_pool(ctx: ActionContext, params: CreateNodePoolParams
     pool = cloud.new_id("np")
     ctx.trace(f"booting {params.size} machines for {pool}", flush=True)
     # Booting is the long part: a cancel of the run stops it here.
-    await asyncio.sleep(params.boot_secs)
+    await ctx.sleep(params.boot_secs)
     done = await cloud.call(ctx, f"created node pool {pool} of {params.size} in {params.vpc_id}",
                             params.latency_secs)
     return {**done, OUT_NODE_POOL_ID: pool}
