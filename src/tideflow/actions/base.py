@@ -22,6 +22,7 @@ from pydantic import TypeAdapter
 from ..clock import Clock
 from ..errors import ActionError, DefinitionError
 from ..limits import Limits, text_bytes
+from .tasklog import TaskLogger
 from .weak import weaken
 
 
@@ -148,6 +149,8 @@ class ActionContext:
     decision: Mapping[str, Any] | None = None
     #: the engine's clock: what :meth:`sleep` sleeps on
     clock: Clock = field(default_factory=Clock, repr=False)
+    #: the attempt's log, a ``logging.Logger``-compatible object (see docs/logs.md)
+    log: TaskLogger = field(default_factory=TaskLogger)
     _trace: Callable[[str, bool], None] = field(default=lambda m, f: None, repr=False)
     _call_sync: Callable[..., Awaitable[Any]] = field(default=_to_thread, repr=False)
 

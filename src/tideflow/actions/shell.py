@@ -88,27 +88,67 @@ class _Tail:
         return text if len(text) <= max_chars else "..." + text[-max_chars:]
 
 
+class _Lines:
+    """Cuts a stream into lines for the task's log; a line longer than ``max_bytes`` is
+    written in pieces, and the last one without a newline when the stream ends."""
+
+    def __init__(self, stream: str, write: Callable[[str, str], None],
+                 max_bytes: int = 64 * 1024) -> None:
+        self._stream = stream
+        self._write = write
+        self._rest = b""
+        self._max = max_bytes
+
+    def feed(self, data: bytes) -> None:
+        buf = self._rest + data if self._rest else data
+        parts = buf.split(b"\n")
+        self._rest = parts.pop()
+        write, stream = self._write, self._stream
+        for part in parts:
+            write(stream, part.decode(errors="replace").rstrip("\r"))
+        while len(self._rest) > self._max:
+            piece, self._rest = self._rest[: self._max], self._rest[self._max:]
+            write(stream, piece.decode(errors="replace"))
+
+    def end(self) -> None:
+        if self._rest:
+            self._write(self._stream, self._rest.decode(errors="replace").rstrip("\r"))
+            self._rest = b""
+
+
 class _Protocol(asyncio.SubprocessProtocol):
     """Keeps the output tails and tells apart two moments: the leader has exited (and was
     reaped), and every pipe is closed too. A process left in the group may hold the pipes long
     after the leader is gone, so waiting for the pipes alone could last forever."""
 
-    def __init__(self, out: _Tail, err: _Tail) -> None:
+    def __init__(self, out: _Tail, err: _Tail,
+                 line: Callable[[str, str], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.out = out
         self.err = err
+        #: each stream's lines, for the task's log
+        self.lines = ((_Lines("stdout", line), _Lines("stderr", line)) if line is not None
+                      else None)
         self.exited: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
         raw = data.encode() if isinstance(data, str) else data
         (self.out if fd == 1 else self.err).feed(raw)
+        if self.lines is not None:
+            self.lines[0 if fd == 1 else 1].feed(raw)
 
     def process_exited(self) -> None:
         if not self.exited.done():
             self.exited.set_result(None)
 
+    def end_lines(self) -> None:
+        if self.lines is not None:
+            for lines in self.lines:
+                lines.end()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self.end_lines()
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -150,7 +190,8 @@ class ShellAction:
         err = _Tail(self.tail_bytes)
         _check_exec_strings(argv, params.env)
         transport, proto = await _start(
-            argv, {**os.environ, **params.env}, params.cwd, lambda: _Protocol(out, err)
+            argv, {**os.environ, **params.env}, params.cwd,
+            lambda: _Protocol(out, err, ctx.log.line)
         )
         pgid = transport.get_pid()
         ctx.trace(f"pid {pgid}: {shlex.join(argv)}")
@@ -168,6 +209,8 @@ class ShellAction:
                 raise
         finally:
             transport.close()
+            # a pipe a left-over process still holds: what came so far is in the log
+            proto.end_lines()
         code = transport.get_returncode()
         self._trace_tails(ctx, out, err)
         if code != 0:

@@ -1,5 +1,5 @@
-"""``tideflow ins list|show|retry|cancel|continue|reject|pause|resume|watch``: DAG instances on a
-server or in a database.
+"""``tideflow ins list|show|logs|retry|cancel|continue|reject|pause|resume|watch``: DAG
+instances on a server or in a database.
 
 With ``--db``, a command for an instance that another process drives is queued for it; that
 process applies it within its poll interval."""
@@ -18,6 +18,7 @@ from ..vars import parse_kv_pairs
 from .clients import Client, InstanceQuery
 from .common import TablePrefixOpt, err_console
 from .connect import ActionsOpt, DbOpt, JsonOpt, ServerOpt, with_client
+from .logs import logs
 from .render import instance_detail, instances_table, out_console, print_json
 from .watch import exit_code_of, follow
 
@@ -198,3 +199,5 @@ def _command(kind: str, with_tasks: bool) -> Callable[..., None]:
 
 for _kind, _tasks in (("retry", True), ("cancel", True), ("pause", False), ("resume", False)):
     ins_app.command(_kind)(_command(_kind, _tasks))
+
+ins_app.command("logs")(logs)

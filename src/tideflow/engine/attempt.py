@@ -23,6 +23,7 @@ from ..states import TaskStatus
 from ..store.records import AttemptRecord, TaskRecord, TraceEntry
 from ..templates import mask_secrets
 from .nonretryable import not_retried_because
+from .tasklogs import AttemptLog, ended_line, open_attempt_log
 
 if TYPE_CHECKING:
     from .runner import InstanceRunner
@@ -90,6 +91,8 @@ class TaskRun:
         #: monotonic times: when the task became ready to start, and when its attempt began
         self.ready_at = time.monotonic()
         self.began_at = self.ready_at
+        #: the current attempt's log (task logs)
+        self.alog: AttemptLog | None = None
 
     # -- helpers --------------------------------------------------------------------------
     def _mask(self, text: str) -> str:
@@ -105,6 +108,13 @@ class TaskRun:
         rt.limits.bound_traces(task.traces, rt.settings.max_traces_per_task)
         if flush:
             self.runner.rt.commits.stage(task=task, urgent=True)
+
+    def _log(self) -> AttemptLog:
+        """The current attempt's log (opened here for an attempt resumed after a restart)."""
+        alog = self.alog
+        if alog is None or alog.attempt != self.task.attempts:
+            alog = self.alog = open_attempt_log(self.runner, self.task)
+        return alog
 
     def _timeout_for(self, params: Any) -> float | None:
         if self.tdef.timeout_secs > 0:
@@ -151,6 +161,8 @@ class TaskRun:
             assert policy is not None
             delay = policy.delay(task.attempts, random.random())
             task.status = TaskStatus.RETRYING
+            self._log().engine(f"retrying in {delay:.1f}s: attempt {task.attempts + 1} of "
+                               f"{policy.max_attempts} next")
             commits.stage(task=task)
             if self.stop is None and self.cancel_event.is_set():
                 self.cancel_event = asyncio.Event()  # the attempt timed out: a fresh signal
@@ -223,6 +235,7 @@ class TaskRun:
                 continued=task.continued,
                 limits=rt.limits,
                 decision=task.decision,
+                log=self._log().logger(),
                 _trace=self._trace,
                 _call_sync=rt.executor.call,
                 clock=rt.clock,
@@ -258,6 +271,9 @@ class TaskRun:
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if self.stop is None or self.stop.status == TaskStatus.RUNNING or current is None:
+                self._log().engine(f"attempt {task.attempts} interrupted: the engine is "
+                                   "stopping; the task runs again when its instance is "
+                                   "picked up")
                 raise  # engine shutdown: leave the row as it is for recovery
             if current.cancelling():
                 current.uncancel()
@@ -277,6 +293,7 @@ class TaskRun:
             # an abandoned sync call may still run in its thread: what it does now is dropped
             share.close()
             self._trace_open = False
+            self._log().close()
             if acquired:
                 rt.executor.release_slot()
             if cluster_slot is not None:
@@ -382,6 +399,7 @@ class TaskRun:
         rt = self.runner.rt
         rt.commits.stage(task=task)
         self.began_at = time.monotonic()
+        self._log().engine(f"attempt {task.attempts} started on {rt.node_id}")
         if rt.observers:
             rt.observers.emit("task_started", self.runner.inst, task,
                               self.began_at - self.ready_at)
@@ -401,6 +419,7 @@ class TaskRun:
                 last.status = status
                 last.reason = reason
                 last.ended_at = now
+                self._log().engine(ended_line(last.attempt, status, reason))
                 observers = self.runner.rt.observers
                 if observers:
                     observers.emit("task_finished", self.runner.inst, task,

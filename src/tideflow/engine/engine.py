@@ -53,12 +53,14 @@ from .dags import DagVerbs
 from .executor import Executor
 from .group_commit import GroupCommit
 from .hooks import HookFn, Hooks
+from .logreads import LogVerbs
 from .observer import Observers
 from .offload import DefinitionWork
 from .reads import ReadVerbs, is_settled
 from .runner import InstanceRunner
 from .runtime import Runtime
 from .settings import EngineSettings
+from .tasklogs import TaskLogSink
 
 if TYPE_CHECKING:
     from ..cluster.cron import CronTrigger
@@ -80,7 +82,7 @@ _IN_FLIGHT = (TaskStatus.RUNNING, TaskStatus.ENDING, TaskStatus.RETRYING)
 _STOP_GRACE_SECS = 1.0
 
 
-class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
+class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
     """One tideflow node built from its parts: a store, actions and settings."""
 
     def __init__(
@@ -102,6 +104,11 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
         #: checked here, so that a bad size limit is refused before anything starts
         self.limits = self.settings.limits()
         self.store = store
+        #: the attempts' logs, written in batches (checked here too: a bad cap is refused
+        #: before anything starts)
+        self._task_logs = TaskLogSink(store, enabled=self.settings.task_logs,
+                                      max_bytes=self.settings.task_log_max_bytes,
+                                      flush_secs=self.settings.task_log_flush_secs)
         self.actions = actions or ActionRegistry()
         self.hooks = Hooks()
         self.node_id = self.settings.resolved_node_id()
@@ -210,6 +217,8 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
             on_fenced=self._abandon if clustered else None,
         )
         commits.start()
+        task_logs = self._task_logs
+        task_logs.start()
         self._rt = Runtime(
             settings=self.settings,
             node_id=self.node_id,
@@ -224,6 +233,7 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
             limits=self.limits,
             observers=self._observers,
             clock=self.clock,
+            task_logs=task_logs,
         )
         self._started = True
         if self.settings.cluster is not None:
@@ -327,6 +337,8 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, ClusterHost):
             for t in list(rt.background):
                 t.cancel()
         await rt.commits.close(max(0.5, flush_until - time.monotonic()))
+        if rt.task_logs is not None:
+            await rt.task_logs.close(max(0.5, min(5.0, flush_until - time.monotonic())))
         if self._waker is not None:
             await self._waker.close()
         if cluster is not None:

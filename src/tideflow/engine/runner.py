@@ -27,6 +27,7 @@ from .approvals import Decision
 from .attempt import Resume, StopRequest, TaskRun
 from .compiled import CompiledDag
 from .hooks import HookEvent
+from .tasklogs import settle_logs
 from .trigger_rules import RUN_IF_SKIP, evaluate, lets_children_run, skipped_by_rule
 
 if TYPE_CHECKING:
@@ -364,6 +365,7 @@ class InstanceRunner:
         final = copy.copy(self.inst)
         final.status, final.reason, final.ended_at, final.updated_at = status, reason, now, now
         await self.rt.fire(event, self, final)
+        await settle_logs(self.rt.task_logs)
         try:
             await self.rt.commits.commit(instance=final)
         except WriteRefusedError as exc:

@@ -19,6 +19,7 @@ from .group_commit import GroupCommit
 from .hooks import HookEvent, Hooks
 from .observer import Observers
 from .settings import EngineSettings
+from .tasklogs import TaskLogSink
 
 if TYPE_CHECKING:
     from ..cluster.keeper import Keeper
@@ -43,6 +44,8 @@ class Runtime:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     #: what back-off, waits and actions' own sleeps sleep on (a test's may skip time)
     clock: Clock = field(default_factory=Clock)
+    #: where attempts' logs go (built by the engine; a disabled one keeps nothing)
+    task_logs: TaskLogSink | None = None
 
     async def action_slot(self, name: str, limit: int, holder: str,
                           cancelled: asyncio.Event) -> Mutex | None:

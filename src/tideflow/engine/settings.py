@@ -80,6 +80,13 @@ class EngineSettings:
     #: run as a cluster node (membership, leader election, dispatch); None: a single node
     #: that runs what it submits itself
     cluster: ClusterSettings | None = None
+    #: keep each attempt's log (shell output, ``ctx.log`` lines, the engine's own lines) in
+    #: the database; False keeps none
+    task_logs: bool = True
+    #: the most one attempt's log keeps, in bytes; a marker line says where it was cut
+    task_log_max_bytes: int = 10 * 1024 * 1024
+    #: how often collected log lines are written (one batch for every attempt at once)
+    task_log_flush_secs: float = 0.2
     #: labels of this worker, matched against a run's selector
     labels: dict[str, str] = field(default_factory=dict)
 

@@ -9,7 +9,14 @@ from datetime import datetime
 from ..definition.model import DagDef
 from ..errors import NotFoundError
 from ..states import DagStatus
-from .records import CommandRecord, DagRecord, InstanceFilter, InstanceRecord, TaskRecord
+from .records import (
+    CommandRecord,
+    DagRecord,
+    InstanceFilter,
+    InstanceRecord,
+    LogChunk,
+    TaskRecord,
+)
 
 
 class Store(ABC):
@@ -164,3 +171,23 @@ class Store(ABC):
         """A number that changes when another connection or process commits (SQLite's
         ``PRAGMA data_version``; a cheap counter elsewhere). Used to poll for outside commands
         without reading tables."""
+
+    # -- task logs -------------------------------------------------------------------------
+    @abstractmethod
+    async def write_task_logs(self, chunks: Sequence[LogChunk]) -> None:
+        """Insert chunks of attempts' logs in one transaction; WriteRefusedError when one's
+        instance does not exist."""
+
+    @abstractmethod
+    async def read_task_logs(
+        self,
+        instance_id: str,
+        task_id: str | None = None,
+        *,
+        attempt: int | None = None,
+        after: int | None = None,
+        limit: int = 200,
+        newest: bool = False,
+    ) -> list[LogChunk]:
+        """Up to ``limit`` chunks of an instance's log (of one task, of one attempt), oldest
+        first, after the chunk id ``after``; ``newest``: the last ``limit`` chunks."""

@@ -47,6 +47,7 @@ from .records import (
     InstanceFilter,
     InstanceRecord,
     LeaseRecord,
+    LogChunk,
     NodeRecord,
     TaskRecord,
 )
@@ -224,6 +225,22 @@ class FaultyStore(Store, Keeper, SchedulingStore):
     ) -> set[str]:
         return await self._call("write", lambda: self.inner.write(
             instances, tasks, new_instances=new_instances, owner=owner, epochs=epochs))
+
+    async def write_task_logs(self, chunks: Sequence[LogChunk]) -> None:
+        await self._call("write_task_logs", lambda: self.inner.write_task_logs(chunks))
+
+    async def read_task_logs(
+        self,
+        instance_id: str,
+        task_id: str | None = None,
+        *,
+        attempt: int | None = None,
+        after: int | None = None,
+        limit: int = 200,
+        newest: bool = False,
+    ) -> list[LogChunk]:
+        return await self._call("read_task_logs", lambda: self.inner.read_task_logs(
+            instance_id, task_id, attempt=attempt, after=after, limit=limit, newest=newest))
 
     async def add_command(self, command: CommandRecord) -> int:
         return await self._call("add_command", lambda: self.inner.add_command(command))

@@ -193,3 +193,19 @@ def _copy_json(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return copy.deepcopy(value)
+
+
+#: one line of a task's log: (time as ISO 8601 UTC, stream, text, level or None)
+LogLineTuple = tuple[str, str, str, str | None]
+
+
+@dataclass
+class LogChunk:
+    """Lines of one attempt's log written together (one row). ``id`` orders the chunks: it is
+    set by the store and is the cursor a reader passes to read on."""
+
+    instance_id: str
+    task_id: str
+    attempt: int
+    lines: list[LogLineTuple]
+    id: int | None = None

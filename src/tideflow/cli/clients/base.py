@@ -6,7 +6,7 @@ Each verb is written once against :class:`Client`; :func:`open_client` picks the
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -107,6 +107,16 @@ class Client(abc.ABC):
 
     @abc.abstractmethod
     async def list_nodes(self) -> list[Json]: ...
+
+    @abc.abstractmethod
+    async def task_logs(self, instance_id: str, task_id: str | None, *, attempt: int | None,
+                        after: int | None, tail: int | None) -> Json:
+        """A page of the log: ``{lines: [...], cursor, more}`` (see docs/logs.md)."""
+
+    @abc.abstractmethod
+    def follow_task_logs(self, instance_id: str, task_id: str | None, *,
+                         attempt: int | None, after: int | None) -> AsyncIterator[Json]:
+        """The log's lines as they are written, until the task (or instance) is over."""
 
 
 def open_client(

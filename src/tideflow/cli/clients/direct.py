@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +211,18 @@ class DirectClient(Client):
         nodes = await self.engine.list_nodes()
         return [node_to_json(n) for n in nodes
                 if (n.node_id, n.incarnation) != (self.engine.node_id, self.engine.incarnation)]
+
+    async def task_logs(self, instance_id: str, task_id: str | None, *, attempt: int | None,
+                        after: int | None, tail: int | None) -> Json:
+        page = await self.engine.task_logs(instance_id, task_id, attempt=attempt, after=after,
+                                           tail=tail)
+        return page.to_json()
+
+    async def follow_task_logs(self, instance_id: str, task_id: str | None, *,
+                               attempt: int | None, after: int | None) -> AsyncIterator[Json]:
+        async for line in self.engine.follow_task_logs(instance_id, task_id, attempt=attempt,
+                                                       after=after):
+            yield line.to_json()
 
 
 async def _apply(engine: Engine, kind: str, instance_id: str, ids: list[str] | None,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,40 @@ class HttpClient(Client):
     async def list_nodes(self) -> list[Json]:
         items: list[Json] = (await self._json("GET", "/nodes"))["items"]
         return items
+
+    def _logs_path(self, instance_id: str, task_id: str | None) -> str:
+        if task_id is None:
+            return f"/dag-instances/{_seg(instance_id)}/logs"
+        return f"/dag-instances/{_seg(instance_id)}/tasks/{_seg(task_id)}/logs"
+
+    async def task_logs(self, instance_id: str, task_id: str | None, *, attempt: int | None,
+                        after: int | None, tail: int | None) -> Json:
+        params = {k: str(v) for k, v in (("attempt", attempt), ("after", after),
+                                         ("tail", tail)) if v is not None}
+        result: Json = await self._json("GET", self._logs_path(instance_id, task_id),
+                                        params=params)
+        return result
+
+    async def follow_task_logs(self, instance_id: str, task_id: str | None, *,
+                               attempt: int | None, after: int | None) -> AsyncIterator[Json]:
+        params = {k: str(v) for k, v in (("attempt", attempt), ("after", after))
+                  if v is not None}
+        params["follow"] = "true"
+        path = API + self._logs_path(instance_id, task_id)
+        try:
+            async with self._http.stream("GET", path, params=params, timeout=httpx.Timeout(
+                    30.0, read=None), headers={"Accept": "text/event-stream"}) as resp:
+                if resp.is_error:
+                    await resp.aread()
+                    raise _error_from(resp)
+                # Server-Sent Events: a line event per "data:" line, comments (":") keep alive
+                async for text in resp.aiter_lines():
+                    if text.startswith("data:"):
+                        yield json.loads(text[5:])
+        except httpx.HTTPError as exc:
+            raise UnavailableError(
+                f"lost the log stream of the tideflow server at {self.target}: {exc}"
+            ) from None
 
 
 def _seg(value: str) -> str:

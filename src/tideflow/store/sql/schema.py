@@ -85,6 +85,7 @@ class Tables:
     nodes: sa.Table
     leases: sa.Table
     cron_ticks: sa.Table
+    task_logs: sa.Table
 
     @property
     def version_table(self) -> str:
@@ -255,5 +256,31 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sa.Column("fired_at", UtcDateTime, nullable=False),
         **_MYSQL_TABLE_ARGS,
     )
+    # the log of each attempt, in chunks of lines written together (one row per flush and
+    # attempt, not per line); the id orders the chunks and is the cursor of a follower
+    task_logs = sa.Table(
+        f"{p}task_logs",
+        md,
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column(
+            "instance_id",
+            sa.String(ID_LEN),
+            sa.ForeignKey(instances.c.id, ondelete="CASCADE", name=f"{p}logs_instance_fk"),
+            nullable=False,
+        ),
+        sa.Column("task_id", sa.String(NAME_LEN), nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("line_count", sa.Integer, nullable=False),
+        # JSON: [[time, stream, text, level], ...]
+        sa.Column("body", JsonText, nullable=False),
+        sa.Index(f"{p}task_logs_task_idx", "instance_id", "task_id", "id"),
+        sqlite_autoincrement=True,
+        **_MYSQL_TABLE_ARGS,
+    )
     return Tables(p, md, dags, dag_versions, instances, tags, tasks, commands, nodes, leases,
-                  cron_ticks)
+                  cron_ticks, task_logs)

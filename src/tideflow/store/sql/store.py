@@ -13,6 +13,7 @@ from .commands import CommandMethods
 from .dags import DagMethods
 from .instances import InstanceMethods
 from .keeper import KeeperMethods
+from .logs import LogMethods
 from .schedules import ScheduleMethods
 
 
@@ -23,6 +24,7 @@ class SqlStore(
     KeeperMethods,
     ClusterMethods,
     ScheduleMethods,
+    LogMethods,
     Store,
 ):
     """The store on a SQL database; build it with :func:`tideflow.store.url.make_store`

@@ -1,0 +1,319 @@
+"""Task logs on the writing side: each attempt's lines collected in memory and written to the
+database in batches.
+
+An :class:`AttemptLog` takes lines from any thread (a sync action logs from the executor's
+threads): it masks secret values, keeps the attempt under its size cap (a marker line says
+where the log was cut) and stamps each line. The :class:`TaskLogSink` writes what every
+attempt collected in one transaction every ``task_log_flush_secs`` (sooner when much is
+waiting): a task's result never waits for its log, and a chain of quick tasks costs one log
+write per interval, not one per task. A read on the node that writes (``engine.task_logs``)
+flushes first, so it sees every line written so far; other nodes see a line within about one
+interval. While the database is unreachable the batches are kept and retried, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from ..actions.tasklog import TaskLogger
+from ..errors import InputError, StoreError, TideflowError, WriteRefusedError
+from ..limits import clean_text, show_bytes
+from ..states import TaskStatus
+from ..store.base import Store
+from ..store.records import LogChunk, LogLineTuple
+from ..templates import mask_secrets
+
+if TYPE_CHECKING:
+    from ..store.records import TaskRecord
+    from .runner import InstanceRunner
+
+log = logging.getLogger("tideflow.engine")
+
+#: the stream of the engine's own lines (started, retried, timed out, interrupted)
+ENGINE_STREAM = "engine"
+#: one line longer than this is cut (a program printing megabytes without a newline)
+MAX_LINE_BYTES = 64 * 1024
+#: a chunk row holds at most this much text, well under any database's statement limit
+CHUNK_BYTES = 512 * 1024
+#: waiting lines that make the sink write before its interval is up
+EAGER_BYTES = 1024 * 1024
+#: lines held through a database outage, at most; the oldest are dropped beyond it
+MAX_UNSENT_BYTES = 64 * 1024 * 1024
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class AttemptLog:
+    """The log of one attempt, as it is written."""
+
+    def __init__(self, sink: TaskLogSink, instance_id: str, task_id: str, attempt: int,
+                 secrets: Sequence[str]) -> None:
+        self.instance_id = instance_id
+        self.task_id = task_id
+        self.attempt = attempt
+        self._sink = sink
+        self._secrets = tuple(secrets)
+        self._lock = threading.Lock()
+        self._pending: list[LogLineTuple] = []
+        self._pending_bytes = 0
+        #: bytes written to this attempt's log so far (the cap's count)
+        self.size = 0
+        self.truncated = False
+        self.closed = False
+
+    def logger(self) -> TaskLogger:
+        """``ctx.log`` of the attempt: its lines are dropped once the attempt is over (an
+        abandoned thread's late line)."""
+        return TaskLogger(self._action_write)
+
+    def _action_write(self, stream: str, text: str, level: str | None) -> None:
+        if not self.closed:
+            self.write(stream, text, level)
+
+    def write(self, stream: str, text: str, level: str | None = None) -> None:
+        """Add a line; dropped when the log is at its cap (engine lines still go in: they
+        say how the attempt ended)."""
+        sink = self._sink
+        if not sink.enabled:
+            return
+        if self._secrets:
+            text = mask_secrets(text, self._secrets)
+        text = clean_text(text, MAX_LINE_BYTES)
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        size += 40  # time, stream: what a line weighs besides its text
+        entry = (_now(), stream, text, level)
+        with self._lock:
+            if self.size + size > sink.max_bytes and stream != ENGINE_STREAM:
+                if self.truncated:
+                    return
+                self.truncated = True
+                entry = (entry[0], ENGINE_STREAM,
+                         f"log truncated: this attempt's log reached its limit of "
+                         f"{show_bytes(sink.max_bytes)} (task_log_max_bytes); later lines "
+                         "are not kept", None)
+            self.size += size
+            self._pending.append(entry)
+            self._pending_bytes += size
+            first = len(self._pending) == 1
+        if first:
+            sink.mark(self, size)
+        else:
+            sink.grow(size)
+
+    def engine(self, text: str) -> None:
+        """A line of the engine's own about this attempt."""
+        self.write(ENGINE_STREAM, text)
+
+    def take(self) -> tuple[list[LogLineTuple], int]:
+        with self._lock:
+            lines, size = self._pending, self._pending_bytes
+            self._pending, self._pending_bytes = [], 0
+        return lines, size
+
+    def close(self) -> None:
+        """The attempt is over: the action's late lines are dropped; what it wrote is still
+        flushed."""
+        self.closed = True
+
+
+class TaskLogSink:
+    """Collects the attempts' logs of one engine and writes them in batches."""
+
+    def __init__(self, store: Store, *, enabled: bool = True,
+                 max_bytes: int = 10 * 1024 * 1024, flush_secs: float = 0.2) -> None:
+        if max_bytes < 1024:
+            raise InputError(f"task_log_max_bytes must be at least 1024, not {max_bytes}")
+        if not 0 < flush_secs <= 60:
+            raise InputError(
+                f"task_log_flush_secs must be more than 0 and at most 60, not {flush_secs}")
+        self.store = store
+        self.enabled = enabled
+        self.max_bytes = max_bytes
+        self.flush_secs = flush_secs
+        self._lock = threading.Lock()
+        self._dirty: dict[int, AttemptLog] = {}
+        self._waiting = 0
+        #: chunks taken but not yet written (the database failed): written first next time
+        self._unsent: list[LogChunk] = []
+        self._unsent_bytes = 0
+        self._flushing = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._failures = 0
+        #: batches written (for the benchmark)
+        self.flushes = 0
+
+    def attempt(self, instance_id: str, task_id: str, attempt: int,
+                secrets: Sequence[str] = ()) -> AttemptLog:
+        return AttemptLog(self, instance_id, task_id, attempt, secrets)
+
+    # -- from writers (any thread) -------------------------------------------------------------
+    def mark(self, alog: AttemptLog, size: int) -> None:
+        with self._lock:
+            self._dirty[id(alog)] = alog
+        self.grow(size)
+
+    def grow(self, size: int) -> None:
+        self._waiting += size  # a rough count: a lost update only delays an eager flush
+        if self._waiting > EAGER_BYTES and self._loop is not None:
+            if threading.get_ident() == self._loop_thread:
+                self._wake.set()
+            else:
+                with contextlib.suppress(RuntimeError):  # the loop is closing
+                    self._loop.call_soon_threadsafe(self._wake.set)
+
+    # -- the writer loop ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        if self.enabled:
+            self._task = self._loop.create_task(self._run(), name="tideflow-task-logs")
+
+    async def _run(self) -> None:
+        while not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._delay())
+            self._wake.clear()
+            try:
+                await self.flush()
+            except StoreError:
+                continue  # kept, retried after the back-off
+
+    def _delay(self) -> float:
+        if not self._failures:
+            return self.flush_secs
+        return min(5.0, self.flush_secs * 2.0 ** min(self._failures, 6))
+
+    def pending(self) -> bool:
+        return bool(self._dirty or self._unsent)
+
+    async def flush(self) -> None:
+        """Write every line collected so far. StoreError when the database fails (the lines
+        are kept for the next try)."""
+        if not self.pending():
+            return
+        async with self._flushing:
+            with self._lock:
+                dirty, self._dirty = list(self._dirty.values()), {}
+                self._waiting = 0
+            chunks = self._unsent
+            for alog in dirty:
+                lines, size = alog.take()
+                chunks.extend(_chunks(alog, lines))
+                self._unsent_bytes += size
+            if not chunks:
+                return
+            self._unsent = []
+            try:
+                await self._write(chunks)
+            except StoreError as exc:
+                self._keep(chunks)
+                self._failures += 1
+                if self._failures == 1:
+                    log.warning("task log writes failing, kept in memory and retried: %s", exc)
+                raise
+            if self._failures:
+                log.warning("task log writes resumed after %d failed attempt(s)",
+                            self._failures)
+            self._failures = 0
+            self._unsent_bytes = 0
+            self.flushes += 1
+
+    async def _write(self, chunks: list[LogChunk]) -> None:
+        try:
+            await self.store.write_task_logs(chunks)
+            return
+        except StoreError:
+            raise
+        except TideflowError as exc:
+            log.warning("task log write refused (%s); writing instance by instance", exc)
+        by_instance: dict[str, list[LogChunk]] = {}
+        for c in chunks:
+            by_instance.setdefault(c.instance_id, []).append(c)
+        for iid, part in by_instance.items():
+            try:
+                await self.store.write_task_logs(part)
+            except StoreError:
+                raise
+            except (WriteRefusedError, TideflowError) as exc:
+                # the instance was deleted meanwhile, or the database will never take these
+                log.warning("dropped %d task log line(s) of instance %s: %s",
+                            sum(len(c.lines) for c in part), iid, exc)
+
+    def _keep(self, chunks: list[LogChunk]) -> None:
+        self._unsent = chunks + self._unsent
+        while self._unsent_bytes > MAX_UNSENT_BYTES and len(self._unsent) > 1:
+            gone = self._unsent.pop(0)
+            self._unsent_bytes -= sum(len(x[2]) + 40 for x in gone.lines)
+            log.warning("dropped %d task log line(s) of instance %s held through a database "
+                        "outage (over %s held)", len(gone.lines), gone.instance_id,
+                        show_bytes(MAX_UNSENT_BYTES))
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Write what is left (trying for up to ``timeout`` seconds), then stop."""
+        self._closed = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        until = time.monotonic() + timeout
+        while self.pending():
+            try:
+                await self.flush()
+            except StoreError as exc:
+                if time.monotonic() >= until:
+                    log.error("gave up writing task logs at close: %s", exc)
+                    return
+                await asyncio.sleep(0.2)
+
+
+def _chunks(alog: AttemptLog, lines: list[LogLineTuple]) -> list[LogChunk]:
+    """``lines`` cut into rows of at most CHUNK_BYTES of text."""
+    out: list[LogChunk] = []
+    start, size = 0, 0
+    for i, line in enumerate(lines):
+        size += len(line[2]) + 40
+        if size >= CHUNK_BYTES:
+            out.append(LogChunk(alog.instance_id, alog.task_id, alog.attempt,
+                                lines[start:i + 1]))
+            start, size = i + 1, 0
+    if start < len(lines):
+        out.append(LogChunk(alog.instance_id, alog.task_id, alog.attempt, lines[start:]))
+    return out
+
+
+def open_attempt_log(runner: InstanceRunner, task: TaskRecord) -> AttemptLog:
+    """The log of ``task``'s current attempt in ``runner``'s instance (secrets masked)."""
+    sink = runner.rt.task_logs
+    if sink is None:  # pragma: no cover - every started engine has one
+        raise InputError("the engine is not started")
+    return sink.attempt(task.instance_id, task.task_id, task.attempts, runner.secret_values)
+
+
+def ended_line(attempt: int, status: TaskStatus, reason: str | None) -> str:
+    """The engine's line at the end of an attempt."""
+    verb = {TaskStatus.SUCCESS: "succeeded", TaskStatus.FAILED: "failed",
+            TaskStatus.CANCELED: "canceled", TaskStatus.BLOCKED: "blocked"}.get(
+                status, status.value)
+    return f"attempt {attempt} {verb}: {reason}" if reason else f"attempt {attempt} {verb}"
+
+
+async def settle_logs(sink: TaskLogSink | None) -> None:
+    """Write the lines collected so far, before an instance's end is committed: whoever sees
+    it ended then finds its whole log. A database failing log writes does not hold the end
+    up (the lines are kept and written later)."""
+    if sink is not None and sink.pending():
+        with contextlib.suppress(StoreError):
+            await sink.flush()
