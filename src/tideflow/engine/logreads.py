@@ -161,10 +161,14 @@ class LogVerbs:
         person — and its last lines are read."""
         await self._check_log_target(instance_id, task_id, attempt)
         cursor = after
+        #: when the end was seen, and how long lines may still come after it
         ended_at: float | None = None
+        grace = 0.0
         while True:
-            if ended_at is None and await self._log_ended(instance_id, task_id, attempt):
-                ended_at = time.monotonic()
+            if ended_at is None:
+                ended = await self._log_ended(instance_id, task_id, attempt)
+                if ended is not None:
+                    ended_at, grace = time.monotonic(), ended
             page = await self._log_page(instance_id, task_id, attempt, cursor,
                                         DEFAULT_PAGE_LINES, None)
             for line in page.lines:
@@ -173,7 +177,7 @@ class LogVerbs:
             if page.more:
                 continue
             if ended_at is not None and (page.lines == [] and
-                                         time.monotonic() - ended_at >= FOLLOW_GRACE_SECS):
+                                         time.monotonic() - ended_at >= grace):
                 return
             await asyncio.sleep(poll_secs)
 
@@ -188,17 +192,21 @@ class LogVerbs:
         return inst
 
     async def _log_ended(self, instance_id: str, task_id: str | None,
-                         attempt: int | None) -> bool:
+                         attempt: int | None) -> float | None:
+        """None while lines may still come; else how long to wait for lines written before
+        the end that are not stored yet: none once the instance is final (its lines are
+        written before its end is), a moment after a task's end."""
         inst = await self.get_instance(instance_id)
-        if inst.status.is_final or inst.status in (InstanceStatus.BLOCKED,
-                                                   InstanceStatus.PAUSED):
-            return True
+        if inst.status.is_final:
+            return 0.0
+        if inst.status in (InstanceStatus.BLOCKED, InstanceStatus.PAUSED):
+            return FOLLOW_GRACE_SECS
         if task_id is None:
-            return False
+            return None
         task = next(t for t in inst.tasks if t.task_id == task_id)
         if attempt is not None and attempt < task.attempts:
-            return True
-        return task.status not in _TASK_ACTIVE
+            return FOLLOW_GRACE_SECS
+        return None if task.status in _TASK_ACTIVE else FOLLOW_GRACE_SECS
 
     async def _flush_local_logs(self) -> None:
         """Lines this node collected are written first, so a read here sees them all."""

@@ -197,14 +197,17 @@ class TaskLogSink:
         return min(5.0, self.flush_secs * 2.0 ** min(self._failures, 6))
 
     def pending(self) -> bool:
-        return bool(self._dirty or self._unsent)
+        """Lines are waiting, or being written now."""
+        return bool(self._dirty or self._unsent or self._flushing.locked())
 
     async def flush(self) -> None:
-        """Write every line collected so far. StoreError when the database fails (the lines
-        are kept for the next try)."""
+        """Write every line collected so far (waiting for a write in flight first).
+        StoreError when the database fails (the lines are kept for the next try)."""
         if not self.pending():
             return
         async with self._flushing:
+            if not (self._dirty or self._unsent):
+                return
             with self._lock:
                 dirty, self._dirty = list(self._dirty.values()), {}
                 self._waiting = 0
