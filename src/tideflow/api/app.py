@@ -16,6 +16,7 @@ from .middleware import UI_PATH, AuthMiddleware, BodyLimitMiddleware
 from .routes.dags import dags_router
 from .routes.health import health_router
 from .routes.instances import instances_router
+from .routes.logs import logs_router
 from .routes.nodes import nodes_router
 from .schemas import DefinitionText, ErrorBody
 
@@ -80,6 +81,9 @@ def create_app(
     install_error_handlers(app)
     views = Views(engine)
     app.include_router(dags_router(engine, views), prefix=API_PREFIX)
+    # before the instances' routes: a task id may hold '/', and '.../tasks/{id}' would
+    # take '.../tasks/{id}/logs' for a task named 'id/logs'
+    app.include_router(logs_router(engine), prefix=API_PREFIX)
     app.include_router(instances_router(engine, views), prefix=API_PREFIX)
     app.include_router(nodes_router(engine), prefix=API_PREFIX)
     app.include_router(health_router(engine, observer))

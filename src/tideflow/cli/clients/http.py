@@ -199,10 +199,18 @@ class HttpClient(Client):
                 if resp.is_error:
                     await resp.aread()
                     raise _error_from(resp)
-                # Server-Sent Events: a line event per "data:" line, comments (":") keep alive
+                # Server-Sent Events: a line per "data:" line, an "end" event once the task
+                # is over; comments (":") keep the stream alive
+                kind = ""
                 async for text in resp.aiter_lines():
-                    if text.startswith("data:"):
+                    if text.startswith("event:"):
+                        kind = text[6:].strip()
+                    elif text.startswith("data:"):
+                        if kind == "end":
+                            return
                         yield json.loads(text[5:])
+                    elif not text:
+                        kind = ""
         except httpx.HTTPError as exc:
             raise UnavailableError(
                 f"lost the log stream of the tideflow server at {self.target}: {exc}"
