@@ -56,6 +56,12 @@ DEFAULT_TABLE_PREFIX = "tf_"
 
 #: every command that opens the database takes these two
 DbOpt = typer.Option(DEFAULT_DB, "--db", envvar="TIDEFLOW_DB", help="Database URL.")
+LogFormatOpt = typer.Option(
+    "text", "--log-format", envvar="TIDEFLOW_LOG_FORMAT",
+    help="How log lines on stderr look: text, or json (one JSON object a line, with the node, "
+    "instance, DAG, task and attempt as keys, for log shippers).",
+)
+
 TablePrefixOpt = typer.Option(
     DEFAULT_TABLE_PREFIX, "--table-prefix", envvar="TIDEFLOW_TABLE_PREFIX",
     help="Prefix of the table names (several deployments can share one database).",

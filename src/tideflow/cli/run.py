@@ -20,6 +20,7 @@ from ..definition.loader import load_dag_file
 from ..definition.model import DagDef
 from ..engine.engine import Engine
 from ..engine.settings import client_node_id
+from ..logformat import use_log_format
 from ..serialize import instance_to_json
 from ..states import InstanceStatus
 from ..store.records import InstanceRecord
@@ -30,6 +31,7 @@ from .common import (
     EXIT_FAILED,
     EXIT_OK,
     DbOpt,
+    LogFormatOpt,
     TablePrefixOpt,
     build_engine,
     cli_errors,
@@ -60,12 +62,14 @@ def run_command(
     no_wait_blocked: bool = typer.Option(
         False, "--no-wait-blocked", help="Exit with code 3 when the instance waits for a person."
     ),
+    log_format: str = LogFormatOpt,
 ) -> None:
     """Register FILE and run one instance of it to its end.
 
     Exit codes: 0 success, 1 failed or canceled, 2 bad definition or arguments,
     3 blocked (with --no-wait-blocked)."""
     with cli_errors():
+        use_log_format(log_format)
         run_vars = parse_kv_pairs(var, what="--var")
         run_tags = parse_kv_pairs(tag, what="--tag")
         engine = build_engine(db, actions=actions, python_allow=python_allow,

@@ -29,8 +29,16 @@ from ..definition.loader import load_dag_file
 from ..definition.model import DagDef
 from ..engine.engine import Engine
 from ..errors import InputError, SchemaError, StoreError
+from ..logformat import use_log_format
 from ..vars import parse_kv_pairs
-from .common import DbOpt, TablePrefixOpt, build_engine, cli_errors, err_console
+from .common import (
+    DbOpt,
+    LogFormatOpt,
+    TablePrefixOpt,
+    build_engine,
+    cli_errors,
+    err_console,
+)
 from .connect import run_to_end
 
 log = logging.getLogger("tideflow.server")
@@ -39,6 +47,7 @@ log = logging.getLogger("tideflow.server")
 def server_command(
     role: str = typer.Option("worker", "--role", help="worker or watcher."),
     db: str = DbOpt,
+    log_format: str = LogFormatOpt,
     table_prefix: str = TablePrefixOpt,
     dags: Path | None = typer.Option(
         None, "--dags",
@@ -75,6 +84,7 @@ def server_command(
     """Run a tideflow node until SIGTERM or SIGINT."""
     logging.getLogger("tideflow").setLevel(logging.INFO)
     with cli_errors():
+        use_log_format(log_format)
         if role not in ("worker", "watcher"):
             raise InputError(f"--role {role!r}: use worker or watcher")
         if concurrency < 1:

@@ -31,11 +31,15 @@ from .waker import Waker
 if TYPE_CHECKING:
     from ..engine.engine import Engine
 
+from ..engine.oplog import IDS_ATTR
+
 log = logging.getLogger("tideflow.cluster")
 
 #: how much of a lease a leader trusts, counted from the moment it asked for it: the lease
 #: ends by the database's clock, which can run a little faster than this node's
 _LEASE_TRUST = 0.8
+#: why a leader steps down when its node stops (logged at INFO: nothing is wrong)
+_STOPPING = "node stopping"
 
 
 class ClusterNode:
@@ -186,7 +190,7 @@ class ClusterNode:
             # no beat may renew the lease once it is released below
             await self._beats.stop(then=self._beat_keeper.close_dedicated())
         self._holds = False
-        await self._step_down("node stopping")
+        await self._step_down(_STOPPING)
         await _stop(self._tasks)
         try:
             if self.lease_token is not None:
@@ -335,7 +339,8 @@ class ClusterNode:
 
     async def _become_leader(self) -> None:
         self.is_leader = True
-        log.warning("leadership: %s is the leader (token %s)", self.node_id, self.lease_token)
+        log.info("leadership: %s is the leader (token %s)", self.node_id, self.lease_token,
+                 extra={IDS_ATTR: {"node": self.node_id}})
         self.engine.emit("leadership_changed", True)
         loop = asyncio.get_running_loop()
         self._load = {}
@@ -352,7 +357,10 @@ class ClusterNode:
         if not self.is_leader:
             return
         self.is_leader = False
-        log.warning("leadership: %s stepped down (%s)", self.node_id, why)
+        # stepping down as the node stops is routine; losing the lease or being replaced is not
+        log.log(logging.INFO if why == _STOPPING else logging.WARNING,
+                "leadership: %s stepped down (%s)", self.node_id, why,
+                extra={IDS_ATTR: {"node": self.node_id}})
         self.engine.emit("leadership_changed", False)
         await _stop(self._leader_tasks)
         self._leader_tasks = []

@@ -22,6 +22,7 @@ from ..outputs import to_output
 from ..states import TaskStatus
 from ..store.records import AttemptRecord, TaskRecord, TraceEntry
 from ..templates import mask_secrets
+from . import oplog
 from .nonretryable import not_retried_because
 from .tasklogs import AttemptLog, ended_line, open_attempt_log
 
@@ -161,8 +162,10 @@ class TaskRun:
             assert policy is not None
             delay = policy.delay(task.attempts, random.random())
             task.status = TaskStatus.RETRYING
-            self._log().engine(f"retrying in {delay:.1f}s: attempt {task.attempts + 1} of "
+            self._log().engine(f"retrying in {delay:.2f}s: attempt {task.attempts + 1} of "
                                f"{policy.max_attempts} next")
+            oplog.retrying(self.runner.rt.node_id, self.runner.inst, task, delay,
+                           policy.max_attempts)
             commits.stage(task=task)
             if self.stop is None and self.cancel_event.is_set():
                 self.cancel_event = asyncio.Event()  # the attempt timed out: a fresh signal
@@ -263,7 +266,8 @@ class TaskRun:
                 if not limit.expired():
                     raise  # the action's own TimeoutError: an ordinary failure
                 self.cancel_event.set()
-                self._end_attempt(TaskStatus.FAILED, f"timed out after {timeout:g}s")
+                self._end_attempt(TaskStatus.FAILED, f"timed out after {timeout:g}s",
+                                  timed_out=True)
             finally:
                 rt.executor.running -= 1
         except BlockTask as blk:
@@ -404,7 +408,8 @@ class TaskRun:
             rt.observers.emit("task_started", self.runner.inst, task,
                               self.began_at - self.ready_at)
 
-    def _end_attempt(self, status: TaskStatus, reason: str | None, *, final: bool = True) -> None:
+    def _end_attempt(self, status: TaskStatus, reason: str | None, *, final: bool = True,
+                     timed_out: bool = False) -> None:
         task = self.task
         now = utcnow()
         if reason is not None:
@@ -420,6 +425,8 @@ class TaskRun:
                 last.reason = reason
                 last.ended_at = now
                 self._log().engine(ended_line(last.attempt, status, reason))
+                oplog.attempt_ended(self.runner.rt.node_id, self.runner.inst, task,
+                                    last.attempt, status, reason, timed_out=timed_out)
                 observers = self.runner.rt.observers
                 if observers:
                     observers.emit("task_finished", self.runner.inst, task,

@@ -22,7 +22,7 @@ from ..errors import InvalidStateError, NotFoundError, WriteRefusedError
 from ..redact import LOG_REDACTOR, secret_forms
 from ..states import InstanceStatus, TaskStatus
 from ..store.records import InstanceRecord, TaskRecord
-from . import approvals, compensation
+from . import approvals, compensation, oplog
 from .approvals import Decision
 from .attempt import Resume, StopRequest, TaskRun
 from .compiled import CompiledDag
@@ -382,6 +382,7 @@ class InstanceRunner:
                 log.error("gave up storing instance %s: %s", self.inst.id, again.message)
         self.inst.ended_at = now
         self._set_status(status, reason)
+        oplog.instance_ended(self.rt.node_id, self.inst, status, reason)
         self._on_end(self)
         self.closed.set()
         self._notify()
