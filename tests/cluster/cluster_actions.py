@@ -62,7 +62,8 @@ _keeper_lock: asyncio.Lock | None = None
 
 
 async def _shared_keeper() -> Any:
-    """This process's own store on the cluster's database (one per process, opened once)."""
+    """This process's own Keeper: a store on the cluster's database, or on etcd when the
+    cluster keeps its leases there (one per process, opened once)."""
     global _keeper, _keeper_lock
     if _keeper_lock is None:
         _keeper_lock = asyncio.Lock()
@@ -72,7 +73,15 @@ async def _shared_keeper() -> Any:
 
             store = make_store(os.environ["TIDEFLOW_TEST_DB"])
             await store.open(migrate=False)
-            _keeper = store
+            if os.environ.get("TIDEFLOW_TEST_KEEPER"):
+                from tideflow.cluster.etcd import make_keeper
+
+                etcd = make_keeper(os.environ["TIDEFLOW_TEST_KEEPER"], store,
+                                   table_prefix="tf_")
+                await etcd.open()
+                _keeper = etcd
+            else:
+                _keeper = store
     return _keeper
 
 

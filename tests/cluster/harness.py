@@ -21,8 +21,11 @@ REPO = HERE.parents[1]
 
 
 class Cluster:
-    def __init__(self, db_url: str, tmp: Path, *, unhealthy_secs: float = 3.0) -> None:
+    def __init__(self, db_url: str, tmp: Path, *, unhealthy_secs: float = 3.0,
+                 keeper: str | None = None) -> None:
         self.db_url = db_url
+        #: the nodes' --keeper (etcd://...), None: the database
+        self.keeper = keeper
         self.tmp = tmp
         self.exec_log = tmp / "exec.log"
         self.unhealthy_secs = unhealthy_secs
@@ -39,12 +42,14 @@ class Cluster:
             "TIDEFLOW_TEST_NODE": node_id,
             # for actions that use the cluster's database themselves (the mutex workload)
             "TIDEFLOW_TEST_DB": self.db_url,
+            "TIDEFLOW_TEST_KEEPER": self.keeper or "",
         }
         cmd = [sys.executable, "-m", "tideflow.cli.main", "server", "--role", role,
                "--db", self.db_url, "--node-id", node_id, "--dags", str(HERE / "dags"),
                "--actions", "cluster_actions",
                "--unhealthy-secs", str(self.unhealthy_secs),
-               "--heartbeat-secs", str(self.unhealthy_secs / 5), *extra]
+               "--heartbeat-secs", str(self.unhealthy_secs / 5),
+               *(["--keeper", self.keeper] if self.keeper else []), *extra]
         with open(log, "ab") as out:
             proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.procs[node_id] = proc
@@ -71,7 +76,7 @@ class Cluster:
 
     def client(self) -> Engine:
         """An in-process watcher: submits and observes, never executes or leads."""
-        return Engine.from_url(self.db_url, settings=EngineSettings(
+        return Engine.from_url(self.db_url, keeper=self.keeper, settings=EngineSettings(
             node_id=f"client-{os.getpid()}",
             cluster=ClusterSettings(role="watcher", unhealthy_secs=self.unhealthy_secs,
                                     heartbeat_secs=self.unhealthy_secs / 5),

@@ -62,6 +62,13 @@ LogFormatOpt = typer.Option(
     "instance, DAG, task and attempt as keys, for log shippers).",
 )
 
+#: where a cluster's membership, leader election and mutexes live, when not in the database
+KEEPER_ENV = "TIDEFLOW_KEEPER"
+KeeperOpt = typer.Option(
+    None, "--keeper", envvar=KEEPER_ENV,
+    help="Keep membership, leader election and mutexes in etcd (etcd://host:2379[,host:2379]"
+    "[/path]) rather than the database, which must then be MariaDB, MySQL or PostgreSQL.",
+)
 TablePrefixOpt = typer.Option(
     DEFAULT_TABLE_PREFIX, "--table-prefix", envvar="TIDEFLOW_TABLE_PREFIX",
     help="Prefix of the table names (several deployments can share one database).",
@@ -140,6 +147,7 @@ def build_engine(
     recover: bool = False,
     concurrency: int = 1000,
     table_prefix: str = DEFAULT_TABLE_PREFIX,
+    keeper: str | None = None,
     **settings_kwargs: Any,
 ) -> Engine:
     registry = ActionRegistry()
@@ -151,4 +159,4 @@ def build_engine(
         table_prefix=table_prefix,
         **settings_kwargs,
     )
-    return Engine.from_url(db, actions=registry, settings=settings)
+    return Engine.from_url(db, actions=registry, settings=settings, keeper=keeper or None)

@@ -33,6 +33,7 @@ from ..logformat import use_log_format
 from ..vars import parse_kv_pairs
 from .common import (
     DbOpt,
+    KeeperOpt,
     LogFormatOpt,
     TablePrefixOpt,
     build_engine,
@@ -48,6 +49,7 @@ def server_command(
     role: str = typer.Option("worker", "--role", help="worker or watcher."),
     db: str = DbOpt,
     log_format: str = LogFormatOpt,
+    keeper: str | None = KeeperOpt,
     table_prefix: str = TablePrefixOpt,
     dags: Path | None = typer.Option(
         None, "--dags",
@@ -104,7 +106,7 @@ def server_command(
         engine = build_engine(db, actions=actions, python_allow=python_allow,
                               concurrency=concurrency, recover=True, cluster=cluster,
                               labels=node_labels, node_id=node_id or "",
-                              table_prefix=table_prefix)
+                              table_prefix=table_prefix, keeper=keeper)
         run_to_end(_serve(engine, dags, http, token_file, token_env, metrics_names))
 
 

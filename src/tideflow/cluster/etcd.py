@@ -361,6 +361,9 @@ class EtcdKeeper(ExternalKeeper):
             created = replies[1][0][1]
             lease = _lease(name, value, created.create_revision,
                            asked + timedelta(seconds=ttl))
+            # taken once the key was created, not when asked: a predecessor's key was gone by
+            # then, so its end (which errs early) lies before this
+            lease.acquired_at = utcnow()
             return await self._fenced(lease, ttl_secs)
         return None
 

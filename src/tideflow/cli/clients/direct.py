@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ...errors import InvalidStateError
 from ...serialize import applied_dag_json, dag_to_json, node_to_json
 from ...store.records import InstanceRecord
 from ...views import Views
-from ..common import build_engine
+from ..common import KEEPER_ENV, build_engine
 from .base import Client, InstanceQuery, Json
 
 log = logging.getLogger("tideflow.cli")
@@ -46,8 +47,11 @@ class DirectClient(Client):
         self._views: Views | None = None
 
     async def open(self) -> None:
+        # the client joins as a watcher where the servers keep their membership: with
+        # TIDEFLOW_KEEPER, in etcd (it must see the workers to leave runs to them)
         engine = build_engine(self._db, actions=self._actions, recover=False,
                               table_prefix=self._table_prefix,
+                              keeper=os.environ.get(KEEPER_ENV),
                               cluster=ClusterSettings(role="watcher"),
                               node_id=client_node_id())
         await engine.start()
