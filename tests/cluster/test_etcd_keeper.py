@@ -90,3 +90,16 @@ async def test_unreachable_etcd_is_a_store_error_naming_it() -> None:
             await keeper.get_node("n1")
     finally:
         await keeper.close()
+
+
+def test_server_refuses_sqlite_with_etcd(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "one.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "tideflow.cli.main", "server", "--db", f"sqlite:///{db}",
+         "--keeper", "etcd://127.0.0.1:2379"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "needs a database every node shares" in done.stderr
+    assert not db.exists()
