@@ -64,6 +64,23 @@ def test_operator_log_as_json_lines(cli: Cli) -> None:
     missing = cli.run("ins", "logs", iid, "nope")
     assert missing.returncode != 0 and "has no task 'nope'" in missing.stderr
 
+    # ins show: each task's reason, attempts with their reasons, and its last log lines
+    shown = cli.run("ins", "show", iid, "--lines", "3")
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    boom = text[text.index("task boom: failed (2 attempts)"):text.index("task slow:")]
+    assert "  reason: exit code 3 (nothing on stderr)" in boom
+    attempts = [x for x in boom.splitlines() if x.startswith("  attempt ")]
+    assert [x.split()[1:3] for x in attempts] == [["1", "failed"], ["2", "failed"]]
+    assert all(x.endswith(": exit code 3 (nothing on stderr)") for x in attempts)
+    last = boom.split("last log lines:")[1].strip().splitlines()
+    assert len(last) == 3 and last[-2].endswith("#2 stdout trying")
+    assert "attempt 1  failed" in text[text.index("task slow:"):]
+    assert "timed out after 1s" in text[text.index("task slow:"):]
+    # --json keeps its shape
+    as_json = cli.as_json(cli.run("ins", "show", iid, "--json"))
+    assert as_json["tasks"][0]["attemptHistory"][0]["reason"] == "exit code 3 (nothing on stderr)"
+
 
 def test_bad_log_format_is_refused(cli: Cli) -> None:
     path = cli.write("flaky.yaml", FLAKY)

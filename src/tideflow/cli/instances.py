@@ -13,13 +13,19 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from ..errors import InputError
+from ..errors import InputError, NotFoundError
 from ..vars import parse_kv_pairs
 from .clients import Client, InstanceQuery
 from .common import TablePrefixOpt, err_console
 from .connect import ActionsOpt, DbOpt, JsonOpt, ServerOpt, with_client
 from .logs import logs
-from .render import instance_detail, instances_table, out_console, print_json
+from .render import (
+    instance_detail,
+    instance_report,
+    instances_table,
+    out_console,
+    print_json,
+)
 from .watch import exit_code_of, follow
 
 ins_app = typer.Typer(help="DAG instances.", no_args_is_help=True)
@@ -81,14 +87,35 @@ def list_instances(
 
 @ins_app.command("show")
 def show(instance_id: str, server: str | None = ServerOpt, db: str = DbOpt,
-         table_prefix: str = TablePrefixOpt, as_json: bool = JsonOpt) -> None:
-    """Show one instance with its tasks."""
-    inst = with_client(server, db, lambda c: c.get_instance(instance_id),
-                       table_prefix=table_prefix)
+         table_prefix: str = TablePrefixOpt, as_json: bool = JsonOpt,
+         lines: int = typer.Option(5, "--lines", "-n", min=0, max=1000,
+                                   help="Last log lines shown per task (0: none).")) -> None:
+    """Show one instance: its tasks, then each task's reason, output, attempts (with their
+    reasons) and last log lines."""
+
+    async def go(c: Client) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+        inst = await c.get_instance(instance_id)
+        tails: dict[str, list[dict[str, Any]]] = {}
+        if not as_json and lines:
+            for t in inst.get("tasks") or []:
+                if t.get("attempts"):
+                    tails[t["taskId"]] = await _tail(c, instance_id, t["taskId"], lines)
+        return inst, tails
+
+    inst, tails = with_client(server, db, go, table_prefix=table_prefix)
     if as_json:
         print_json(inst)
     else:
-        instance_detail(out_console(), inst)
+        instance_report(out_console(), inst, tails)
+
+
+async def _tail(c: Client, instance_id: str, task_id: str, lines: int) -> list[dict[str, Any]]:
+    try:
+        page = await c.task_logs(instance_id, task_id, attempt=None, after=None, tail=lines)
+    except NotFoundError:
+        return []  # a server without task logs, or the task is gone: the rest still shows
+    found: list[dict[str, Any]] = page["lines"]
+    return found
 
 
 @ins_app.command("watch")

@@ -125,13 +125,13 @@ def instances_table(console: Console, items: list[Json]) -> None:
     console.print(table)
 
 
-def instance_detail(console: Console, inst: Json) -> None:
+def instance_detail(console: Console, inst: Json, *, outputs_shown: bool = True) -> None:
     summary(console, instance_from_json(inst))
     for label, key in (("vars", "vars"), ("tags", "tags"), ("share data", "shareData")):
         if inst.get(key):
             console.print(Text(f"{label}: {_kv(inst[key])}", style="dim"), highlight=False)
     outputs = [(t["taskId"], t["output"]) for t in inst.get("tasks") or []
-               if t.get("output") is not None]
+               if t.get("output") is not None and outputs_shown]
     if outputs:
         console.print(Text("outputs:", style="dim"))
         for task_id, output in outputs:
@@ -139,6 +139,58 @@ def instance_detail(console: Console, inst: Json) -> None:
             if len(text) > _OUTPUT_SHOWN:  # --json has it whole
                 text = text[: _OUTPUT_SHOWN - 3] + "..."
             console.print(Text(f"  {task_id}: {text}", style="dim"), highlight=False)
+
+
+def instance_report(console: Console, inst: Json, tails: dict[str, list[Json]]) -> None:
+    """``ins show``: the summary, then each task that ran: its output, reason, every attempt
+    with its own reason, and the last lines of its log (``tails``, by task id)."""
+    instance_detail(console, inst, outputs_shown=False)
+    for t in inst.get("tasks") or []:
+        history = t.get("attemptHistory") or []
+        tail = tails.get(t["taskId"]) or []
+        if not (history or t.get("output") is not None or t.get("reason") or tail):
+            continue
+        head = Text(f"\ntask {t['taskId']}: ", style="bold")
+        head.append(t["status"], style=_STYLE.get(t["status"], ""))
+        if t.get("attempts"):
+            head.append(f" ({t['attempts']} attempt{'s' if t['attempts'] != 1 else ''})",
+                        style="dim")
+        console.print(head, highlight=False)
+        if t.get("reason"):
+            console.print(Text(f"  reason: {t['reason']}"), highlight=False)
+        if t.get("output") is not None:
+            text = json.dumps(t["output"], ensure_ascii=False)
+            if len(text) > _OUTPUT_SHOWN:
+                text = text[: _OUTPUT_SHOWN - 3] + "..."
+            console.print(Text(f"  output: {text}"), highlight=False)
+        for a in history:
+            line = Text(f"  attempt {a['attempt']}  ")
+            line.append(f"{a['status']:<8}", style=_STYLE.get(a["status"], ""))
+            line.append(f" {_when(a.get('startedAt'))}", style="dim")
+            seconds = _seconds(a.get("startedAt"), a.get("endedAt"))
+            if seconds is not None:
+                line.append(f" ({seconds:.1f}s)", style="dim")
+            if a.get("worker"):
+                line.append(f" on {a['worker']}", style="dim")
+            if a.get("reason"):
+                line.append(f": {a['reason']}")
+            console.print(line, highlight=False)
+        if tail:
+            console.print(Text("  last log lines:", style="dim"))
+            for x in tail:
+                label = x.get("level") if x.get("stream") == "log" else x.get("stream")
+                when = str(x.get("time") or "")[11:23]
+                console.print(Text(f"    {when} #{x.get('attempt')} {label} {x.get('text')}"),
+                              highlight=False)
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    try:
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except ValueError:
+        return None
 
 
 def nodes_table(console: Console, nodes: list[Json]) -> None:
