@@ -24,3 +24,12 @@ def require_modules(what: str, modules: tuple[str, ...], install: str) -> None:
 def require_server_extra(what: str) -> None:
     """The HTTP API and the metrics need the ``server`` extra."""
     require_modules(what, ("fastapi", "uvicorn", "prometheus_client"), SERVER_EXTRA)
+
+
+OTEL_EXTRA = "pip install 'tideflow[otel]'"
+
+
+def require_otel_extra(what: str) -> None:
+    """Traces need the ``otel`` extra (the OpenTelemetry SDK and its OTLP/HTTP exporter)."""
+    require_modules(what, ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
+                    OTEL_EXTRA)

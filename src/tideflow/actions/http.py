@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from ..errors import ActionError
 from ..limits import show_bytes
 from ..outputs import strict_json
+from ..tracing import propagation_headers
 from ._paramtypes import PARAMS_CONFIG, WeakStr
 from .base import ActionContext
 
@@ -22,6 +23,16 @@ _METHOD = re.compile(r"^[A-Z]+$")
 _BODY_PREVIEW = 300
 #: the largest body kept in the task's output (larger ones are left out, and traced)
 OUTPUT_BODY_LIMIT = 256 * 1024
+
+
+def _with_trace(headers: dict[str, str]) -> dict[str, str]:
+    """The request's headers plus the attempt's ``traceparent`` when it is traced, so the
+    called service continues the trace; a trace header given in params wins."""
+    extra = propagation_headers()
+    if not extra:
+        return headers
+    given = {k.lower() for k in headers}
+    return {**{k: v for k, v in extra.items() if k.lower() not in given}, **headers}
 
 
 class HttpParams(BaseModel):
@@ -132,7 +143,7 @@ class HttpAction:
             async with self._get_client().stream(
                 params.method,
                 params.url,
-                headers=params.headers,
+                headers=_with_trace(params.headers),
                 params=params.query,
                 json=params.json_body,
                 content=params.body,

@@ -69,6 +69,12 @@ KeeperOpt = typer.Option(
     help="Keep membership, leader election and mutexes in etcd (etcd://host:2379[,host:2379]"
     "[/path]) rather than the database, which must then be MariaDB, MySQL or PostgreSQL.",
 )
+OtelOpt = typer.Option(
+    None, "--otel/--no-otel",
+    help="OpenTelemetry traces of the runs, sent with OTLP over HTTP (needs tideflow[otel]) "
+    "[default: on when OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT is set].",
+    show_default=False,
+)
 TablePrefixOpt = typer.Option(
     DEFAULT_TABLE_PREFIX, "--table-prefix", envvar="TIDEFLOW_TABLE_PREFIX",
     help="Prefix of the table names (several deployments can share one database).",

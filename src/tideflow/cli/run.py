@@ -32,6 +32,7 @@ from .common import (
     EXIT_OK,
     DbOpt,
     LogFormatOpt,
+    OtelOpt,
     TablePrefixOpt,
     build_engine,
     cli_errors,
@@ -63,6 +64,7 @@ def run_command(
         False, "--no-wait-blocked", help="Exit with code 3 when the instance waits for a person."
     ),
     log_format: str = LogFormatOpt,
+    otel: bool | None = OtelOpt,
 ) -> None:
     """Register FILE and run one instance of it to its end.
 
@@ -73,7 +75,7 @@ def run_command(
         run_vars = parse_kv_pairs(var, what="--var")
         run_tags = parse_kv_pairs(tag, what="--tag")
         engine = build_engine(db, actions=actions, python_allow=python_allow,
-                              table_prefix=table_prefix, node_id=client_node_id())
+                              table_prefix=table_prefix, node_id=client_node_id(), otel=otel)
         # the run uses this process's actions: an unknown one is listed with every other
         # problem of the file, not found only after the others are fixed
         dag = load_dag_file(file, known_actions=engine.actions.names())

@@ -35,6 +35,7 @@ from .common import (
     DbOpt,
     KeeperOpt,
     LogFormatOpt,
+    OtelOpt,
     TablePrefixOpt,
     build_engine,
     cli_errors,
@@ -82,6 +83,7 @@ def server_command(
         None, "--lease-secs",
         help=f"The leader's lease: a dead leader is replaced within it [default: "
              f"{DEFAULT_LEASE_SECS:g}, or --unhealthy-secs if smaller].", show_default=False),
+    otel: bool | None = OtelOpt,
 ) -> None:
     """Run a tideflow node until SIGTERM or SIGINT."""
     logging.getLogger("tideflow").setLevel(logging.INFO)
@@ -106,7 +108,7 @@ def server_command(
         engine = build_engine(db, actions=actions, python_allow=python_allow,
                               concurrency=concurrency, recover=True, cluster=cluster,
                               labels=node_labels, node_id=node_id or "",
-                              table_prefix=table_prefix, keeper=keeper)
+                              table_prefix=table_prefix, keeper=keeper, otel=otel)
         run_to_end(_serve(engine, dags, http, token_file, token_env, metrics_names))
 
 

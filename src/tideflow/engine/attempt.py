@@ -247,7 +247,7 @@ class TaskRun:
             self._trace_open = True
             limit = asyncio.timeout(timeout)
             try:
-                async with limit:
+                async with limit, rt.observers.attempt_scope(inst, task):
                     if not resume_after:
                         if self.retried and spec.retry_before is not None:
                             await rt.executor.call(spec.retry_before, ctx, params)

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from ..cluster.node import ClusterNode
     from ..cluster.settings import ClusterSettings
     from ..cluster.waker import Waker
+    from ..tracing.otel import TracingObserver
 
 log = logging.getLogger("tideflow.engine")
 
@@ -131,6 +132,8 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
         self._incarnation = uuid.uuid4().hex
         self._started_at: datetime | None = None
         self._observers = Observers()
+        #: the tracing observer the engine added itself (settings.otel, OTEL_*)
+        self._tracing: TracingObserver | None = None
         self._compiled: dict[tuple[str, int], CompiledDag] = {}
         #: reading, checking and compiling definitions, off the event loop
         self.definitions = DefinitionWork()
@@ -236,6 +239,7 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
             task_logs=task_logs,
         )
         self._started = True
+        self._start_tracing()
         if self.settings.cluster is not None:
             await self._start_cluster(self.settings.cluster)
             return
@@ -269,6 +273,28 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
                 self._command_loop(), name="tideflow-commands"
             )
         )
+
+    def _start_tracing(self) -> None:
+        from ..tracing import tracing_wanted
+
+        if self._tracing is None and tracing_wanted(self.settings.otel, os.environ):
+            self.enable_tracing()
+
+    def enable_tracing(self, tracer_provider: Any = None) -> None:
+        """Trace this engine's instances and attempts with OpenTelemetry (the ``otel``
+        extra): to ``tracer_provider``, else to the global provider when the application set
+        one, else to a provider built from the ``OTEL_*`` environment variables (OTLP over
+        HTTP), which close() flushes. An engine also turns tracing on by itself at start
+        when ``settings.otel`` or those variables say so."""
+        if self._tracing is not None:
+            raise InputError("tracing is on already")
+        from ..extras import require_otel_extra
+
+        require_otel_extra("tracing (settings.otel or the OTEL_* environment variables)")
+        from ..tracing.otel import TracingObserver
+
+        self._tracing = TracingObserver(self.node_id, tracer_provider)
+        self._observers.add(self._tracing)
 
     async def _start_cluster(self, cluster: ClusterSettings) -> None:
         from ..cluster.keeper import Keeper
@@ -345,6 +371,9 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
             # leaving the node list hands this node's instances to the leader's WatchDog now
             await cluster.close()
         rt.executor.shutdown()
+        if self._tracing is not None:
+            # flushes the spans still batched: off the loop, as it may wait on the network
+            await asyncio.to_thread(self._tracing.close)
         await self._close_actions()
         if self.external_keeper is not None:
             await self.external_keeper.close()
@@ -414,9 +443,13 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
         trigger: str = Trigger.MANUAL,
         priority: int = 0,
         idempotency_key: str | None = None,
+        trace_parent: str | None = None,
     ) -> InstanceRecord:
         """Start an instance of the newest version of ``dag_id``. With ``wait`` (seconds),
         return once it is final or waits for a person, or the time is up.
+
+        ``trace_parent``: a W3C ``traceparent`` whose trace the run continues (an invalid one
+        is ignored); when tracing is on and none is given, the span current in the caller.
 
         With ``idempotency_key``, a run of the same DAG submitted again with the same key (from
         any process, also concurrently) returns the instance the first one created."""
@@ -452,6 +485,7 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
             )
         inst = self._new_instance(record, run_vars, run_tags, run_selector, str(trigger),
                                   priority, idempotency_key)
+        inst.trace_parent = self._trace_parent(trace_parent)
         held = self._over_limit(record.definition)
         if held:
             inst.status = InstanceStatus.INIT
@@ -491,6 +525,13 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
                                 inst.id, exc)
                 delay = min(5.0, 0.05 * 2 ** min(failures, 10)) * (0.5 + random.random() / 2)
                 await asyncio.sleep(delay)
+
+    def _trace_parent(self, given: str | None) -> str | None:
+        from ..tracing import parse_traceparent
+
+        if given is not None:
+            return parse_traceparent(given)
+        return self._tracing.current_parent() if self._tracing is not None else None
 
     def _new_instance(
         self,

@@ -6,7 +6,9 @@ and ignored."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -33,6 +35,11 @@ class EngineObserver(Protocol):
 
     def leadership_changed(self, is_leader: bool) -> None: ...
 
+    def attempt_scope(self, inst: InstanceRecord, task: TaskRecord
+                      ) -> AbstractAsyncContextManager[None] | None:
+        """What the action's calls of this attempt run inside (the attempt's trace span made
+        current), or None."""
+
 
 class Observers:
     """The observers of one engine, called safely."""
@@ -58,3 +65,34 @@ class Observers:
                 fn(*args)
             except Exception:  # an observer must not break the engine
                 log.exception("observer %r failed in %s", obs, method)
+
+    def attempt_scope(self, inst: InstanceRecord, task: TaskRecord
+                      ) -> AbstractAsyncContextManager[Any]:
+        """The observers' scopes of one attempt, entered together."""
+        scopes = []
+        for obs in self._items:
+            fn = getattr(obs, "attempt_scope", None)
+            if fn is None:
+                continue
+            try:
+                scope = fn(inst, task)
+            except Exception:
+                log.exception("observer %r failed in attempt_scope", obs)
+                continue
+            if scope is not None:
+                scopes.append(scope)
+        if not scopes:
+            return contextlib.nullcontext()
+        return _Scopes(scopes)
+
+
+class _Scopes(AsyncExitStack):
+    def __init__(self, scopes: list[AbstractAsyncContextManager[None]]) -> None:
+        super().__init__()
+        self._scopes = scopes
+
+    async def __aenter__(self) -> _Scopes:
+        await super().__aenter__()
+        for scope in self._scopes:
+            await self.enter_async_context(scope)
+        return self

@@ -89,6 +89,9 @@ class EngineSettings:
     task_log_flush_secs: float = 0.2
     #: labels of this worker, matched against a run's selector
     labels: dict[str, str] = field(default_factory=dict)
+    #: OpenTelemetry traces (the ``otel`` extra): True on, False off, None as the standard
+    #: ``OTEL_*`` environment variables say (on when an exporter or an OTLP endpoint is set)
+    otel: bool | None = None
 
     def limits(self) -> Limits:
         """The size limits above, checked (an invalid one raises InputError)."""

@@ -108,6 +108,8 @@ class InstanceRecord:
     cron_tick: datetime | None = None
     #: None, or running | done | failed once its compensation began (saga)
     compensation: str | None = None
+    #: the W3C ``traceparent`` of the trace the run continues (a traced request started it)
+    trace_parent: str | None = None
     #: tasks, when read with them
     tasks: list[TaskRecord] = field(default_factory=list)
 

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ...definition.loader import API_BODY, load_dag_dict, load_dag_text, read_definition_text
@@ -182,7 +182,9 @@ def dags_router(engine: Engine, views: Views) -> APIRouter:
         "ends or waits for a person, or the time is up.",
         responses=errors_for(400, 404, 409),
     )
-    async def run_dag(dag_id: str, body: RunRequest | None = None) -> JSONResponse:
+    async def run_dag(dag_id: str, body: RunRequest | None = None,
+                      traceparent: str | None = Header(
+                          None, include_in_schema=False)) -> JSONResponse:
         body = body or RunRequest.model_validate({})
         inst = await engine.run_dag(
             dag_id,
@@ -192,6 +194,8 @@ def dags_router(engine: Engine, views: Views) -> APIRouter:
             wait=body.wait or None,
             priority=body.priority,
             idempotency_key=body.idempotencyKey,
+            # a traced caller's run continues its trace (an invalid header is ignored)
+            trace_parent=traceparent,
         )
         return JSONResponse(await views.instance(inst), status_code=201)
 
