@@ -189,6 +189,7 @@ def instance_row(i: InstanceRecord) -> dict[str, Any]:
         created_at=i.created_at,
         idempotency_key=i.idempotency_key,
         cron_tick=i.cron_tick,
+        trace_parent=i.trace_parent,
     )
     return values
 
@@ -217,5 +218,6 @@ def instance_from_row(
         priority=row.priority,
         idempotency_key=row.idempotency_key,
         cron_tick=row.cron_tick,
+        trace_parent=row.trace_parent,
         tasks=list(tasks),
     )

@@ -145,6 +145,8 @@ def build_tables(prefix: str = "tf_") -> Tables:
         sa.Column("cron_tick", UtcDateTime, nullable=True),
         # running | done | failed once the instance's compensation began, else NULL
         sa.Column("compensation", sa.String(STATUS_LEN), nullable=True),
+        # the W3C traceparent of the trace the run continues, else NULL
+        sa.Column("trace_parent", sa.String(64), nullable=True),
         sa.Index(f"{p}dag_instances_status_idx", "status"),
         sa.Index(f"{p}dag_instances_dag_created_idx", "dag_id", "created_at"),
         sa.Index(f"{p}dag_instances_worker_status_idx", "worker", "status"),
