@@ -124,6 +124,7 @@ class Greet:
 
     def run(self, ctx: ActionContext, params: Greeting) -> str:
         ctx.trace(f"greeting {params.name}")
+        ctx.log.info("greeting %s %d times", params.name, params.times)
         ctx.share_data["greeted"] = params.name
         return " ".join([f"hello {params.name} in {ctx.vars['region']}"] * params.times)
 
@@ -137,6 +138,7 @@ async def test_make_context_runs_an_action_without_an_engine() -> None:
     out = await run_action(Greet(), ctx)
     assert out == "hello ada in eu hello ada in eu"  # "2" weakly typed to 2, as the engine does
     assert ctx.traces == ["retrying", "greeting ada"]  # attempt 2: retry_before ran
+    assert ctx.logs == [("INFO", "greeting ada 2 times")]
     assert ctx.written == ["greeted"]
     assert dict(ctx.share_data) == {"seen": "x", "greeted": "ada"}
     assert ctx.attempt == 2

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..actions.base import ActionContext, ActionSpec, ShareData
+from ..actions.tasklog import TaskLogger
 from ..clock import Clock
 from ..limits import Limits
 
@@ -16,7 +17,7 @@ from ..limits import Limits
 @dataclass
 class TestContext(ActionContext):
     """An :class:`~tideflow.ActionContext` that keeps what the action did: its trace lines,
-    the share-data keys it wrote, and the params it is meant to run with."""
+    its log lines, the share-data keys it wrote, and the params it is meant to run with."""
 
     __test__ = False  # not a pytest test class
 
@@ -26,6 +27,8 @@ class TestContext(ActionContext):
     traces: list[str] = field(default_factory=list)
     #: the share-data keys written, in order (a key written twice shows twice)
     written: list[str] = field(default_factory=list)
+    #: every ``ctx.log`` line as (level name, text), in order
+    logs: list[tuple[str, str]] = field(default_factory=list)
 
     def cancel(self) -> None:
         """Signal cancellation, as a cancel command or a timeout would."""
@@ -54,6 +57,7 @@ def make_context(
     sleeps on (a :class:`~tideflow.testing.SkippingClock` makes it instant)."""
     traces: list[str] = []
     written: list[str] = []
+    logs: list[tuple[str, str]] = []
     limits = limits or Limits()
     return TestContext(
         dag_id=dag_id,
@@ -68,10 +72,12 @@ def make_context(
         limits=limits,
         decision=dict(decision) if decision is not None else None,
         clock=clock or Clock(),
+        log=TaskLogger(lambda stream, text, level: logs.append((level or "", text))),
         _trace=lambda message, flush: traces.append(message),
         params=params,
         traces=traces,
         written=written,
+        logs=logs,
     )
 
 
