@@ -123,6 +123,11 @@ def provider_from_env(service_name: str, env: Mapping[str, str] | None = None
     )
 
     env = os.environ if env is None else env
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip().lower()
+    if protocol != "http/protobuf":
+        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL %r: tideflow exports OTLP over HTTP with "
+                    "protobuf only (port 4318 on a collector)", protocol)
     resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or service_name})
     resource = resource.merge(OTELResourceDetector().detect())
     provider = TracerProvider(resource=resource)
