@@ -17,6 +17,10 @@ scaleout  (with --workload scaleout; MySQL/PostgreSQL) W1 on 1 and on 3 `tideflo
 failover  (with --workload failover; MySQL/PostgreSQL) 3 worker processes, the leader
           SIGKILLed: seconds until the new leader dispatches a run submitted right after
 
+--task-logs off|on (repeatable, to compare: the modes take turns within each repeat): task
+logs kept (the default) or not (EngineSettings(task_logs=False)); --log-lines N: each no-op
+task of W1 and W2 also writes N lines with ctx.log (docs/logs.md).
+
 Each workload runs on a fresh database; the table shows the median of the repeats with the
 min and max, and the results are also written as JSON.
 """
@@ -118,19 +122,23 @@ async def pg_commits(name: str) -> int:
 
 
 # -- workloads ---------------------------------------------------------------------------------
-def registry(stamps: list[float] | None = None) -> ActionRegistry:
+def registry(stamps: list[float] | None = None, lines: int = 0) -> ActionRegistry:
     reg = ActionRegistry()
 
     async def noop(ctx: ActionContext, params: Any) -> None:
         if stamps is not None:
             stamps.append(time.perf_counter())
+        for i in range(lines):
+            ctx.log.info("step %d of %d: working on %s", i + 1, lines, ctx.task_id)
 
     reg.add_function("noop", noop)
     return reg
 
 
-def engine_for(url: str, reg: ActionRegistry) -> Engine:
-    return Engine.from_url(url, actions=reg, settings=EngineSettings(node_id="bench"))
+def engine_for(url: str, reg: ActionRegistry, size: dict[str, int] | None = None) -> Engine:
+    logs = bool((size or {}).get("task_logs", 1))
+    return Engine.from_url(url, actions=reg, settings=EngineSettings(node_id="bench",
+                                                                     task_logs=logs))
 
 
 def _t(tid: str, deps: list[str] | None = None, action: str = "noop",
@@ -149,16 +157,20 @@ async def w1(url: str, size: dict[str, int]) -> dict[str, float]:
     # processes reported their statistics when their connections closed
     name = url.rsplit("/", 1)[1]
     before = await pg_commits(name) if pg else 0
-    async with engine_for(url, registry()) as eng:
+    async with engine_for(url, registry(lines=size.get("log_lines", 0)), size) as eng:
         start = time.perf_counter()
+        cpu = time.process_time()
         insts = await asyncio.gather(*[eng.run_dag("w1") for _ in range(runs)])
         done = await asyncio.gather(*[eng.wait_for(i.id, settled=False) for i in insts])
         wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         assert all(d.status == InstanceStatus.SUCCESS for d in done)
         stats = eng.stats
     tasks = runs * 10
+    # CPU time of this process per task: what the engine itself costs, which a busy machine
+    # blurs less than the wall clock
     out = {"runs_per_s": runs / wall, "tasks_per_s": tasks / wall, "wall_s": wall,
-           "flushes_per_task": stats["flushes"] / tasks}
+           "flushes_per_task": stats["flushes"] / tasks, "cpu_us_per_task": cpu / tasks * 1e6}
     if pg:
         await asyncio.sleep(0.3)
         # every transaction of the second engine, its start and close included
@@ -169,17 +181,20 @@ async def w1(url: str, size: dict[str, int]) -> dict[str, float]:
 async def w2(url: str, size: dict[str, int]) -> dict[str, float]:
     stamps: list[float] = []
     steps: list[float] = []
-    async with engine_for(url, registry(stamps)) as eng:
+    async with engine_for(url, registry(stamps, lines=size.get("log_lines", 0)), size) as eng:
         chain = [_t("s0")] + [_t(f"s{i}", [f"s{i - 1}"]) for i in range(1, 20)]
         await eng.register_dag({"id": "w2", "tasks": chain})
+        cpu = time.process_time()
         for _ in range(size["w2_runs"]):
             stamps.clear()
             inst = await eng.run_dag("w2")
             await eng.wait_for(inst.id, settled=False)
             steps.extend((b - a) * 1000 for a, b in zip(stamps, stamps[1:], strict=False))
+        cpu = time.process_time() - cpu
     steps.sort()
     return {"p50_ms": statistics.median(steps),
-            "p99_ms": steps[min(len(steps) - 1, int(len(steps) * 0.99))]}
+            "p99_ms": steps[min(len(steps) - 1, int(len(steps) * 0.99))],
+            "cpu_us_per_task": cpu / (size["w2_runs"] * 20) * 1e6}
 
 
 async def w3(url: str, size: dict[str, int]) -> dict[str, float]:
@@ -451,8 +466,14 @@ def main() -> int:
     ap.add_argument("--workload", action="append", choices=sorted(WORKLOADS))
     ap.add_argument("--repeats", type=int)
     ap.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
+    ap.add_argument("--task-logs", choices=["off", "on"], action="append",
+                    help="task logs kept (on, the default) or not; repeat it to compare: the "
+                    "modes take turns within each repeat")
+    ap.add_argument("--log-lines", type=int, default=0,
+                    help="lines each no-op task of W1 and W2 writes with ctx.log")
     args = ap.parse_args()
     size = dict(SIZES[args.size])
+    modes = args.task_logs or ["on"]
     if args.repeats:
         size["repeats"] = args.repeats
     backends = args.backend or ["sqlite"]
@@ -461,15 +482,23 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmpdir:
         for backend in backends:
             for name in workloads:
-                samples = [asyncio.run(measure(backend, name, size, Path(tmpdir)))
-                           for _ in range(size["repeats"])]
-                results.setdefault(backend, {})[name] = summarise(samples)
-                print(f"  {backend} {name}: {samples}", file=sys.stderr)
-    print(f"\ntideflow bench, size {args.size} ({size['repeats']} run(s) each; "
+                samples: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+                for _ in range(size["repeats"]):
+                    for mode in modes:  # in turns: a busy spell of the machine hits each
+                        sized = {**size, "task_logs": int(mode != "off"),
+                                 "log_lines": args.log_lines}
+                        samples[mode].append(
+                            asyncio.run(measure(backend, name, sized, Path(tmpdir))))
+                for mode in modes:
+                    label = backend if modes == ["on"] else f"{backend} logs {mode}"
+                    results.setdefault(label, {})[name] = summarise(samples[mode])
+                    print(f"  {label} {name}: {samples[mode]}", file=sys.stderr)
+    lines = f", {args.log_lines} ctx.log lines per task" if args.log_lines else ""
+    print(f"\ntideflow bench, size {args.size}{lines} ({size['repeats']} run(s) each; "
           "median (min–max))\n")
     header = ["backend", "W1 tasks/s", "W1 runs/s", "W2 p50 ms", "W2 p99 ms", "W3 wall s",
               "W4 wall s", "W1 commits/task", "idle leader q/s", "idle single q/s",
-              "failover s"]
+              "failover s", "W1 CPU µs/task", "W2 CPU µs/task"]
     rows = []
     for backend, res in results.items():
         def cell(w: str, k: str, res: dict[str, Any] = res) -> str:
@@ -478,7 +507,8 @@ def main() -> int:
                      cell("W2", "p50_ms"), cell("W2", "p99_ms"), cell("W3", "wall_s"),
                      cell("W4", "wall_s"), cell("W1", "commits_per_task"),
                      cell("idle", "leader_qps"), cell("idle", "single_qps"),
-                     cell("failover", "wall_s")])
+                     cell("failover", "wall_s"), cell("W1", "cpu_us_per_task"),
+                     cell("W2", "cpu_us_per_task")])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print("-+-".join("-" * w for w in widths))

@@ -62,7 +62,17 @@ class TaskLogger:
         self.log(logging.DEBUG, msg, *args, **kw)
 
     def info(self, msg: object, *args: Any, **kw: Any) -> None:
-        self.log(logging.INFO, msg, *args, **kw)
+        write = self._write
+        if kw or write is None or self.level > logging.INFO:
+            self.log(logging.INFO, msg, *args, **kw)
+            return
+        # the common call, kept short: actions may log in a loop
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError, KeyError):
+            self.log(logging.INFO, msg, *args)
+            return
+        write(LOG_STREAM, text, "INFO")
 
     def warning(self, msg: object, *args: Any, **kw: Any) -> None:
         self.log(logging.WARNING, msg, *args, **kw)

@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, NotFoundError, StoreError
@@ -27,6 +28,8 @@ FOLLOW_POLL_SECS = 0.25
 #: after its task ended, a follower still waits this long for lines the writer had not
 #: flushed yet (it writes every ``task_log_flush_secs``, 0.2 s by default)
 FOLLOW_GRACE_SECS = 1.0
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _TASK_ACTIVE = frozenset({TaskStatus.INIT, TaskStatus.RUNNING, TaskStatus.ENDING,
                           TaskStatus.RETRYING, TaskStatus.CONTINUE})
@@ -67,12 +70,16 @@ class TaskLogPage:
                 "more": self.more}
 
 
+def _iso(micros: int) -> str:
+    return (_EPOCH + timedelta(microseconds=micros)).isoformat().replace("+00:00", "Z")
+
+
 def _explode(chunks: list[LogChunk]) -> list[TaskLogLine]:
     out = []
     for c in chunks:
         cursor = c.id or 0
         for t, stream, text, level in c.lines:
-            out.append(TaskLogLine(cursor, c.task_id, c.attempt, t, stream, text, level))
+            out.append(TaskLogLine(cursor, c.task_id, c.attempt, _iso(t), stream, text, level))
     return out
 
 

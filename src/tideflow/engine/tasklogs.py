@@ -19,7 +19,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..actions.tasklog import TaskLogger
@@ -48,10 +47,6 @@ EAGER_BYTES = 1024 * 1024
 MAX_UNSENT_BYTES = 64 * 1024 * 1024
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
 class AttemptLog:
     """The log of one attempt, as it is written."""
 
@@ -73,24 +68,26 @@ class AttemptLog:
     def logger(self) -> TaskLogger:
         """``ctx.log`` of the attempt: its lines are dropped once the attempt is over (an
         abandoned thread's late line)."""
-        return TaskLogger(self._action_write)
-
-    def _action_write(self, stream: str, text: str, level: str | None) -> None:
-        if not self.closed:
-            self.write(stream, text, level)
+        # with task logs off, the action's lines go to the standard logger ``tideflow.task``
+        return TaskLogger(self.write if self._sink.enabled else None)
 
     def write(self, stream: str, text: str, level: str | None = None) -> None:
-        """Add a line; dropped when the log is at its cap (engine lines still go in: they
-        say how the attempt ended)."""
+        """Add a line; dropped when the log is at its cap, and the action's once the attempt
+        is over (an abandoned thread's late line). Engine lines still go in: they say how the
+        attempt ended."""
         sink = self._sink
-        if not sink.enabled:
+        if not sink.enabled or (self.closed and stream != ENGINE_STREAM):
             return
         if self._secrets:
             text = mask_secrets(text, self._secrets)
-        text = clean_text(text, MAX_LINE_BYTES)
-        size = len(text) if text.isascii() else len(text.encode("utf-8"))
-        size += 40  # time, stream: what a line weighs besides its text
-        entry = (_now(), stream, text, level)
+        # the common line (ASCII, short) is taken as it is: this runs per line. (A NUL is
+        # fine: the stored JSON escapes it.)
+        if text.isascii() and len(text) <= MAX_LINE_BYTES:
+            size = len(text) + 40  # time, stream: what a line weighs besides its text
+        else:
+            text = clean_text(text, MAX_LINE_BYTES)
+            size = len(text.encode("utf-8")) + 40
+        entry = (time.time_ns() // 1000, stream, text, level)
         with self._lock:
             if self.size + size > sink.max_bytes and stream != ENGINE_STREAM:
                 if self.truncated:
@@ -101,13 +98,16 @@ class AttemptLog:
                          f"{show_bytes(sink.max_bytes)} (task_log_max_bytes); later lines "
                          "are not kept", None)
             self.size += size
-            self._pending.append(entry)
+            pending = self._pending
+            pending.append(entry)
             self._pending_bytes += size
-            first = len(self._pending) == 1
+            first = len(pending) == 1
         if first:
             sink.mark(self, size)
         else:
-            sink.grow(size)
+            sink._waiting += size  # a rough count: a lost update only delays an eager flush
+            if sink._waiting > EAGER_BYTES:
+                sink.grow(0)
 
     def engine(self, text: str) -> None:
         """A line of the engine's own about this attempt."""
@@ -214,7 +214,8 @@ class TaskLogSink:
             chunks = self._unsent
             for alog in dirty:
                 lines, size = alog.take()
-                chunks.extend(_chunks(alog, lines))
+                if lines:
+                    chunks.extend(_chunks(alog, lines, size))
                 self._unsent_bytes += size
             if not chunks:
                 return
@@ -282,8 +283,10 @@ class TaskLogSink:
                 await asyncio.sleep(0.2)
 
 
-def _chunks(alog: AttemptLog, lines: list[LogLineTuple]) -> list[LogChunk]:
-    """``lines`` cut into rows of at most CHUNK_BYTES of text."""
+def _chunks(alog: AttemptLog, lines: list[LogLineTuple], size: int) -> list[LogChunk]:
+    """``lines`` (``size`` bytes) cut into rows of at most CHUNK_BYTES of text."""
+    if size < CHUNK_BYTES:
+        return [LogChunk(alog.instance_id, alog.task_id, alog.attempt, lines)]
     out: list[LogChunk] = []
     start, size = 0, 0
     for i, line in enumerate(lines):

@@ -197,8 +197,8 @@ def _copy_json(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-#: one line of a task's log: (time as ISO 8601 UTC, stream, text, level or None)
-LogLineTuple = tuple[str, str, str, str | None]
+#: one line of a task's log: (time in Unix microseconds, stream, text, level or None)
+LogLineTuple = tuple[int, str, str, str | None]
 
 
 @dataclass

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from ...errors import StoreError
 from ..records import LogChunk, LogLineTuple
 from .database import Database
+from .sqlite_direct import CompiledStatement
 
 #: chunks read per query
 _PAGE = 200
@@ -18,6 +19,8 @@ _PAGE = 200
 
 class LogMethods(Database):
     """Writing and reading the ``task_logs`` table."""
+
+    _direct_log_insert: CompiledStatement | None = None
 
     async def write_task_logs(self, chunks: Sequence[LogChunk]) -> None:
         """Insert the chunks in one transaction, in instance order: a writer takes the
@@ -31,11 +34,23 @@ class LogMethods(Database):
                 "task_id": c.task_id,
                 "attempt": c.attempt,
                 "line_count": len(c.lines),
+                # [[time, stream, text, level], ...], the time in Unix microseconds
                 "body": json.dumps(c.lines, ensure_ascii=False, separators=(",", ":")),
             }
             for c in sorted(chunks, key=lambda c: c.instance_id)
         ]
         self.check_statement_sizes(rows, "task log", "instance_id")
+        if self._direct is not None:
+            # SQLite: on the state writes' own connection and thread, one transaction after
+            # another, rather than a second writer waiting on the file's lock
+            if self._direct_log_insert is None:
+                t = self.tables.task_logs
+                self._direct_log_insert = CompiledStatement.compile(t.insert().values(
+                    {c.name: sa.bindparam(c.name, type_=c.type) for c in t.columns
+                     if c.name != "id"}), self.engine.dialect)
+            async with self._translating("write task logs"):
+                await self._direct.write([(self._direct_log_insert, rows)])
+            return
         async with self._tx("write task logs", write=True) as conn:
             await conn.execute(self.tables.task_logs.insert(), rows)
 
@@ -74,4 +89,4 @@ def _lines(body: str) -> list[LogLineTuple]:
         raw: Any = json.loads(body)
     except ValueError as exc:  # pragma: no cover - written by the engine only
         raise StoreError(f"a task log row is not JSON: {exc}") from exc
-    return [(str(x[0]), str(x[1]), str(x[2]), x[3] if len(x) > 3 else None) for x in raw]
+    return [(int(x[0]), str(x[1]), str(x[2]), x[3] if len(x) > 3 else None) for x in raw]
