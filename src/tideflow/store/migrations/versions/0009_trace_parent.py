@@ -22,5 +22,6 @@ def upgrade(prefix: str) -> None:
 
 
 def downgrade(prefix: str) -> None:
-    with op.batch_alter_table(f"{prefix}dag_instances") as batch:
-        batch.drop_column("trace_parent")
+    # plain DROP COLUMN (SQLite has it since 3.35): a batch copy of dag_instances on SQLite
+    # would drop the old table, and its ON DELETE CASCADE would take every task row with it
+    op.drop_column(f"{prefix}dag_instances", "trace_parent")
