@@ -205,3 +205,14 @@ def test_the_plugin_fixtures_give_a_kit_on_one_clock(tideflow_kit: Kit,
     assert tideflow_kit.clock is skipping_clock
     assert tideflow_kit.make_context().clock is skipping_clock
     assert SyncEngine is not None
+
+
+async def test_a_task_that_stopped_sleeping_holds_time_back_once() -> None:
+    """A task that slept on the clock and went on to other work holds the next wake-up for
+    max_hold_secs at most, not every wake-up after it."""
+    clock = SkippingClock(max_hold_secs=0.2)
+    await clock.sleep(1)  # this task now sleeps no more: it goes on to wait below
+    began = time.monotonic()
+    await asyncio.gather(*(asyncio.ensure_future(clock.sleep(n)) for n in range(1, 21)))
+    assert time.monotonic() - began < 0.2 + 0.5
+    assert clock.skipped == 21

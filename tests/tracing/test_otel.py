@@ -412,3 +412,25 @@ asyncio.run(main())
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['run d', 'task a']"
     assert trace is not None
+
+
+def test_tideflow_run_otel_flushes_its_spans_at_exit(tmp_path: Path) -> None:
+    """`tideflow run --otel`: the spans batched when the run ends reach the receiver before
+    the process exits; `--no-otel` sends nothing whatever the environment says."""
+    dag = tmp_path / "hello.yaml"
+    dag.write_text("id: hello\ntasks:\n"
+                   "  - {id: hi, actionName: shell, params: {cmd: [echo, hi]}}\n")
+    with Receiver() as receiver:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+               "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint + "/v1/traces",
+               # far longer than the run: only the flush at close can send them in time
+               "OTEL_BSP_SCHEDULE_DELAY": "60000"}
+        for flag in ("--no-otel", "--otel"):
+            out = subprocess.run(
+                [sys.executable, "-m", "tideflow.cli.main", "run", str(dag), flag,
+                 "--db", f"sqlite:///{tmp_path / 'run.db'}"],
+                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            if flag == "--no-otel":
+                assert receiver.spans == []
+    assert sorted(s.name for s in receiver.spans) == ["run hello", "task hi"]

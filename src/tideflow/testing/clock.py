@@ -24,8 +24,8 @@ class SkippingClock(Clock):
 
     Time moves on only once the work a wake-up started has settled: when every task that
     sleeps on this clock and is still alive sleeps again (the cron trigger after firing its
-    tick, a task between two retries), or after ``max_hold_secs`` of real time when one is
-    busy with something else. Work that really runs (a subprocess, an HTTP call) keeps real
+    tick, a task between two retries), or has not for ``max_hold_secs`` of real time since
+    it woke (it went on to something else). Work that really runs (a subprocess, an HTTP call) keeps real
     time, and so do attempt timeouts: they guard real work."""
 
     skips = True
@@ -43,6 +43,9 @@ class SkippingClock(Clock):
         #: the tasks that sleep on this clock, and how many sleeps each is in now
         self._sleepers: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._asleep: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = \
+            weakref.WeakKeyDictionary()
+        #: when each task last woke (time.monotonic())
+        self._woke: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = \
             weakref.WeakKeyDictionary()
 
     def now(self) -> datetime:
@@ -64,6 +67,7 @@ class SkippingClock(Clock):
                 self._asleep[task] = left
             else:
                 self._asleep.pop(task, None)
+                self._woke[task] = time.monotonic()
 
     async def sleep(self, secs: float) -> None:
         if secs <= 0:
@@ -88,13 +92,14 @@ class SkippingClock(Clock):
         await self.sleep(secs)
 
     def _settled(self) -> bool:
-        return all(t.done() or t in self._asleep for t in list(self._sleepers))
+        gone = time.monotonic() - self.max_hold_secs
+        return all(t.done() or t in self._asleep or self._woke.get(t, 0.0) < gone
+                   for t in list(self._sleepers))
 
     async def _drive(self) -> None:
         while self._timers:
             await asyncio.sleep(self.settle_secs)
-            held_until = time.monotonic() + self.max_hold_secs
-            while not self._settled() and time.monotonic() < held_until:
+            while not self._settled():
                 await asyncio.sleep(self.settle_secs)
             while self._timers and self._timers[0][2].done():
                 heapq.heappop(self._timers)  # cancelled sleeps
