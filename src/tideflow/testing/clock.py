@@ -25,8 +25,8 @@ class SkippingClock(Clock):
     Time moves on only once the work a wake-up started has settled: when every task that
     sleeps on this clock and is still alive sleeps again (the cron trigger after firing its
     tick, a task between two retries), or has not for ``max_hold_secs`` of real time since
-    it woke (it went on to something else). Work that really runs (a subprocess, an HTTP call) keeps real
-    time, and so do attempt timeouts: they guard real work."""
+    it woke (it went on to something else). Work that really runs (a subprocess, an HTTP
+    call) keeps real time, and so do attempt timeouts: they guard real work."""
 
     skips = True
 
