@@ -15,6 +15,7 @@ from .definition.model import (
     VarDef,
 )
 from .engine.engine import Engine
+from .engine.logreads import TaskLogLine, TaskLogPage
 from .engine.settings import EngineSettings
 from .engine.sync import SyncEngine
 from .errors import (
@@ -77,6 +78,8 @@ __all__ = [
     "StoreError",
     "SyncEngine",
     "TaskDef",
+    "TaskLogLine",
+    "TaskLogPage",
     "TaskRecord",
     "TaskStatus",
     "TaskTimeoutError",

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tideflow import ActionRegistry, Engine, load_dag_dict
+from tideflow import ActionRegistry, Engine, EngineSettings, load_dag_dict
 from tideflow.actions.tasklog import TaskLogger
 from tideflow.errors import InputError, NotFoundError
+from tideflow.store import Fault, FaultPlan, FaultyStore
+from tideflow.store.url import make_store
 
 LINES = 100_000
 
@@ -224,3 +226,20 @@ def test_ctx_log_outside_an_engine_goes_to_logging(caplog: pytest.LogCaptureFixt
     inside.debug("dropped")
     inside.info("%s and %s", "a")  # a bad format is reported, not raised
     assert got[0][0] == "log" and "could not format" in got[0][1]
+
+
+async def test_lines_wait_out_a_failing_database(sqlite_url: str) -> None:
+    # every log write fails for a while, as in an outage; the run goes on meanwhile
+    plan = FaultPlan(methods={"write_task_logs": Fault(error_before=1.0)})
+    store = FaultyStore(make_store(sqlite_url), plan)
+    async with Engine(store, settings=EngineSettings(node_id="n", task_log_flush_secs=0.05)
+                      ) as eng:
+        await eng.register_dag(_dag("outage", {"id": "a", "actionName": "shell",
+                                               "params": {"cmd": "seq 1 500", "shell": True}}))
+        inst = await eng.run_dag("outage", wait=30)
+        assert inst.status == "success", inst.reason
+        assert store.injected[("write_task_logs", "before")] >= 1
+        store.enabled = False  # the database is back
+        page = await eng.task_logs(inst.id, "a")
+    assert [x.text for x in page.lines if x.stream == "stdout"] == [
+        str(i) for i in range(1, 501)]

@@ -156,7 +156,8 @@ class _Protocol(asyncio.SubprocessProtocol):
 class ShellAction:
     """Runs ``cmd`` with stdin from ``/dev/null`` in a new session, hence its own process group.
 
-    The tails of stdout and stderr are traced when it ends; a non-zero exit fails the task with
+    Each line of stdout and stderr goes to the attempt's log (``ctx.log``) as it comes. The
+    tails of stdout and stderr are traced when it ends; a non-zero exit fails the task with
     the exit code and the tail of stderr as the reason. Processes the command leaves running in
     its group are stopped when it exits (a daemon that must outlive the task has to start its
     own session). On cancellation or timeout the whole group gets SIGTERM, then SIGKILL after

@@ -6,8 +6,9 @@ coroutine there and waits for its result."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from .engine import Engine
@@ -32,6 +33,20 @@ class SyncEngine:
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         attr = getattr(self.engine, name)
+        if inspect.isasyncgenfunction(attr):
+            # follow_task_logs: a plain iterator over what the async one yields
+            def iterate(*args: Any, **kwargs: Any) -> Iterator[Any]:
+                agen = attr(*args, **kwargs)
+                try:
+                    while True:
+                        try:
+                            yield self._call(_next(agen))
+                        except StopAsyncIteration:
+                            return
+                finally:
+                    self._call(agen.aclose())
+
+            return iterate
         if not callable(attr) or not asyncio.iscoroutinefunction(attr):
             return attr  # type: ignore[no-any-return]
 
@@ -55,3 +70,7 @@ class SyncEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def _next(agen: AsyncIterator[T]) -> T:
+    return await anext(agen)
