@@ -42,13 +42,16 @@ MAX_LINE_BYTES = 64 * 1024
 #: a chunk row holds at most this much text, well under any database's statement limit
 CHUNK_BYTES = 512 * 1024
 #: waiting lines that make the sink write before its interval is up
-EAGER_BYTES = 1024 * 1024
+EAGER_BYTES = 256 * 1024
 #: lines held through a database outage, at most; the oldest are dropped beyond it
 MAX_UNSENT_BYTES = 64 * 1024 * 1024
 
 
 class AttemptLog:
     """The log of one attempt, as it is written."""
+
+    __slots__ = ("instance_id", "task_id", "attempt", "_sink", "_secrets", "_lock", "_pending",
+                 "_pending_bytes", "size", "truncated", "closed")
 
     def __init__(self, sink: TaskLogSink, instance_id: str, task_id: str, attempt: int,
                  secrets: Sequence[str]) -> None:
@@ -308,11 +311,13 @@ def open_attempt_log(runner: InstanceRunner, task: TaskRecord) -> AttemptLog:
     return sink.attempt(task.instance_id, task.task_id, task.attempts, runner.secret_values)
 
 
+_ENDED = {TaskStatus.SUCCESS: "succeeded", TaskStatus.FAILED: "failed",
+          TaskStatus.CANCELED: "canceled", TaskStatus.BLOCKED: "blocked"}
+
+
 def ended_line(attempt: int, status: TaskStatus, reason: str | None) -> str:
     """The engine's line at the end of an attempt."""
-    verb = {TaskStatus.SUCCESS: "succeeded", TaskStatus.FAILED: "failed",
-            TaskStatus.CANCELED: "canceled", TaskStatus.BLOCKED: "blocked"}.get(
-                status, status.value)
+    verb = _ENDED.get(status) or status.value
     return f"attempt {attempt} {verb}: {reason}" if reason else f"attempt {attempt} {verb}"
 
 
