@@ -33,9 +33,11 @@ SCRIPT = textwrap.dedent("""
             else:
                 inst = await e.wait_for(sys.argv[4], timeout=60, settled=False)
                 import json
+                log = await e.task_logs(inst.id, "slow", attempt=1)
                 print(json.dumps({"status": inst.status.value,
                                   "attempts": [t.attempts for t in inst.tasks],
-                                  "first": inst.tasks[0].attempt_history[0].reason}))
+                                  "first": inst.tasks[0].attempt_history[0].reason,
+                                  "log": [x.text for x in log.lines]}))
 
     asyncio.run(main())
 """)
@@ -65,4 +67,7 @@ def test_sigkill_then_restart_finishes(tmp_path: Path) -> None:
     assert result["status"] == "success"
     assert result["attempts"] == [2, 1]
     assert "interrupted" in result["first"]
+    # the interrupted attempt's log says so (its earlier lines may have died with the node)
+    assert result["log"][-1] == (
+        "attempt 1 interrupted: the node running it stopped (n); n picked the instance up")
     assert runs.read_text().count("run") == 2

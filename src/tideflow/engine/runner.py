@@ -27,7 +27,7 @@ from .approvals import Decision
 from .attempt import Resume, StopRequest, TaskRun
 from .compiled import CompiledDag
 from .hooks import HookEvent
-from .tasklogs import settle_logs
+from .tasklogs import open_attempt_log, settle_logs
 from .trigger_rules import RUN_IF_SKIP, evaluate, lets_children_run, skipped_by_rule
 
 if TYPE_CHECKING:
@@ -215,6 +215,9 @@ class InstanceRunner:
             last.status = TaskStatus.FAILED
             last.reason = "interrupted: the node running it stopped"
             last.ended_at = now
+            open_attempt_log(self, t).engine(
+                f"attempt {last.attempt} interrupted: the node running it stopped "
+                f"({last.worker or 'unknown'}); {self.rt.node_id} picked the instance up")
         t.status = TaskStatus.INIT
         self.rt.commits.stage(task=t)
 
