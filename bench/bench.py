@@ -15,7 +15,9 @@ scaleout  (with --workload scaleout; MySQL/PostgreSQL) W1 on 1 and on 3 `tideflo
           ratio, and on PostgreSQL the database's cost per task (commits, rows written,
           WAL bytes) from pg_stat_database and the WAL position
 failover  (with --workload failover; MySQL/PostgreSQL) 3 worker processes, the leader
-          SIGKILLed: seconds until the new leader dispatches a run submitted right after
+          SIGKILLed: seconds until the new leader dispatches a run submitted right after;
+          with --keeper etcd://host:port (or `etcd`: a private etcd started here) the nodes
+          keep membership and the election in etcd; --lease-secs sets the leader's lease
 
 --task-logs off|on (repeatable, to compare: the modes take turns within each repeat): task
 logs kept (the default) or not (EngineSettings(task_logs=False)); --log-lines N: each no-op
@@ -29,13 +31,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -395,17 +399,25 @@ async def scaleout(url: str, size: dict[str, int]) -> dict[str, float]:
     return out
 
 
-async def failover(url: str, size: dict[str, int]) -> dict[str, float]:
+async def failover(url: str, size: dict[str, int], *, keeper: str | None = None,
+                   lease_secs: float | None = None) -> dict[str, float]:
     """3 worker processes; SIGKILL the leader, submit a run at once: seconds until the new
     leader has dispatched it."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "cluster"))
     from harness import Cluster, leader_of
 
     with tempfile.TemporaryDirectory() as tmp:
-        # the server's defaults: unhealthy 5 s, lease 3 s, a beat every 1.5 s
-        cluster = Cluster(url, Path(tmp), unhealthy_secs=5.0)
+        # the server's defaults: unhealthy 5 s, lease 3 s, a beat every 1.5 s (or half the
+        # lease, when --lease-secs is shorter)
+        timings = ["--heartbeat-secs", "1.5"]
+        if lease_secs:
+            timings = ["--lease-secs", str(lease_secs),
+                       "--heartbeat-secs", str(min(1.5, lease_secs / 2))]
+        # each sample on keys of its own
+        on = f"{keeper}/bench{secrets.token_hex(4)}" if keeper else None
+        cluster = Cluster(url, Path(tmp), unhealthy_secs=5.0, keeper=on)
         for w in ("w1", "w2", "w3"):
-            cluster.start(w, "worker", "--heartbeat-secs", "1.5")
+            cluster.start(w, "worker", *timings)
         try:
             async with cluster.client() as client:
                 while await leader_of(client) is None:
@@ -436,11 +448,14 @@ WORKLOADS: dict[str, Callable[[str, dict[str, int]], Awaitable[dict[str, float]]
 }
 
 
-async def measure(backend: str, name: str, size: dict[str, int], tmp: Path
+Workload = Callable[[str, dict[str, int]], Awaitable[dict[str, float]]]
+
+
+async def measure(backend: str, workload: Workload, size: dict[str, int], tmp: Path
                   ) -> dict[str, float]:
     db = FreshDb(backend, tmp)
     async with db as url:
-        return await WORKLOADS[name](url, size)
+        return await workload(url, size)
 
 
 def summarise(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -459,6 +474,19 @@ def fmt(stat: dict[str, float]) -> str:
     return f"{m:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
 
 
+@contextlib.contextmanager
+def _keeper(arg: str | None, tmp: Path) -> Iterator[str | None]:
+    """The etcd URL for --keeper: as given, or a private etcd's started for the run."""
+    if arg != "etcd":
+        yield arg
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from dbservers import PrivateEtcd
+
+    with PrivateEtcd(tmp / "etcd") as etcd:
+        yield etcd.url
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="quick")
@@ -471,6 +499,9 @@ def main() -> int:
                     "modes take turns within each repeat")
     ap.add_argument("--log-lines", type=int, default=0,
                     help="lines each no-op task of W1 and W2 writes with ctx.log")
+    ap.add_argument("--keeper", help="failover: etcd://host:port, or etcd to start a private "
+                    "etcd (Debian's etcd-server) for the run")
+    ap.add_argument("--lease-secs", type=float, help="failover: the leader's lease")
     args = ap.parse_args()
     size = dict(SIZES[args.size])
     modes = args.task_logs or ["on"]
@@ -479,7 +510,11 @@ def main() -> int:
     backends = args.backend or ["sqlite"]
     workloads = args.workload or [w for w in WORKLOADS if w not in ("failover", "scaleout")]
     results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory() as tmpdir:
+    with tempfile.TemporaryDirectory() as tmpdir, _keeper(args.keeper, Path(tmpdir)) as keeper:
+        chosen: dict[str, Workload] = dict(WORKLOADS)
+        if keeper or args.lease_secs:
+            chosen["failover"] = functools.partial(failover, keeper=keeper,
+                                                   lease_secs=args.lease_secs)
         for backend in backends:
             for name in workloads:
                 samples: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
@@ -488,7 +523,7 @@ def main() -> int:
                         sized = {**size, "task_logs": int(mode != "off"),
                                  "log_lines": args.log_lines}
                         samples[mode].append(
-                            asyncio.run(measure(backend, name, sized, Path(tmpdir))))
+                            asyncio.run(measure(backend, chosen[name], sized, Path(tmpdir))))
                 for mode in modes:
                     label = backend if modes == ["on"] else f"{backend} logs {mode}"
                     results.setdefault(label, {})[name] = summarise(samples[mode])

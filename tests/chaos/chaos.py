@@ -13,6 +13,12 @@ lease and must be fenced when it wakes. The last task of each run holds one of a
 distributed mutexes for a short critical section (see ``invariants.py`` for what is checked
 of them).
 
+With ``--keeper etcd`` the nodes keep membership, the leader election and the mutexes in a
+private etcd (Debian's etcd-server) rather than the database, and etcd crashes once
+(``--etcd-restart-at``) and stays down for longer than the lease; the invariants are the same.
+
+    python tests/chaos/chaos.py --keeper etcd --backend postgresql --backend mysql --runs 1000
+
 Invariants (each a row of the table): every run terminal and successful; no task missing;
 a task executed more than once only where a node that executed it was killed or paused past
 its lease; the leader's fencing token, and each mutex's, only grows (sampled during the run);
@@ -44,7 +50,7 @@ for _dir in (HERE, HERE.parent / "cluster", HERE.parent):
 
 import faults  # noqa: E402
 import invariants  # noqa: E402
-from faults import FaultLog, Injector, RestartableDb  # noqa: E402
+from faults import FaultLog, Injector, RestartableDb, RestartableEtcd  # noqa: E402
 from harness import Cluster, all_final, ready  # noqa: E402
 from invariants import (  # noqa: E402
     Check,
@@ -56,11 +62,11 @@ from invariants import (  # noqa: E402
     read_sections,
 )
 
-from dbservers import PrivateMariaDB, PrivatePostgres  # noqa: E402
+from dbservers import PrivateEtcd, PrivateMariaDB, PrivatePostgres  # noqa: E402
 from tideflow import Engine, InstanceStatus, TideflowError  # noqa: E402
 
-__all__ = ["Plan", "PrivateMariaDB", "PrivatePostgres", "Report", "chaos", "faults",
-           "invariants", "private_server"]
+__all__ = ["Plan", "PrivateEtcd", "PrivateMariaDB", "PrivatePostgres", "Report", "chaos",
+           "faults", "invariants", "private_server"]
 
 WORKERS = ("w1", "w2", "w3")
 #: the leader's lease, and how stale a heartbeat makes a node dead (``--unhealthy-secs``)
@@ -98,6 +104,10 @@ class Plan:
     mutexes: int = 4
     mutex_ttl: float = 2.0
     mutex_hold: float = 0.03
+    #: with the etcd Keeper: seconds after the start at which etcd crashes (None: never),
+    #: and how long it stays down (longer than the lease: the leader must step down)
+    etcd_restart_at: float | None = 20.0
+    etcd_down_secs: float = 4.0
 
 
 @dataclass
@@ -130,12 +140,15 @@ class Report:
 
 
 async def chaos(url: str, tmp: Path, plan: Plan, db: RestartableDb | None,
-                backend: str = "") -> Report:
+                backend: str = "", etcd: PrivateEtcd | None = None) -> Report:
     """Run the plan against the database at ``url`` (on the private server ``db``, which is
-    restarted once when the plan says so) and check the invariants."""
+    restarted once when the plan says so) and check the invariants. With ``etcd``, the
+    nodes keep their membership, election and mutexes there, and it crashes once when the
+    plan says so."""
     rng = random.Random(plan.seed)
-    report = Report(backend=backend, runs=plan.runs)
-    cluster = Cluster(url, tmp, unhealthy_secs=LEASE_SECS)
+    report = Report(backend=backend + (" + etcd" if etcd else ""), runs=plan.runs)
+    keeper = f"{etcd.url}/chaos{secrets.token_hex(3)}" if etcd else None
+    cluster = Cluster(url, tmp, unhealthy_secs=LEASE_SECS, keeper=keeper)
     mutex_log = tmp / "mutex.log"
     names = [f"chaos-{i}" for i in range(plan.mutexes)]
     leader: list[str | None] = [None]
@@ -173,7 +186,7 @@ async def chaos(url: str, tmp: Path, plan: Plan, db: RestartableDb | None,
             loop = asyncio.get_running_loop()
             submitter = loop.create_task(submit())
             faulter = loop.create_task(_faults(injector, plan, rng))
-            restarter = loop.create_task(_db_restart(injector, db, plan))
+            restarter = loop.create_task(_restarts(injector, db, etcd, plan))
             done = None
             try:
                 while time.monotonic() < deadline:
@@ -243,16 +256,28 @@ async def _faults(injector: Injector, plan: Plan, rng: random.Random) -> None:
         i += 1
 
 
-async def _db_restart(injector: Injector, db: RestartableDb | None, plan: Plan) -> None:
-    if db is None or plan.db_restart_at is None:
-        return
-    await asyncio.sleep(plan.db_restart_at)
-    await injector.restart_db(db)
+async def _restarts(injector: Injector, db: RestartableDb | None,
+                    etcd: RestartableEtcd | None, plan: Plan) -> None:
+    """The database's restart and etcd's, each at its time in the plan."""
+    async def db_restart() -> None:
+        if db is not None and plan.db_restart_at is not None:
+            await asyncio.sleep(plan.db_restart_at)
+            await injector.restart_db(db)
+
+    async def etcd_restart() -> None:
+        if etcd is not None and plan.etcd_restart_at is not None:
+            await asyncio.sleep(plan.etcd_restart_at)
+            await injector.restart_etcd(etcd, plan.etcd_down_secs)
+
+    await asyncio.gather(db_restart(), etcd_restart())
 
 
 async def _sample(client: Engine, report: Report, names: list[str],
                   leader: list[str | None]) -> None:
-    """Read the leader's lease and each mutex's; a database that is down is skipped."""
+    """Read the leader's lease and each mutex's; a database (or etcd) that is down is
+    skipped. The leader's lease is read from the database either way: with the etcd Keeper
+    its row holds the token the leader recorded there, which is what fenced writes compare
+    against; the mutexes are read where they live."""
     try:
         lease = await client.store.get_lease("leader")  # type: ignore[attr-defined]
         if lease is not None:
@@ -262,7 +287,8 @@ async def _sample(client: Engine, report: Report, names: list[str],
             live = lease.holder and lease.expires_at and lease.expires_at.timestamp() > now
             leader[0] = lease.holder.split("/")[0] if live else None
         for name in names:
-            m = await client.store.get_lease(f"mutex:{name}")  # type: ignore[attr-defined]
+            assert client.keeper is not None
+            m = await client.keeper.get_lease(f"mutex:{name}")
             if m is not None:
                 report.mutex_samples.setdefault(name, []).append((m.holder, m.token))
     except TideflowError:
@@ -329,6 +355,7 @@ def _fault_rows(r: Report) -> list[tuple[str, str, str]]:
     longp = [p for p in pauses if p.past_lease]
     deposed = sum(1 for p in longp if p.leader and _new_leader_during(r, p.start, p.end))
     restarts = r.faults.of("db-restart")
+    etcd_restarts = r.faults.of("etcd-restart")
     return [
         ("node kills (SIGKILL, restarted)", "",
          f"{len(kills)} ({sum(k.leader for k in kills)} of the leader)"),
@@ -339,6 +366,8 @@ def _fault_rows(r: Report) -> list[tuple[str, str, str]]:
          f"{deposed} of {sum(p.leader for p in longp)} paused past the lease"),
         ("database restarts", "",
          ", ".join(f"down {f.secs:.1f}s" for f in restarts) or "none"),
+        *([("etcd restarts (SIGKILL, start)", "",
+            ", ".join(f"down {f.secs:.1f}s" for f in etcd_restarts))] if etcd_restarts else []),
     ]
 
 
@@ -379,10 +408,12 @@ def private_server(backend: str, tmp: Path) -> Any:
         yield server, server.create_database(f"tf_chaos_{secrets.token_hex(3)}")
 
 
-def run(backend: str, plan: Plan) -> Report:
+def run(backend: str, plan: Plan, keeper: str | None = None) -> Report:
     with tempfile.TemporaryDirectory() as d, private_server(backend, Path(d)) as (server, url):
-        report = asyncio.run(chaos(url, Path(d), plan, server, backend))
-    return report
+        if keeper != "etcd":
+            return asyncio.run(chaos(url, Path(d), plan, server, backend))
+        with PrivateEtcd(Path(d) / "etcd") as etcd:
+            return asyncio.run(chaos(url, Path(d), plan, server, backend, etcd))
 
 
 def main() -> int:
@@ -399,13 +430,22 @@ def main() -> int:
     ap.add_argument("--db-restart-at", type=float, default=Plan.db_restart_at,
                     help="seconds after the start at which the database server restarts "
                          "(negative: never)")
+    ap.add_argument("--keeper", choices=["sql", "etcd"], default="sql",
+                    help="where membership, election and mutexes live: the database, or a "
+                         "private etcd (restarted once)")
+    ap.add_argument("--etcd-restart-at", type=float, default=Plan.etcd_restart_at,
+                    help="with --keeper etcd: seconds after the start at which etcd crashes "
+                         "and starts again (negative: never)")
+    ap.add_argument("--etcd-down-secs", type=float, default=Plan.etcd_down_secs)
     args = ap.parse_args()
     plan = Plan(runs=args.runs, fault_every=args.fault_every, max_secs=args.max_secs,
                 seed=args.seed, submit_secs=args.submit_secs,
-                db_restart_at=None if args.db_restart_at < 0 else args.db_restart_at)
+                db_restart_at=None if args.db_restart_at < 0 else args.db_restart_at,
+                etcd_restart_at=None if args.etcd_restart_at < 0 else args.etcd_restart_at,
+                etcd_down_secs=args.etcd_down_secs)
     ok = True
     for backend in args.backend or ["postgresql"]:
-        report = run(backend, plan)
+        report = run(backend, plan, args.keeper)
         print_report(report)
         print()
         ok &= report.ok

@@ -1,5 +1,6 @@
 """The faults of the chaos run and their record: SIGKILL and restart of a node, SIGSTOP of a
-node for a while then SIGCONT, and a restart of the database server.
+node for a while then SIGCONT, a restart of the database server, and (with the etcd Keeper)
+a crash of etcd, down for a while, then started again on its data.
 
 Every fault is recorded with its wall-clock start and end (``time.time()``, the clock the
 nodes, the actions and the database share on one machine), so that the invariants can tell
@@ -24,9 +25,17 @@ class RestartableDb(Protocol):
     def restart(self) -> None: ...
 
 
+class RestartableEtcd(Protocol):
+    """The private etcd of the run (``PrivateEtcd`` in ``tests/dbservers.py``)."""
+
+    def kill(self) -> None: ...
+
+    def start(self) -> None: ...
+
+
 @dataclass
 class Fault:
-    kind: str  # kill | pause | db-restart
+    kind: str  # kill | pause | db-restart | etcd-restart
     start: float  # wall clock
     end: float  # wall clock: restarted, resumed, or the database reachable again
     node: str | None = None  # None for the database
@@ -42,6 +51,8 @@ class Fault:
         at = f"t={self.start - t0:6.1f}s"
         if self.kind == "db-restart":
             return f"{at}  database restart, reachable again after {self.secs:.1f}s"
+        if self.kind == "etcd-restart":
+            return f"{at}  etcd SIGKILLed, started again on its data after {self.secs:.1f}s"
         who = f"{self.node}{' (leader)' if self.leader else ''}"
         if self.kind == "kill":
             return f"{at}  SIGKILL {who}, started again"
@@ -57,8 +68,8 @@ class FaultLog:
         return [f for f in self.faults if f.kind == kind]
 
     def stalled(self, node: str, start: float, end: float) -> Fault | None:
-        """A pause of ``node`` or a database restart overlapping [start, end], if any: what
-        can make a running holder outlive its TTL."""
+        """A pause of ``node`` or a database (or etcd) restart overlapping [start, end], if
+        any: what can make a running holder outlive its TTL."""
         for f in self.faults:
             if f.kind == "pause" and f.node != node:
                 continue
@@ -77,11 +88,13 @@ class FaultLog:
         ownership it had lost), or None."""
         (n1, t1), (n2, t2) = first, again
         for f in self.faults:
-            if f.node == n1 and t1 <= f.start <= t2:
-                if f.kind == "kill":
-                    return "kill"
-                if f.kind == "pause" and f.past_lease:
-                    return "pause"
+            # a kill's start is read just before the SIGKILL is sent: the process may still
+            # log an execution in the moment the signal takes to land, and its new process
+            # executes nothing before the kill's end (it has only just been started)
+            if f.kind == "kill" and f.node == n1 and t1 <= f.end and f.start <= t2:
+                return "kill"
+            if f.node == n1 and t1 <= f.start <= t2 and f.kind == "pause" and f.past_lease:
+                return "pause"
         for f in self.of("pause"):
             if f.past_lease and any(f.node == n and f.end <= t <= f.end + stale_secs
                                     for n, t in ((n1, t1), (n2, t2))):
@@ -161,6 +174,17 @@ class Injector:
         # blocking (pg_ctl, mariadbd start-up): off the loop, so sampling goes on meanwhile
         await asyncio.to_thread(db.restart)
         fault.end = time.time()
+
+    async def restart_etcd(self, etcd: RestartableEtcd, down_secs: float) -> None:
+        """etcd crashes (SIGKILL), stays down ``down_secs``, and starts again on its data."""
+        fault = Fault("etcd-restart", time.time(), 0.0)
+        self.log.faults.append(fault)
+        await asyncio.to_thread(etcd.kill)
+        try:
+            await asyncio.sleep(down_secs)
+        finally:
+            await asyncio.to_thread(etcd.start)
+            fault.end = time.time()
 
     async def resume_all(self) -> None:
         for node, (fault, timer) in list(self._paused.items()):

@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from .chaos import Plan, PrivateMariaDB, PrivatePostgres, chaos, faults, private_server
+from .chaos import (
+    Plan,
+    PrivateEtcd,
+    PrivateMariaDB,
+    PrivatePostgres,
+    chaos,
+    faults,
+    private_server,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -43,6 +51,34 @@ async def test_chaos_small(server: tuple[str, Any, str], tmp_path: Path) -> None
     assert any(p.past_lease and p.leader for p in log.of("pause")), \
         "the leader was not paused past its lease"
     assert len(log.of("db-restart")) == 1, "the database did not restart"
+    assert report.mutex is not None and report.mutex.sections >= plan.runs
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[PrivateEtcd]:
+    missing = PrivateEtcd.missing_binaries()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing, pytrace=False)
+        pytest.skip(missing)
+    with PrivateEtcd(tmp_path / "etcd") as server:
+        yield server
+
+
+async def test_chaos_small_on_etcd(server: tuple[str, Any, str], etcd: PrivateEtcd,
+                                   tmp_path: Path) -> None:
+    """The same invariants with the etcd Keeper: kills, pauses (the leader's past its lease)
+    and etcd crashing and starting again, down longer than the lease."""
+    backend, srv, url = server
+    plan = Plan(runs=100, fault_every=2.0, max_secs=90, seed=4, submit_secs=10.0,
+                db_restart_at=None, etcd_restart_at=4.0, etcd_down_secs=4.0)
+    report = await chaos(url, tmp_path, plan, srv, backend, etcd)
+    assert report.ok, report.problems
+    log: faults.FaultLog = report.faults
+    assert log.of("kill"), "no node was killed"
+    assert any(p.past_lease and p.leader for p in log.of("pause")), \
+        "the leader was not paused past its lease"
+    assert len(log.of("etcd-restart")) == 1, "etcd did not restart"
     assert report.mutex is not None and report.mutex.sections >= plan.runs
 
 

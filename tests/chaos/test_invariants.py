@@ -93,6 +93,17 @@ def test_duplicates_are_explained_only_by_kills_and_long_pauses_in_between() -> 
     assert out.missing == 2  # i2/b and i3/b never ran
 
 
+def test_an_execution_logged_while_the_kill_lands_is_explained_by_it() -> None:
+    # the kill's start is read before the signal is sent; the process logged one more
+    # execution in the moment the signal took to land, then died with its result
+    log = FaultLog([Fault("kill", 2.000, 2.6, "w1")])
+    executions = [("w1", "i1", "a", 1, 2.003), ("w1", "i1", "a", 1, 9.0),
+                  ("w1", "i2", "a", 1, 2.7), ("w2", "i2", "a", 2, 9.0)]  # after the kill
+    out = invariants.check_executions(executions, {"i1", "i2"}, 1, log, lease_secs=3.0)
+    assert out.by_kill == 1
+    assert [u.split(" ")[0] for u in out.unexplained] == ["i2/a"]
+
+
 def test_a_node_waking_from_a_long_pause_explains_its_stale_execution() -> None:
     log = FaultLog([Fault("pause", 5, 9, "w3", past_lease=True)])
     # the task moved to w1 during the pause; w3 woke and ran it once more before it noticed
