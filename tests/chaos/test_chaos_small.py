@@ -71,7 +71,7 @@ async def test_chaos_small_on_etcd(server: tuple[str, Any, str], etcd: PrivateEt
     and etcd crashing and starting again, down longer than the lease."""
     backend, srv, url = server
     plan = Plan(runs=100, fault_every=2.0, max_secs=90, seed=4, submit_secs=10.0,
-                db_restart_at=None, etcd_restart_at=4.0, etcd_down_secs=4.0)
+                db_restart_at=None, etcd_restart_at=6.0, etcd_down_secs=4.0)
     report = await chaos(url, tmp_path, plan, srv, backend, etcd)
     assert report.ok, report.problems
     log: faults.FaultLog = report.faults

@@ -11,8 +11,9 @@ Keys, under ``/<path>/<table prefix>`` (the URL's path, ``tideflow`` by default)
 
 etcd's leases are whole seconds, and etcd raises a TTL below its minimum (1.5 x its election
 timeout, rounded up: 2 s with etcd's defaults) to that minimum. Times are this process's UTC
-clock: a lease's end is the time its grant or renewal was asked for plus the TTL etcd granted,
-which errs early.
+clock: a lease's end is the time its last renewal was asked for plus the TTL etcd granted,
+which errs early (a new lease is renewed once its key is created: an etcd that restarted
+meanwhile gives every lease a fresh TTL, counted from its own start).
 
 The leader's writes stay fenced in the SQL store: holding the leader's lease here means both
 holding the etcd key and having its token recorded in the store's lease row (see
@@ -359,11 +360,17 @@ class EtcdKeeper(ExternalKeeper):
                 await self._revoke(lease_id)
                 continue  # taken in between: see by whom
             created = replies[1][0][1]
+            taken = utcnow()
+            # the lease's TTL runs from its grant, and an etcd that restarted in between gave
+            # it a fresh one of its own: its end is known only once renewed from here
+            ttl = await self._keepalive(lease_id, what)
+            if ttl <= 0:
+                continue  # it ended already: the key went with it
             lease = _lease(name, value, created.create_revision,
-                           asked + timedelta(seconds=ttl))
+                           taken + timedelta(seconds=ttl))
             # taken once the key was created, not when asked: a predecessor's key was gone by
             # then, so its end (which errs early) lies before this
-            lease.acquired_at = utcnow()
+            lease.acquired_at = taken
             return await self._fenced(lease, ttl_secs)
         return None
 
