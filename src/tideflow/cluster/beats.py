@@ -14,6 +14,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from .inflight import InFlight
+
 T = TypeVar("T")
 
 
@@ -21,6 +23,8 @@ class LoopThread:
     def __init__(self, name: str) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        #: the database calls in flight on this thread's loop (stopping waits for them)
+        self.calls = InFlight()
 
     def start(self) -> None:
         self._thread.start()
@@ -42,20 +46,15 @@ class LoopThread:
         return await asyncio.wrap_future(self.submit(coro))
 
     async def stop(self, then: Coroutine[Any, Any, None] | None = None) -> None:
-        """Cancel what runs on the thread, run ``then`` there (closing what it used), stop its
-        loop and wait for the thread to end."""
+        """Cancel what runs on the thread (between two database calls), run ``then`` there
+        (closing what it used), stop its loop and wait for the thread to end."""
         if not self._thread.is_alive():
             if then is not None:
                 then.close()
             return
 
         async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(BaseException):
-                    await t
+            await self.calls.stop(asyncio.all_tasks())
             if then is not None:
                 with contextlib.suppress(Exception):
                     await then

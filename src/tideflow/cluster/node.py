@@ -23,6 +23,7 @@ from ..clock import utcnow
 from ..errors import InputError, StoreError, TideflowError
 from ..store.records import NodeRecord
 from .beats import LoopThread
+from .inflight import InFlight
 from .keeper import LEADER_LEASE, Beat, Keeper, holder_id
 from .scheduling import LeaderFence, Pending, SchedulingStore
 from .settings import ClusterSettings as ClusterSettings  # documented here first
@@ -65,6 +66,8 @@ class ClusterNode:
         self._lease_valid_until = 0.0
         self._leader_tasks: list[asyncio.Task[None]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        #: the database calls in flight on the main loop: stopping cancels between two
+        self._calls = InFlight()
         self._busy_until = 0.0
         #: one wake-up channel per loop, so that a poke reaches each of them
         self._dispatch_wake = waker.channel()
@@ -182,6 +185,11 @@ class ClusterNode:
             actions=sorted(self.engine.actions.names()) if self.is_worker else [],
         )
 
+    async def stop_loops(self) -> None:
+        """Stop picking up work (the claim loop, load reports and, where it runs on the main
+        loop, the membership loop), between two of their database calls."""
+        await self._calls.stop(self._tasks)
+
     async def close(self) -> None:
         """Stop acting, give leadership up at once and leave the node list, so that others
         take over this node's work right away."""
@@ -191,7 +199,7 @@ class ClusterNode:
             await self._beats.stop(then=self._beat_keeper.close_dedicated())
         self._holds = False
         await self._step_down(_STOPPING)
-        await _stop(self._tasks)
+        await self.stop_loops()
         try:
             if self.lease_token is not None:
                 await self.keeper.release_lease(LEADER_LEASE, self.holder, self.lease_token)
@@ -210,7 +218,8 @@ class ClusterNode:
             started = time.monotonic()
             next_beat = started + s.heartbeat_secs
             try:
-                beat = await self._beat(started)
+                async with self._beat_calls().call():
+                    beat = await self._beat(started)
                 failures = _recovered(failures, "heartbeat")
                 if not beat.alive and await self._rejoin():
                     continue
@@ -234,6 +243,9 @@ class ClusterNode:
             if self._holds and time.monotonic() > self._lease_valid_until:
                 self._let_go("could not renew the lease in time")
             await asyncio.sleep(max(0.0, next_beat - time.monotonic()))
+
+    def _beat_calls(self) -> InFlight:
+        return self._beats.calls if self._beats is not None else self._calls
 
     def _on_main(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``fn`` on the node's main loop (the membership loop may run on its own)."""
@@ -362,7 +374,7 @@ class ClusterNode:
                 "leadership: %s stepped down (%s)", self.node_id, why,
                 extra={IDS_ATTR: {"node": self.node_id}})
         self.engine.emit("leadership_changed", False)
-        await _stop(self._leader_tasks)
+        await self._calls.stop(self._leader_tasks)
         self._leader_tasks = []
 
     @property
@@ -394,7 +406,8 @@ class ClusterNode:
             delay = self._poll_delay()
             try:
                 if self.leading():
-                    moved = await self.dispatch_once()
+                    async with self._calls.call():
+                        moved = await self.dispatch_once()
                     if failures:
                         # a failed pass may have assigned runs without hearing so (the
                         # commit went through, the reply was lost): wake the workers now
@@ -509,7 +522,8 @@ class ClusterNode:
             every = self.settings.heartbeat_secs
             try:
                 if self.leading():
-                    await self.watch_once()
+                    async with self._calls.call():
+                        await self.watch_once()
                     if failures:
                         self.waker.notify()  # moves a failed look made unseen
                     failures = _recovered(failures, "watchdog")
@@ -559,7 +573,8 @@ class ClusterNode:
         failures = 0
         while True:
             try:
-                changed = await self.claim_once()
+                async with self._calls.call():
+                    changed = await self.claim_once()
                 failures = _recovered(failures, "reading this worker's instances")
                 if changed:
                     self.mark_busy()
@@ -579,9 +594,10 @@ class ClusterNode:
             self._report_load.clear()
             full = self.engine.slot_load >= self.engine.settings.concurrency
             try:
-                await self.keeper.heartbeat(self.node_id, self.incarnation,
-                                            running=self.engine.slot_load,
-                                            assigned=self.engine.owned_count)
+                async with self._calls.call():
+                    await self.keeper.heartbeat(self.node_id, self.incarnation,
+                                                running=self.engine.slot_load,
+                                                assigned=self.engine.owned_count)
             except Exception as exc:  # the next heartbeat reports it
                 log.debug("could not report this worker's load: %s", exc)
                 continue  # the next heartbeat reports it
@@ -621,17 +637,6 @@ def _recovered(failures: int, what: str) -> int:
     if failures:
         log.info("%s works again after %d failed attempt(s)", what, failures)
     return 0
-
-
-async def _stop(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel the tasks and wait until each has ended, whatever it ended with."""
-    for t in tasks:
-        t.cancel()
-    for t in tasks:
-        try:
-            await t
-        except (asyncio.CancelledError, Exception):
-            pass
 
 
 async def _run(awaitable: Awaitable[None]) -> None:

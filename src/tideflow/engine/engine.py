@@ -348,8 +348,7 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
         await self._stop_background()
         cluster = self._cluster
         if cluster is not None:
-            for t in cluster._tasks:
-                t.cancel()  # no new work while the running work stops
+            await cluster.stop_loops()  # no new work while the running work stops
         for runner in list(self._runners.values()):
             await runner.shutdown()
         rt = self._rt
