@@ -29,6 +29,15 @@ _FOLLOW_DOC = (
 )
 
 
+# the query both routes take
+_AFTER = Query(None, ge=0, description="`cursor` of the previous page.")
+_LIMIT = Query(10_000, ge=1, le=MAX_PAGE_LINES,
+               description="Lines a page holds (whole chunks: a few more may come).")
+_TAIL = Query(None, ge=1, le=MAX_PAGE_LINES, description="Only the last N lines.")
+_FOLLOW = Query(False, description="Stream lines as Server-Sent Events.")
+_LAST_ID = Header(None, alias="Last-Event-ID")
+
+
 class LogLineOut(BaseModel):
     cursor: int
     taskId: str
@@ -77,14 +86,8 @@ def logs_router(engine: Engine) -> APIRouter:
 
     @router.get("/{instance_id}/logs", summary="Every task's log of an instance", **common)
     async def instance_logs(
-        request: Request, instance_id: str,
-        after: int | None = Query(None, ge=0, description="`cursor` of the previous page."),
-        limit: int = Query(10_000, ge=1, le=MAX_PAGE_LINES, description="Lines a page holds "
-                           "(whole chunks: a few more may come)."),
-        tail: int | None = Query(None, ge=1, le=MAX_PAGE_LINES, description="Only the last N "
-                                 "lines."),
-        follow: bool = Query(False, description="Stream lines as Server-Sent Events."),
-        last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+        request: Request, instance_id: str, after: int | None = _AFTER, limit: int = _LIMIT,
+        tail: int | None = _TAIL, follow: bool = _FOLLOW, last_event_id: str | None = _LAST_ID,
     ) -> JSONResponse | StreamingResponse:
         return await serve(request, instance_id, None, None, after, limit, tail, follow,
                            last_event_id)
@@ -94,13 +97,8 @@ def logs_router(engine: Engine) -> APIRouter:
     async def task_logs(
         request: Request, instance_id: str, task_id: str,
         attempt: int | None = Query(None, ge=1, description="Only this attempt."),
-        after: int | None = Query(None, ge=0, description="`cursor` of the previous page."),
-        limit: int = Query(10_000, ge=1, le=MAX_PAGE_LINES, description="Lines a page holds "
-                           "(whole chunks: a few more may come)."),
-        tail: int | None = Query(None, ge=1, le=MAX_PAGE_LINES, description="Only the last N "
-                                 "lines."),
-        follow: bool = Query(False, description="Stream lines as Server-Sent Events."),
-        last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+        after: int | None = _AFTER, limit: int = _LIMIT, tail: int | None = _TAIL,
+        follow: bool = _FOLLOW, last_event_id: str | None = _LAST_ID,
     ) -> JSONResponse | StreamingResponse:
         return await serve(request, instance_id, task_id, attempt, after, limit, tail, follow,
                            last_event_id)
