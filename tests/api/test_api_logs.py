@@ -46,6 +46,10 @@ def test_pages_by_cursor(client: httpx.Client) -> None:
     assert client.get(f"{base}/tasks/nope/logs").status_code == 404
     assert client.get("/api/v1/dag-instances/nope/logs").status_code == 404
     assert client.get(f"{base}/tasks/say/logs", params={"attempt": 0}).status_code == 400
+    # the same routes under /instances
+    short = client.get(f"/api/v1/instances/{inst['id']}/tasks/say/logs", params={"tail": 2})
+    assert [x["text"] for x in short.json()["lines"]] == ["3000", "attempt 1 succeeded"]
+    assert client.get("/api/v1/instances/nope/logs").status_code == 404
 
 
 def test_follow_as_server_sent_events(client: httpx.Client) -> None:

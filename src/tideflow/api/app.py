@@ -84,6 +84,7 @@ def create_app(
     # before the instances' routes: a task id may hold '/', and '.../tasks/{id}' would
     # take '.../tasks/{id}/logs' for a task named 'id/logs'
     app.include_router(logs_router(engine), prefix=API_PREFIX)
+    app.include_router(logs_router(engine, "/instances"), prefix=API_PREFIX)
     app.include_router(instances_router(engine, views), prefix=API_PREFIX)
     app.include_router(nodes_router(engine), prefix=API_PREFIX)
     app.include_router(health_router(engine, observer))

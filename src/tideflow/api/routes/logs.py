@@ -54,8 +54,10 @@ class LogPageOut(BaseModel):
     more: bool = Field(description="More lines are stored than this page holds.")
 
 
-def logs_router(engine: Engine) -> APIRouter:
-    router = APIRouter(prefix="/dag-instances", tags=["task-logs"])
+def logs_router(engine: Engine, base: str = "/dag-instances") -> APIRouter:
+    """The log routes under ``base``: ``/dag-instances`` as every instance route, and
+    ``/instances`` as well, the shorter name the log routes are also known by."""
+    router = APIRouter(prefix=base, tags=["task-logs"])
 
     async def serve(request: Request, instance_id: str, task_id: str | None,
                     attempt: int | None, after: int | None, limit: int, tail: int | None,
