@@ -119,8 +119,19 @@ async def test_killed_leader_is_replaced_and_a_paused_one_is_fenced(cluster: Clu
     _check_executions(cluster, ids, lost={first, second})
 
 
-async def test_etcd_restart_leaves_nodes_executing(db: str, tmp_path: Path) -> None:
+@pytest.fixture(params=[
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    # the same on MariaDB, where the Keeper plays no different part: on its own command
+    pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.long]),
+])
+def restart_db(request: pytest.FixtureRequest) -> str:
+    return backend_url(request)
+
+
+async def test_etcd_restart_leaves_nodes_executing(restart_db: str, tmp_path: Path) -> None:
     from dbservers import PrivateEtcd
+
+    db = restart_db
 
     missing = PrivateEtcd.missing_binaries()
     if missing:
