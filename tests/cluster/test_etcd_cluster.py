@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
+import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,6 +75,10 @@ async def test_killed_leader_is_replaced_and_a_paused_one_is_fenced(cluster: Clu
         first = await ready(client, 3)
         first_holder, first_token = await _sql_lease(client)
         assert first_holder.startswith(f"{first}/")
+        # the CLI, straight to the database, lists the nodes from etcd with TIDEFLOW_KEEPER
+        listed = await _cli_nodes(cluster)
+        assert {"w1", "w2", "w3"} <= {n["nodeId"] for n in listed if n["alive"]}
+        assert [n["nodeId"] for n in listed if n["isLeader"]] == [first]
         ids = [(await client.run_dag("w1", {"sleep": "0.05"})).id for _ in range(40)]
         await asyncio.sleep(0.5)
         killed = time.monotonic()
@@ -172,6 +180,17 @@ async def test_etcd_restart_leaves_nodes_executing(restart_db: str, tmp_path: Pa
             _check_executions(c, ids, lost=set())
         finally:
             c.stop_all()
+
+
+async def _cli_nodes(cluster: Cluster) -> list[dict[str, Any]]:
+    env = {**os.environ, "TIDEFLOW_KEEPER": cluster.keeper or ""}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tideflow.cli.main", "node", "list", "--db", cluster.db_url,
+        "--json", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items
 
 
 async def _leader_once_reached(client: Engine) -> str | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from ..clock import utcnow
 from ..errors import InputError, StoreError
 from ..extras import require_modules
 from ..store.records import LeaseRecord, NodeRecord
-from .keeper import LEADER_LEASE, Beat, ExternalKeeper, holder_id
+from .keeper import LEADER_LEASE, Beat, ExternalKeeper, Keeper, holder_id
 from .scheduling import LeaderFence, SchedulingStore
 
 ETCD_EXTRA = "pip install 'tideflow[etcd]'"
@@ -119,7 +120,8 @@ class EtcdKeeper(ExternalKeeper):
         self._root = f"/{self.url.path}/{table_prefix}"
         self._clients: list[Any] = []
         self._at = 0  # the endpoint in use; another is tried when it cannot be reached
-        self._twin_fence: SchedulingStore | None = None
+        #: a twin's own store (its connections on the twin's loop), opened and closed with it
+        self._twin_fence: Keeper | None = None
 
     # -- connections -----------------------------------------------------------------------
     def configure(self, *, unhealthy_secs: float) -> None:
@@ -127,6 +129,10 @@ class EtcdKeeper(ExternalKeeper):
 
     async def open(self) -> None:
         require_modules("the etcd keeper", ("aetcd",), ETCD_EXTRA)
+        # before gRPC loads: its fork handlers only log, at every shell task's fork, that
+        # they were skipped; a child here execs at once and never uses gRPC (an operator's
+        # own setting wins)
+        os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
         import aetcd
 
         if self._clients:
@@ -145,7 +151,7 @@ class EtcdKeeper(ExternalKeeper):
     def dedicated(self) -> EtcdKeeper | None:
         # the beat's own thread gets its own etcd channel, and its own connection to the
         # store for the leader's fencing row
-        twin_store = self.fence.dedicated() if hasattr(self.fence, "dedicated") else None
+        twin_store = self.fence.dedicated() if isinstance(self.fence, Keeper) else None
         if not isinstance(twin_store, SchedulingStore):
             return None
         twin = EtcdKeeper(self.url, twin_store, table_prefix=self.table_prefix,
@@ -155,13 +161,13 @@ class EtcdKeeper(ExternalKeeper):
 
     async def open_dedicated(self) -> None:
         if self._twin_fence is not None:
-            await self._twin_fence.open_dedicated()  # type: ignore[attr-defined]
+            await self._twin_fence.open_dedicated()
         await self.open()
 
     async def close_dedicated(self) -> None:
         await self.close()
         if self._twin_fence is not None:
-            await self._twin_fence.close_dedicated()  # type: ignore[attr-defined]
+            await self._twin_fence.close_dedicated()
 
     async def _call(self, what: str, fn: Callable[[Any], Awaitable[T]]) -> T:
         """``fn(client)`` on the endpoint in use, then on each other one while they cannot
@@ -177,7 +183,8 @@ class EtcdKeeper(ExternalKeeper):
                 out = await fn(self._clients[at])
                 self._at = at
                 return out
-            except (ex.ConnectionFailedError, ex.ConnectionTimeoutError) as exc:
+            except (ex.ConnectionFailedError, ex.ConnectionTimeoutError, TimeoutError,
+                    OSError) as exc:
                 last = exc
             except ex.ClientError as exc:
                 raise StoreError(f"etcd ({self.url}) failed to {what}: {exc}") from exc
