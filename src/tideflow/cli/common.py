@@ -66,8 +66,9 @@ LogFormatOpt = typer.Option(
 KEEPER_ENV = "TIDEFLOW_KEEPER"
 KeeperOpt = typer.Option(
     None, "--keeper", envvar=KEEPER_ENV,
-    help="Keep membership, leader election and mutexes in etcd (etcd://host:2379[,host:2379]"
-    "[/path]) rather than the database, which must then be MariaDB, MySQL or PostgreSQL.",
+    help="Keep membership, leader election and mutexes in etcd (etcd://host:2379, several "
+    "endpoints separated by commas, an optional /path) rather than the database, which must "
+    "then be MariaDB, MySQL or PostgreSQL.",
 )
 OtelOpt = typer.Option(
     None, "--otel/--no-otel",
