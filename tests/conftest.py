@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["scheduling"]
+
 MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_PASSWORD = "127.0.0.1", 3306, "root", ""
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 _CONNECT_TIMEOUT = 5

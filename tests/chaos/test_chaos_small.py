@@ -105,6 +105,7 @@ def cpu_hog() -> Iterator[None]:
             proc.wait(5)
 
 
+@pytest.mark.alone
 async def test_chaos_small_next_to_a_cpu_hog(server: tuple[str, Any, str], tmp_path: Path,
                                              cpu_hog: None) -> None:
     """The same faults on a machine whose CPUs are all taken twice over: no node exits by
