@@ -27,6 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "alone: runs with no other test at the same time (it loads every core)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).parts
