@@ -35,6 +35,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(PROCESS_GROUP))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # a pytest / pytest-xdist pair whose grouping does not work would run the server-process
+    # tests side by side, quietly: refuse to run instead
+    if not session.config.getvalue("loadgroup"):
+        return
+    for item in session.items:
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+            raise pytest.UsageError(
+                f"pytest-xdist did not group {item.nodeid}: this pytest and pytest-xdist "
+                "do not work together (see the pin in pyproject.toml)")
+
+
 def _lock_path() -> Path | None:
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if run is None:
