@@ -5,7 +5,8 @@ Tests that start real server processes (marker ``cluster``, and everything under
 of them at once would double the processes contending for the cores. A test marked ``alone``
 (the CPU-starvation chaos run, which loads every core on purpose) runs with no other test
 anywhere: every test holds a shared lock on one file for its whole run, and an ``alone`` test
-an exclusive one. Without xdist these locks cost one ``flock`` per test and change nothing.
+an exclusive one (behind a turnstile, so that it is not starved). Without xdist there are no
+locks.
 """
 
 from __future__ import annotations
@@ -48,25 +49,32 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 "do not work together (see the pin in pyproject.toml)")
 
 
-def _lock_path() -> Path | None:
+def _lock_paths() -> tuple[Path, Path] | None:
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if run is None:
         return None  # one process: nothing runs beside a test anyway
-    return Path(tempfile.gettempdir()) / f"tideflow-tests-{run}.lock"
+    base = Path(tempfile.gettempdir()) / f"tideflow-tests-{run}"
+    return base.with_suffix(".gate"), base.with_suffix(".lock")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    path = _lock_path()
-    if path is None:
+    paths = _lock_paths()
+    if paths is None:
         yield
         return
-    mode = fcntl.LOCK_EX if item.get_closest_marker("alone") else fcntl.LOCK_SH
-    with open(path, "a") as f:
-        # held from setup to teardown: an `alone` test waits for the test in flight on the
-        # other workers, and they wait for it before their next one
-        fcntl.flock(f, mode)
+    alone = item.get_closest_marker("alone") is not None
+    with open(paths[0], "a") as gate, open(paths[1], "a") as lock:
+        # A turnstile: an `alone` test holds the gate while it waits for the tests in flight
+        # to end, so the other workers cannot start new ones meanwhile (flock alone would let
+        # a worker that runs test after test keep its shared lock for ever).
+        fcntl.flock(gate, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)
         try:
             yield
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(gate, fcntl.LOCK_UN)
