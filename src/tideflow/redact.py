@@ -39,17 +39,36 @@ def secret_forms(values: Iterable[Any]) -> tuple[str, ...]:
     (inside single quotes), for JSON, for a Python literal or for a URL — and when one of those
     forms is escaped once more (a quoted argv quoted again, JSON inside JSON, a URL in a JSON
     body); longest first, so that a longer form is masked whole before a shorter one inside
-    it. A typed value (a number, a list...) is taken in its text form."""
+    it. A typed value (a number, a list...) is taken in its text form.
+
+    A value that spans lines (a PEM key) is also masked line by line: logs are stored a line
+    at a time, so the whole value never appears in one of them. Each of its lines of at least
+    :data:`MIN_LINE_PIECE` characters (blanks aside) is a form of its own."""
     found: set[str] = set()
     for raw in values:
         value = raw if isinstance(raw, str) else value_text(raw)
         if not value:
             continue
-        first = _escaped(value)
-        found.update(first)
-        for form in first:
-            found.update(_escaped(form))
+        for piece in (value, *_line_pieces(value)):
+            first = _escaped(piece)
+            found.update(first)
+            for form in first:
+                found.update(_escaped(form))
     return tuple(sorted((f for f in found if f), key=lambda f: (-len(f), f)))
+
+
+#: a line of a multi-line secret shorter than this is not masked on its own: masking `}` or
+#: `--` everywhere would hide most of a log and guard nothing
+MIN_LINE_PIECE = 4
+
+
+def _line_pieces(value: str) -> list[str]:
+    """The lines of a multi-line ``value`` worth masking alone (stripped of surrounding
+    blanks, which a line of output may not keep)."""
+    if "\n" not in value and "\r" not in value:
+        return []
+    pieces = (line.strip() for line in value.splitlines())
+    return [p for p in pieces if len(p) >= MIN_LINE_PIECE]
 
 
 def _escaped(value: str) -> set[str]:

@@ -132,6 +132,26 @@ async def test_secrets_are_masked(make_engine: Callable[..., Engine]) -> None:
     assert {x.task_id for x in page.lines} == {"sh", "py"}
 
 
+PEM = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSjAgEAAoIB\n-----END KEY-----"
+
+
+async def test_multi_line_secrets_are_masked_line_by_line(
+        make_engine: Callable[..., Engine]) -> None:
+    # logs are stored a line at a time: each line of the key is masked on its own
+    async with make_engine() as eng:
+        await eng.register_dag(_dag(
+            "pem",
+            {"id": "out", "actionName": "shell",
+             "params": {"cmd": "printf '%s\\n' \"{{key}}\"; printf '%s\\n' \"{{key}}\" >&2",
+                        "shell": True}},
+            vars={"key": {"defaultValue": "", "secret": True}}))
+        inst = await eng.run_dag("pem", vars={"key": PEM}, wait=30)
+        assert inst.status == "success", inst.reason
+        page = await eng.task_logs(inst.id, "out")
+    shown = [(x.stream, x.text) for x in page.lines if x.stream != "engine"]
+    assert shown == [("stdout", "***")] * 4 + [("stderr", "***")] * 4, shown
+
+
 async def test_engine_lines_of_retries_and_timeouts(make_engine: Callable[..., Engine]
                                                     ) -> None:
     async with make_engine() as eng:
