@@ -25,6 +25,10 @@ MIB = 1024 * KIB
 DEFAULT_MAX_VALUE_BYTES = 1 * MIB
 DEFAULT_MAX_SHARE_DATA_BYTES = 4 * MIB
 DEFAULT_MAX_TRACE_BYTES = 16 * KIB
+#: the largest values of the database's integer columns: a number given for one of them (an
+#: attempt, a version; a cursor, a row id) beyond these is bad input, not a database error
+MAX_INT32 = 2**31 - 1
+MAX_INT64 = 2**63 - 1
 #: a reason (task or instance) is cut to this: it is shown in lists and logs
 MAX_REASON_BYTES = 16 * KIB
 

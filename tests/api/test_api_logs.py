@@ -88,3 +88,55 @@ def test_cli_follows_through_the_server(server: ApiServer, client: httpx.Client)
          "--json", "--server", server.url], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["text"] == "attempt 1 succeeded"
+
+
+def _events(client: httpx.Client, url: str, headers: dict[str, str]
+            ) -> list[tuple[str, dict[str, Any]]]:
+    """(id, data) of each line event of a followed log."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    with client.stream("GET", url, params={"follow": "true"}, headers=headers) as resp:
+        assert resp.status_code == 200
+        event_id = ""
+        for line in resp.iter_lines():
+            if line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("data:") and event_id:
+                out.append((event_id, json.loads(line[5:])))
+                event_id = ""
+    return out
+
+
+def test_reconnect_resumes_inside_a_chunk(client: httpx.Client) -> None:
+    inst = _run(client, "log-resume", "seq 1 3000", 30)
+    url = f"/api/v1/dag-instances/{inst['id']}/tasks/say/logs"
+    first = _events(client, url, {})
+    texts = [d["text"] for _, d in first]
+    assert texts[1:3001] == [str(i) for i in range(1, 3001)]
+    ids = [i for i, _ in first]
+    assert len(set(ids)) == len(ids), "each line has its own event id"
+    # the lines share chunks: a reconnect after line 1500 goes on with 1501, not the next chunk
+    mid = texts.index("1500")
+    assert first[mid][1]["cursor"] == first[mid + 1][1]["cursor"]
+    again = _events(client, url, {"Last-Event-ID": ids[mid]})
+    assert [d["text"] for _, d in again] == texts[mid + 1:]
+
+
+def test_out_of_range_numbers_are_bad_requests(server: ApiServer, client: httpx.Client
+                                               ) -> None:
+    inst = _run(client, "log-range", "echo hi", 30)
+    url = f"/api/v1/dag-instances/{inst['id']}/tasks/say/logs"
+    huge = "99999999999999999999999"
+    for params in ({"after": huge}, {"attempt": huge}, {"after": huge, "follow": "true"},
+                   {"attempt": 2**31}, {"after": 2**63}):
+        resp = client.get(url, params=params)
+        assert resp.status_code == 400, (params, resp.status_code, resp.text)
+    resp = client.get(url, params={"follow": "true"}, headers={"Last-Event-ID": huge + ":1"})
+    assert resp.status_code == 400, resp.text
+    # the largest values are fine: nothing after them
+    page = client.get(url, params={"after": 2**63 - 1, "attempt": 2**31 - 1}).json()
+    assert page["lines"] == []
+    out = subprocess.run(
+        [sys.executable, "-m", "tideflow.cli.main", "ins", "logs", inst["id"], "say",
+         "--attempt", huge, "--server", server.url], capture_output=True, text=True,
+        timeout=60)
+    assert out.returncode == 2 and "--attempt" in out.stderr and "Traceback" not in out.stderr

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from ..limits import MAX_INT32
 from .clients import Client
 from .common import TablePrefixOpt
 from .connect import DbOpt, JsonOpt, ServerOpt, with_client
@@ -33,7 +34,7 @@ def logs(
     instance_id: str = typer.Argument(..., help="The instance."),
     task: str | None = typer.Argument(None, help="Only this task's log (default: every "
                                       "task's, in the order written)."),
-    attempt: int | None = typer.Option(None, "--attempt", "-a", min=1,
+    attempt: int | None = typer.Option(None, "--attempt", "-a", min=1, max=MAX_INT32,
                                        help="Only this attempt of the task."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing lines as they "
                                 "are written, until the task (or the instance) is over."),

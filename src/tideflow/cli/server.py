@@ -45,6 +45,9 @@ from .connect import run_to_end
 
 log = logging.getLogger("tideflow.server")
 
+#: execution slots of one node, at most (the number is stored in the node's row)
+MAX_CONCURRENCY = 1_000_000
+
 
 def server_command(
     role: str = typer.Option("worker", "--role", help="worker or watcher."),
@@ -57,7 +60,8 @@ def server_command(
         help="Register every DAG file (.yaml, .yml, .json) under DIR, sub-folders included."),
     actions: list[str] = typer.Option([], "--actions", "-a", help="Action module (repeatable)."),
     labels: list[str] = typer.Option([], "--labels", "-l", help="Worker label k=v (repeatable)."),
-    concurrency: int = typer.Option(1000, "--concurrency", help="Execution slots."),
+    concurrency: int = typer.Option(1000, "--concurrency", min=1, max=MAX_CONCURRENCY,
+                                     help="Execution slots."),
     node_id: str | None = typer.Option(None, "--node-id", help="Node id (default POD_NAME or "
                                        "host name plus pid)."),
     python_allow: list[str] = typer.Option(

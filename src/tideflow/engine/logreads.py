@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, NotFoundError, StoreError
+from ..limits import MAX_INT32, MAX_INT64
 from ..states import InstanceStatus, TaskStatus
 from ..store.records import InstanceRecord, LogChunk
 
@@ -50,6 +51,8 @@ class TaskLogLine:
     text: str
     #: the level of a ``ctx.log`` line (``INFO``...), else None
     level: str | None = None
+    #: the line's place in its chunk (from 0): with ``cursor``, it names the line
+    index: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"cursor": self.cursor, "taskId": self.task_id, "attempt": self.attempt,
@@ -78,8 +81,9 @@ def _explode(chunks: list[LogChunk]) -> list[TaskLogLine]:
     out = []
     for c in chunks:
         cursor = c.id or 0
-        for t, stream, text, level in c.lines:
-            out.append(TaskLogLine(cursor, c.task_id, c.attempt, _iso(t), stream, text, level))
+        for i, (t, stream, text, level) in enumerate(c.lines):
+            out.append(TaskLogLine(cursor, c.task_id, c.attempt, _iso(t), stream, text, level,
+                                   i))
     return out
 
 
@@ -115,8 +119,7 @@ class LogVerbs:
                         after: int | None, limit: int, tail: int | None) -> TaskLogPage:
         if not 1 <= limit <= MAX_PAGE_LINES:
             raise InputError(f"limit must be between 1 and {MAX_PAGE_LINES}, not {limit}")
-        if after is not None and after < 0:
-            raise InputError(f"after must be a cursor from an earlier page (>= 0), not {after}")
+        check_log_cursor(after)
         await self._flush_local_logs()
         if tail is not None:
             if not 1 <= tail <= MAX_PAGE_LINES:
@@ -191,8 +194,7 @@ class LogVerbs:
     async def _check_log_target(self, instance_id: str, task_id: str | None,
                                 attempt: int | None) -> InstanceRecord:
         self._require_rt()
-        if attempt is not None and attempt < 1:
-            raise InputError(f"attempt must be 1 or more, not {attempt}")
+        check_log_attempt(attempt)
         inst = await self.get_instance(instance_id)
         if task_id is not None and not any(t.task_id == task_id for t in inst.tasks):
             raise NotFoundError(f"instance {instance_id} has no task '{task_id}'")
@@ -223,3 +225,16 @@ class LogVerbs:
                 await sink.flush()
             except StoreError:
                 pass  # the read itself says whether the database answers
+
+
+def check_log_cursor(after: int | None) -> None:
+    """InputError unless ``after`` is a cursor a page may have given (a 64-bit row id)."""
+    if after is not None and not 0 <= after <= MAX_INT64:
+        raise InputError(f"after must be a cursor from an earlier page (0 to {MAX_INT64}), "
+                         f"not {after}")
+
+
+def check_log_attempt(attempt: int | None) -> None:
+    """InputError unless ``attempt`` is an attempt number an attempt may have."""
+    if attempt is not None and not 1 <= attempt <= MAX_INT32:
+        raise InputError(f"attempt must be between 1 and {MAX_INT32}, not {attempt}")

@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ...engine.engine import Engine
-from ...engine.logreads import MAX_PAGE_LINES, TaskLogLine
+from ...engine.logreads import MAX_PAGE_LINES, TaskLogLine, check_log_attempt, check_log_cursor
+from ...errors import InputError
+from ...limits import MAX_INT32, MAX_INT64
 from ...views import find_task
 from . import errors_for
 
@@ -23,14 +25,15 @@ KEEPALIVE_SECS = 15.0
 _FOLLOW_DOC = (
     "A page of the log (`lines`, `cursor`, `more`): pass `cursor` as `after` for the next one. "
     "With `follow=true` (or `Accept: text/event-stream`) the lines come as Server-Sent Events "
-    "as they are written, one `data:` JSON line each with the chunk's cursor as its `id` (a "
-    "reconnect with `Last-Event-ID` reads on from there), then an `end` event once the task "
-    "(without a task: the instance) is over."
+    "as they are written, one `data:` JSON line each whose `id` names the line (`CURSOR:INDEX`, "
+    "the line's chunk and its place in it: a reconnect with `Last-Event-ID` reads on from the "
+    "line after it), then an `end` event once the task (without a task: the instance) is over. "
+    "A page's `cursor` names a whole chunk: `after` reads on from the next chunk."
 )
 
 
 # the query both routes take
-_AFTER = Query(None, ge=0, description="`cursor` of the previous page.")
+_AFTER = Query(None, ge=0, le=MAX_INT64, description="`cursor` of the previous page.")
 _LIMIT = Query(10_000, ge=1, le=MAX_PAGE_LINES,
                description="Lines a page holds (whole chunks: a few more may come).")
 _TAIL = Query(None, ge=1, le=MAX_PAGE_LINES, description="Only the last N lines.")
@@ -70,8 +73,12 @@ def logs_router(engine: Engine, base: str = "/dag-instances") -> APIRouter:
             page = await engine.task_logs(instance_id, task_id, attempt=attempt, after=after,
                                           limit=limit, tail=tail)
             return JSONResponse(page.to_json())
-        if last_event_id and last_event_id.isdigit():
-            after = int(last_event_id)
+        resume = _last_event(last_event_id)
+        if resume is not None:
+            # read the chunk of the last line seen again, from the line after it
+            after = resume[0] - 1 if resume[0] > 0 else None
+        check_log_cursor(after)  # before the 200: a bad cursor is a 400, not an empty stream
+        check_log_attempt(attempt)
         if tail is not None:
             page = await engine.task_logs(instance_id, task_id, attempt=attempt, after=after,
                                           tail=tail)
@@ -79,7 +86,7 @@ def logs_router(engine: Engine, base: str = "/dag-instances") -> APIRouter:
         else:
             first = []
         lines = engine.follow_task_logs(instance_id, task_id, attempt=attempt, after=after)
-        return StreamingResponse(_events(first, lines), media_type="text/event-stream",
+        return StreamingResponse(_events(first, lines, resume), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
@@ -98,7 +105,8 @@ def logs_router(engine: Engine, base: str = "/dag-instances") -> APIRouter:
                 **common)
     async def task_logs(
         request: Request, instance_id: str, task_id: str,
-        attempt: int | None = Query(None, ge=1, description="Only this attempt."),
+        attempt: int | None = Query(None, ge=1, le=MAX_INT32,
+                                    description="Only this attempt."),
         after: int | None = _AFTER, limit: int = _LIMIT, tail: int | None = _TAIL,
         follow: bool = _FOLLOW, last_event_id: str | None = _LAST_ID,
     ) -> JSONResponse | StreamingResponse:
@@ -108,10 +116,25 @@ def logs_router(engine: Engine, base: str = "/dag-instances") -> APIRouter:
     return router
 
 
-async def _events(first: list[TaskLogLine], lines: AsyncIterator[TaskLogLine]
-                  ) -> AsyncIterator[str]:
+def _last_event(value: str | None) -> tuple[int, int] | None:
+    """The line a ``Last-Event-ID`` names, as (cursor, index); a bare cursor (an id given
+    by an older server) names its chunk's last line. None for an id that is not one."""
+    if not value:
+        return None
+    cursor, _, index = value.strip().partition(":")
+    if not cursor.isdigit() or (index and not index.isdigit()):
+        return None
+    if len(cursor) > 19 or len(index) > 19:
+        raise InputError(f"Last-Event-ID {value[:40]!r} is not an id this server sent")
+    return int(cursor), int(index) if index else MAX_INT64
+
+
+async def _events(first: list[TaskLogLine], lines: AsyncIterator[TaskLogLine],
+                  resume: tuple[int, int] | None = None) -> AsyncIterator[str]:
     for line in first:
         yield _event(line)
+    if resume is not None:
+        lines = _after_line(lines, *resume)
     it = aiter(lines)
     pending: asyncio.Future[TaskLogLine] | None = None
     try:
@@ -134,6 +157,16 @@ async def _events(first: list[TaskLogLine], lines: AsyncIterator[TaskLogLine]
             pending.cancel()
 
 
+async def _after_line(lines: AsyncIterator[TaskLogLine], cursor: int, index: int
+                      ) -> AsyncIterator[TaskLogLine]:
+    """``lines`` without those up to line ``index`` of chunk ``cursor`` (seen already)."""
+    async for line in lines:
+        if line.cursor < cursor or (line.cursor == cursor and line.index <= index):
+            continue
+        yield line
+
+
 def _event(line: TaskLogLine) -> str:
     data = line.to_json()
-    return f"id: {data['cursor']}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return (f"id: {line.cursor}:{line.index}\n"
+            f"data: {json.dumps(data, ensure_ascii=False)}\n\n")
