@@ -3,6 +3,7 @@ instance, on each backend."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -195,8 +196,12 @@ async def test_bad_reads_are_refused(make_engine: Callable[..., Engine]) -> None
             await eng.task_logs(inst.id, "nope")
         with pytest.raises(NotFoundError):
             await eng.task_logs("no-such-instance")
-        with pytest.raises(InputError, match="attempt must be 1 or more"):
+        with pytest.raises(InputError, match="attempt must be between 1 and 2147483647"):
             await eng.task_logs(inst.id, "a", attempt=0)
+        with pytest.raises(InputError, match="attempt must be between"):
+            await eng.task_logs(inst.id, "a", attempt=2**31)
+        with pytest.raises(InputError, match="after must be a cursor"):
+            await eng.task_logs(inst.id, after=2**63)
         with pytest.raises(InputError, match="limit"):
             await eng.task_logs(inst.id, limit=0)
         # following a task that is over returns its lines and ends
@@ -246,6 +251,50 @@ def test_ctx_log_outside_an_engine_goes_to_logging(caplog: pytest.LogCaptureFixt
     inside.debug("dropped")
     inside.info("%s and %s", "a")  # a bad format is reported, not raised
     assert got[0][0] == "log" and "could not format" in got[0][1]
+
+
+_REFUSE_POISON = {
+    # an error the store cannot classify as a refusal of the data: a trigger's own
+    "sqlite": ["CREATE TRIGGER tf_poison BEFORE INSERT ON tf_task_logs "
+               "WHEN NEW.body LIKE '%POISON%' BEGIN SELECT abs(-9223372036854775807 - 1); END"],
+    "postgresql": ["CREATE FUNCTION tf_poison() RETURNS trigger AS $$ BEGIN "
+                   "IF NEW.body LIKE '%POISON%' THEN RAISE EXCEPTION 'no poison here'; END IF; "
+                   "RETURN NEW; END $$ LANGUAGE plpgsql",
+                   "CREATE TRIGGER tf_poison BEFORE INSERT ON tf_task_logs FOR EACH ROW "
+                   "EXECUTE FUNCTION tf_poison()"],
+    "mysql": ["CREATE TRIGGER tf_poison BEFORE INSERT ON tf_task_logs FOR EACH ROW BEGIN "
+              "IF NEW.body LIKE '%POISON%' THEN SIGNAL SQLSTATE '45000' "
+              "SET MESSAGE_TEXT = 'no poison here'; END IF; END"],
+}
+
+
+async def test_a_refused_row_does_not_hold_back_other_logs(
+        make_engine: Callable[..., Engine], db_url: str) -> None:
+    async with make_engine(db_url, task_log_flush_secs=0.05) as eng:
+        store: Any = eng.store
+        async with store.engine.begin() as conn:
+            for ddl in _REFUSE_POISON[store.engine.dialect.name]:
+                await conn.execute(sa.text(ddl))
+        await eng.register_dag(_dag("poison", {
+            "id": "a", "actionName": "shell",
+            "params": {"cmd": "echo one; echo POISON; echo two", "shell": True}}))
+        await eng.register_dag(_dag("fine", {"id": "a", "actionName": "shell",
+                                             "params": {"cmd": ["echo", "fine"]}}))
+        bad = await eng.run_dag("poison", wait=30)
+        good = await eng.run_dag("fine", wait=30)
+        # the refused row waits aside: the next instance's log is stored as ever
+        texts = [x.text for x in (await eng.task_logs(good.id)).lines]
+        assert "fine" in texts and "attempt 1 succeeded" in texts, texts
+        # the refused row is written without the line the database will not take
+        for _ in range(100):
+            texts = [x.text for x in (await eng.task_logs(bad.id)).lines]
+            if "two" in texts:
+                break
+            await asyncio.sleep(0.1)
+    assert "one" in texts and "two" in texts, texts
+    assert "1 log line(s) dropped here: the database refused to store them (the node's log " \
+           "says why)" in texts
+    assert not any("POISON" in t for t in texts)
 
 
 async def test_lines_wait_out_a_failing_database(sqlite_url: str) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..actions.tasklog import TaskLogger
-from ..errors import InputError, StoreError, TideflowError, WriteRefusedError
+from ..errors import InputError, StoreError, TideflowError
 from ..limits import clean_text, show_bytes
 from ..states import TaskStatus
 from ..store.base import Store
@@ -43,6 +43,12 @@ MAX_LINE_BYTES = 64 * 1024
 CHUNK_BYTES = 512 * 1024
 #: waiting lines that make the sink write before its interval is up
 EAGER_BYTES = 256 * 1024
+#: times a row is refused while other rows are written beside it, before the lines the
+#: database refuses in it are dropped; alone (nothing else written, the database answering)
+REFUSALS_TO_DROP = 3
+REFUSALS_TO_DROP_ALONE = 6
+#: writes spent finding the refused lines of a row, at most (halving it)
+MAX_SALVAGE_WRITES = 64
 #: lines held through a database outage, at most; the oldest are dropped beyond it
 MAX_UNSENT_BYTES = 64 * 1024 * 1024
 
@@ -155,6 +161,8 @@ class TaskLogSink:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._failures = 0
+        #: rows the database refused on their own, with how many times, by id
+        self._refused: dict[int, tuple[LogChunk, int]] = {}
         #: batches written (for the benchmark)
         self.flushes = 0
 
@@ -223,41 +231,115 @@ class TaskLogSink:
             if not chunks:
                 return
             self._unsent = []
-            try:
-                await self._write(chunks)
-            except StoreError as exc:
-                self._keep(chunks)
+            left, error = await self._write(chunks)
+            if left:
+                # kept for the next round: everything in an outage, else the refused rows
+                if len(left) != len(chunks):
+                    self._unsent_bytes = sum(len(x[2]) + 40 for c in left for x in c.lines)
+                self._keep(left)
+            else:
+                self._unsent_bytes = 0
+            if error is not None:
                 self._failures += 1
                 if self._failures == 1:
-                    log.warning("task log writes failing, kept in memory and retried: %s", exc)
-                raise
+                    log.warning("task log writes failing, kept in memory and retried: %s",
+                                error)
+                raise error
             if self._failures:
                 log.warning("task log writes resumed after %d failed attempt(s)",
                             self._failures)
             self._failures = 0
-            self._unsent_bytes = 0
             self.flushes += 1
 
-    async def _write(self, chunks: list[LogChunk]) -> None:
+    async def _write(self, chunks: list[LogChunk]) -> tuple[list[LogChunk], StoreError | None]:
+        """Write ``chunks``; what is left to retry, and the error when nothing could be
+        written (the database is failing, not only some of its rows).
+
+        A batch the database fails is written again row by row, so that one row it will
+        not take (a trigger, a constraint, an error the store cannot classify) does not hold
+        back every later line of the node: the others are written, and a row refused
+        :data:`REFUSALS_TO_DROP` times while other rows are written beside it is dropped, a
+        marker line in its place."""
         try:
             await self.store.write_task_logs(chunks)
-            return
-        except StoreError:
-            raise
+            return [], None
+        except StoreError as exc:
+            if len(chunks) == 1 and not await self._answers():
+                return chunks, exc
         except TideflowError as exc:
-            log.warning("task log write refused (%s); writing instance by instance", exc)
-        by_instance: dict[str, list[LogChunk]] = {}
-        for c in chunks:
-            by_instance.setdefault(c.instance_id, []).append(c)
-        for iid, part in by_instance.items():
+            log.warning("task log write refused (%s); writing row by row", exc)
+        left: list[LogChunk] = []
+        error: StoreError | None = None
+        wrote = False
+        for i, c in enumerate(chunks):
             try:
-                await self.store.write_task_logs(part)
-            except StoreError:
-                raise
-            except (WriteRefusedError, TideflowError) as exc:
+                await self.store.write_task_logs([c])
+                wrote = True
+            except StoreError as exc:
+                if not wrote and not left and not await self._answers():
+                    return chunks[i:], exc  # an outage: keep everything, in order
+                left.append(c)
+                error = exc
+            except TideflowError as exc:
                 # the instance was deleted meanwhile, or the database will never take these
                 log.warning("dropped %d task log line(s) of instance %s: %s",
-                            sum(len(c.lines) for c in part), iid, exc)
+                            len(c.lines), c.instance_id, exc)
+        if not left:
+            return [], None
+        # rows refused while others are written are judged sooner than rows refused alone
+        # (which may be an outage of writes only: a table locked, a disk full)
+        if not wrote and not await self._answers():
+            return left, error
+        need = REFUSALS_TO_DROP if wrote else REFUSALS_TO_DROP_ALONE
+        kept = []
+        counts, self._refused = self._refused, {}
+        for c in left:
+            key = id(c)
+            tries = counts.get(key, (c, 0))[1] + 1
+            if tries < need:
+                self._refused[key] = (c, tries)
+                kept.append(c)
+                continue
+            await self._salvage(c, error)
+        return kept, (error if kept and not wrote else None)
+
+    async def _answers(self) -> bool:
+        """Whether the database answers at all (a failed write is then about its rows)."""
+        try:
+            await self.store.check_ready()
+        except TideflowError:
+            return False
+        return True
+
+    async def _salvage(self, chunk: LogChunk, error: StoreError | None) -> None:
+        """Write what the database takes of ``chunk``, which it keeps refusing: halves of
+        it, down to single lines (at most :data:`MAX_SALVAGE_WRITES` writes); each part
+        still refused is dropped, a marker line in its place (without its text, which may
+        be what is refused)."""
+        parts = _halves(chunk)
+        dropped = writes = 0
+        while parts:
+            part = parts.pop(0)
+            writes += 1
+            try:
+                if writes > MAX_SALVAGE_WRITES:
+                    raise TideflowError("too many parts refused")
+                await self.store.write_task_logs([part])
+                continue
+            except TideflowError:
+                if len(part.lines) > 1 and writes <= MAX_SALVAGE_WRITES:
+                    parts[:0] = _halves(part)
+                    continue
+            dropped += len(part.lines)
+            marker = LogChunk(part.instance_id, part.task_id, part.attempt, [(
+                part.lines[0][0], ENGINE_STREAM,
+                f"{len(part.lines)} log line(s) dropped here: the database refused to store "
+                "them (the node's log says why)", None)])
+            with contextlib.suppress(TideflowError):
+                await self.store.write_task_logs([marker])
+        log.warning("dropped %d task log line(s) of instance %s, task %s, attempt %d: the "
+                    "database kept refusing them: %s", dropped, chunk.instance_id,
+                    chunk.task_id, chunk.attempt, error)
 
     def _keep(self, chunks: list[LogChunk]) -> None:
         self._unsent = chunks + self._unsent
@@ -301,6 +383,12 @@ def _chunks(alog: AttemptLog, lines: list[LogLineTuple], size: int) -> list[LogC
     if start < len(lines):
         out.append(LogChunk(alog.instance_id, alog.task_id, alog.attempt, lines[start:]))
     return out
+
+
+def _halves(chunk: LogChunk) -> list[LogChunk]:
+    mid = len(chunk.lines) // 2
+    return [LogChunk(chunk.instance_id, chunk.task_id, chunk.attempt, part)
+            for part in (chunk.lines[:mid], chunk.lines[mid:]) if part]
 
 
 def open_attempt_log(runner: InstanceRunner, task: TaskRecord) -> AttemptLog:
