@@ -193,6 +193,19 @@ async def test_a_failing_fake_fails_the_task_with_its_reason() -> None:
     assert inst.tasks[0].reason == "RuntimeError: quota exceeded"
 
 
+async def test_a_sync_fake_runs_in_the_thread_pool_so_its_timeout_applies() -> None:
+    # a sync action blocks its worker thread, not the engine: the timeout ends the attempt
+    dag = {"id": "t", "tasks": [{"id": "x", "actionName": "slow", "timeoutSecs": 1}]}
+    for fake in (Fake(fn=lambda ctx, p: time.sleep(1.6)), lambda ctx, p: time.sleep(1.6)):
+        inst = await run_dag(dag, fakes={"slow": fake})
+        assert inst.tasks[0].status == TaskStatus.FAILED
+        assert "timed out" in (inst.tasks[0].reason or ""), inst.tasks[0].reason
+    returning = Fake(fn=lambda ctx, p: {"n": p["n"] + 1})
+    inst = await run_dag({"id": "r", "tasks": [{"id": "x", "actionName": "add",
+                                                "params": {"n": 1}}]}, fakes={"add": returning})
+    assert inst.status == InstanceStatus.SUCCESS and returning.attempts == [1]
+
+
 async def test_memory_engines_are_separate() -> None:
     async with memory_engine(dags=[RETRYING], fakes={"remote": Fake(), "notify": Fake()}) as a, \
             memory_engine() as b:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..actions.base import ActionContext, ActionRegistry
+from ..actions.base import ActionContext, ActionRegistry, ActionSpec
 from ..clock import Clock
 from ..engine.dags import DagSource
 from ..engine.engine import Engine
@@ -37,7 +37,8 @@ class Fake:
     Attempt ``n`` raises ``raises[n-1]`` when there is such an entry and it is not None
     (``raises=[OSError("down"), None]`` fails the first attempt only); otherwise it returns
     ``returns``, or calls ``fn(ctx, params)`` when given and returns its result. ``share``
-    is written to share data before returning."""
+    is written to share data before returning. A sync ``fn`` runs in the engine's thread
+    pool, as a sync action does (so a task's timeout ends it alike)."""
 
     returns: Any = None
     raises: list[BaseException | None] = field(default_factory=list)
@@ -46,18 +47,32 @@ class Fake:
     calls: list[Call] = field(default_factory=list)
 
     async def __call__(self, ctx: ActionContext, params: Any) -> Any:
-        self.calls.append(Call(ctx.task_id, ctx.attempt, params, dict(ctx.vars)))
-        index = ctx.attempt - 1
-        if index < len(self.raises) and self.raises[index] is not None:
-            raise self.raises[index]  # type: ignore[misc]
-        for key, value in self.share.items():
-            ctx.share_data[key] = value
+        self._begin(ctx, params)
         if self.fn is not None:
             result = self.fn(ctx, params)
             if asyncio.iscoroutine(result):
                 result = await result
             return result
         return self.returns
+
+    def run_sync(self, ctx: ActionContext, params: Any) -> Any:
+        """The fake as a sync action, for a sync ``fn``: the engine runs it in its thread
+        pool."""
+        self._begin(ctx, params)
+        return self.fn(ctx, params) if self.fn is not None else self.returns
+
+    @property
+    def is_sync(self) -> bool:
+        """Its ``fn`` is a plain function (not a coroutine function)."""
+        return self.fn is not None and not ActionSpec.is_async(self.fn)
+
+    def _begin(self, ctx: ActionContext, params: Any) -> None:
+        self.calls.append(Call(ctx.task_id, ctx.attempt, params, dict(ctx.vars)))
+        index = ctx.attempt - 1
+        if index < len(self.raises) and self.raises[index] is not None:
+            raise self.raises[index]  # type: ignore[misc]
+        for key, value in self.share.items():
+            ctx.share_data[key] = value
 
     @property
     def attempts(self) -> list[int]:
@@ -76,7 +91,9 @@ def _install_fakes(registry: ActionRegistry, fakes: Mapping[str, FakeLike]) -> N
         model = getattr(registry.get(name).action, "params_model", None) \
             if name in registry else None
         fn = fake if isinstance(fake, Fake) else Fake(fn=fake)
-        registry.add_function(name, fn, params_model=model, replace=True)
+        # a sync fn is registered as a sync action: blocking, it must not stop the loop
+        registry.add_function(name, fn.run_sync if fn.is_sync else fn, params_model=model,
+                              replace=True)
 
 
 @asynccontextmanager
