@@ -95,14 +95,17 @@ def test_server_logs_leadership_at_info_as_json(cli: Cli) -> None:
         assert proc.stderr is not None
         seen: list[dict[str, Any]] = []
         for line in proc.stderr:
-            if line.startswith("{"):
-                seen.append(json.loads(line))
-                if "is the leader" in seen[-1]["message"]:
-                    break
+            seen.append(json.loads(line))  # every line is JSON, the plain notices' too
+            if "is the leader" in seen[-1]["message"]:
+                break
         proc.terminate()
         _, rest = proc.communicate(timeout=30)
     finally:
         proc.kill()
+    every = seen + [json.loads(x) for x in rest.splitlines() if x.strip()]
+    assert "node json-node running (worker)" in [r["message"] for r in every]
+    # a record without ids of its own (the cluster's, the server's) still names the node
+    assert all(r["node"] == "json-node" for r in every if r["logger"].startswith("tideflow"))
     # stepping down as the node stops is routine: INFO, not WARNING
     [down] = [r for r in _json_lines(rest) if "stepped down" in r["message"]]
     assert down["level"] == "INFO" and down["message"].endswith("(node stopping)")

@@ -18,6 +18,7 @@ arguments, 3 waits for a person (with ``--no-wait-blocked``)."""
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ from ..errors import (
     StoreError,
     TideflowError,
 )
+from ..logformat import logs_as_json
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -83,6 +85,15 @@ TablePrefixOpt = typer.Option(
 
 #: messages on stderr are not wrapped either: a long id or path stays on one line
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def notice(text: str, level: int = logging.WARNING) -> None:
+    """Tell the person running the command ``text`` on stderr: as a log line (at ``level``,
+    logger ``tideflow.cli``) when the log format is JSON, so that every line stays JSON."""
+    if logs_as_json():
+        logging.getLogger("tideflow.cli").log(level, "%s", text)
+    else:
+        err_console.print(text, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:

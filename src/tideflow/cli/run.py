@@ -36,7 +36,7 @@ from .common import (
     TablePrefixOpt,
     build_engine,
     cli_errors,
-    err_console,
+    notice,
 )
 from .connect import run_to_end
 from .progress import ProgressView, summary
@@ -163,12 +163,12 @@ async def _follow(
                     or time.monotonic() - canceled_at > 2 * INTERRUPTED_FLUSH_SECS):
                 # a task's result still waits to be written (the database fails writes):
                 # the cancel cannot finish now; what is unwritten is left for recovery
-                err_console.print("interrupted: the instance's canceled state could not be "
-                                  "written yet; exiting")
+                notice("interrupted: the instance's canceled state could not be written yet; "
+                       "exiting")
                 return inst
             if interrupted.is_set() and inst.status.is_unfinished:
                 canceled_at = time.monotonic()
-                err_console.print("interrupted: canceling the instance")
+                notice("interrupted: canceling the instance")
                 # the user wants out: while the database fails writes (down, disk full),
                 # wait a moment for them, not the half minute a node waits at close
                 engine.settings.close_flush_secs = min(engine.settings.close_flush_secs,
@@ -187,11 +187,7 @@ async def _follow(
                     what = (f"blocked at {', '.join(blocked)}" if blocked
                             else inst.status.value)
                     verb = "continue" if blocked else "resume"
-                    err_console.print(
-                        f"instance {inst.id} is {what}; waiting. To go on, run:",
-                        soft_wrap=True,
-                    )
-                    err_console.print(f"  tideflow ins {verb} {inst.id} {db}",
-                                      soft_wrap=True, highlight=False)
+                    notice(f"instance {inst.id} is {what}; waiting. To go on, run:\n"
+                           f"  tideflow ins {verb} {inst.id} {db}")
             else:
                 told_blocked = False

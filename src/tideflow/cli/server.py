@@ -29,7 +29,7 @@ from ..definition.loader import load_dag_file
 from ..definition.model import DagDef
 from ..engine.engine import Engine
 from ..errors import InputError, SchemaError, StoreError
-from ..logformat import use_log_format
+from ..logformat import set_log_node, use_log_format
 from ..vars import parse_kv_pairs
 from .common import (
     DbOpt,
@@ -39,7 +39,7 @@ from .common import (
     TablePrefixOpt,
     build_engine,
     cli_errors,
-    err_console,
+    notice,
 )
 from .connect import run_to_end
 
@@ -113,6 +113,7 @@ def server_command(
                               concurrency=concurrency, recover=True, cluster=cluster,
                               labels=node_labels, node_id=node_id or "",
                               table_prefix=table_prefix, keeper=keeper, otel=otel)
+        set_log_node(engine.node_id)
         run_to_end(_serve(engine, dags, http, token_file, token_env, metrics_names))
 
 
@@ -208,9 +209,9 @@ async def _serve(
 
             task.add_done_callback(_ended)
             servers.append(task)
-        err_console.print(f"node {engine.node_id} running "
-                          f"({engine.settings.cluster.role if engine.settings.cluster else ''})",
-                          highlight=False)
+        notice(f"node {engine.node_id} running "
+               f"({engine.settings.cluster.role if engine.settings.cluster else ''})",
+               logging.INFO)
         await stop.wait()
     finally:
         log.info("stopping node %s", engine.node_id)
