@@ -297,6 +297,32 @@ async def test_a_refused_row_does_not_hold_back_other_logs(
     assert not any("POISON" in t for t in texts)
 
 
+def test_ctx_log_is_a_standard_logger() -> None:
+    got: list[tuple[str, str | None]] = []
+    log = TaskLogger(lambda s, t, level: got.append((t, level)))
+    assert isinstance(log, logging.Logger)
+    log.info("dict %(a)s", {"a": 1})
+    log.getChild("db").warning("child %d", 2)
+    mine: list[str] = []
+
+    class Mine(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            mine.append(record.getMessage())
+
+    log.addHandler(Mine())
+    log.info("both %s", "ways")
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        log.exception("caught")
+    log.setLevel(logging.WARNING)
+    log.info("dropped")
+    assert got[:3] == [("dict 1", "INFO"), ("child 2", "WARNING"), ("both ways", "INFO")]
+    assert got[3][1] == "ERROR" and got[3][0].startswith("caught\nTraceback")
+    assert "ValueError: bad" in got[3][0] and len(got) == 4
+    assert mine == ["both ways", "caught"]
+
+
 async def test_lines_wait_out_a_failing_database(sqlite_url: str) -> None:
     # every log write fails for a while, as in an outage; the run goes on meanwhile
     plan = FaultPlan(methods={"write_task_logs": Fault(error_before=1.0)})
