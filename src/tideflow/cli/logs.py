@@ -12,17 +12,20 @@ from ..limits import MAX_INT32
 from .clients import Client
 from .common import TablePrefixOpt
 from .connect import DbOpt, JsonOpt, ServerOpt, with_client
+from .screen import log_text_lines
 
 Json = dict[str, Any]
 
 
 def format_line(line: Json) -> str:
     """``TIME TASK#ATTEMPT STREAM TEXT``: the time to the millisecond; a ``ctx.log`` line
-    shows its level where a shell line shows its stream."""
+    shows its level where a shell line shows its stream. Control characters in the text are
+    escaped, and each line of a text spanning lines (a traceback) has the same prefix."""
     t = str(line.get("time") or "")
     t = t[:23] + "Z" if len(t) > 23 else t
     label = line.get("level") if line.get("stream") == "log" else line.get("stream")
-    return f"{t} {line.get('taskId')}#{line.get('attempt')} {label} {line.get('text')}"
+    prefix = f"{t} {line.get('taskId')}#{line.get('attempt')} {label} "
+    return "\n".join(log_text_lines(prefix, str(line.get("text"))))
 
 
 def _emit(line: Json, as_json: bool) -> None:

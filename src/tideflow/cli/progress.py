@@ -8,6 +8,7 @@ from rich.text import Text
 
 from ..states import TaskStatus
 from ..store.records import InstanceRecord
+from .screen import printable
 
 _DONE = {TaskStatus.SUCCESS, TaskStatus.SKIPPED, TaskStatus.FAILED, TaskStatus.CANCELED}
 _STYLE = {
@@ -58,7 +59,8 @@ class ProgressView:
                 final = t.status == TaskStatus.FAILED and a.attempt == t.attempts
                 what = "failed" if final else "failed, will retry"
                 self.console.print(
-                    Text(f"✗ {t.task_id} attempt {a.attempt} {what}: {a.reason}", style="red")
+                    Text(f"✗ {t.task_id} attempt {a.attempt} {what}: {printable(a.reason or '')}",
+                         style="red")
                 )
 
 
@@ -71,10 +73,10 @@ def summary(console: Console, inst: InstanceRecord) -> None:
         if t.attempts > 1:
             line.append(f" ({t.attempts} attempts)", style="dim")
         if t.reason and t.status != TaskStatus.SUCCESS:
-            line.append(f" — {t.reason}", style="dim")
+            line.append(f" — {printable(t.reason)}", style="dim")
         console.print(line)
     if inst.reason and inst.status.value != "success":
-        console.print(Text(f"reason: {inst.reason}", style=style))
+        console.print(Text(f"reason: {printable(inst.reason)}", style=style))
     if inst.compensation is not None:
         console.print(Text(f"compensation: {inst.compensation}",
                            style="red" if inst.compensation == "failed" else "dim"))

@@ -19,6 +19,7 @@ from rich.text import Text
 from ..definition.vartypes import text as value_text
 from ..serialize import instance_from_json
 from .progress import summary
+from .screen import SHOW_LINE_CHARS, log_text_lines, printable
 
 Json = dict[str, Any]
 
@@ -129,7 +130,8 @@ def instance_detail(console: Console, inst: Json, *, outputs_shown: bool = True)
     summary(console, instance_from_json(inst))
     for label, key in (("vars", "vars"), ("tags", "tags"), ("share data", "shareData")):
         if inst.get(key):
-            console.print(Text(f"{label}: {_kv(inst[key])}", style="dim"), highlight=False)
+            console.print(Text(f"{label}: {printable(_kv(inst[key]))}", style="dim"),
+                          highlight=False)
     outputs = [(t["taskId"], t["output"]) for t in inst.get("tasks") or []
                if t.get("output") is not None and outputs_shown]
     if outputs:
@@ -157,7 +159,7 @@ def instance_report(console: Console, inst: Json, tails: dict[str, list[Json]]) 
                         style="dim")
         console.print(head, highlight=False)
         if t.get("reason"):
-            console.print(Text(f"  reason: {t['reason']}"), highlight=False)
+            console.print(Text(f"  reason: {printable(t['reason'])}"), highlight=False)
         if t.get("output") is not None:
             text = json.dumps(t["output"], ensure_ascii=False)
             if len(text) > _OUTPUT_SHOWN:
@@ -173,15 +175,16 @@ def instance_report(console: Console, inst: Json, tails: dict[str, list[Json]]) 
             if a.get("worker"):
                 line.append(f" on {a['worker']}", style="dim")
             if a.get("reason"):
-                line.append(f": {a['reason']}")
+                line.append(f": {printable(a['reason'])}")
             console.print(line, highlight=False)
         if tail:
             console.print(Text("  last log lines:", style="dim"))
             for x in tail:
                 label = x.get("level") if x.get("stream") == "log" else x.get("stream")
                 when = str(x.get("time") or "")[11:23]
-                console.print(Text(f"    {when} #{x.get('attempt')} {label} {x.get('text')}"),
-                              highlight=False)
+                for part in log_text_lines(f"    {when} #{x.get('attempt')} {label} ",
+                                           str(x.get("text")), SHOW_LINE_CHARS):
+                    console.print(Text(part), highlight=False, soft_wrap=True)
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
