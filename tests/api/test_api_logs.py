@@ -140,3 +140,22 @@ def test_out_of_range_numbers_are_bad_requests(server: ApiServer, client: httpx.
          "--attempt", huge, "--server", server.url], capture_output=True, text=True,
         timeout=60)
     assert out.returncode == 2 and "--attempt" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_dot_task_ids_stay_literal_through_the_client(server: ApiServer,
+                                                      client: httpx.Client) -> None:
+    # "." and ".." as path segments would be normalised away: the client escapes them
+    dag = {"id": "log-dots", "tasks": [
+        {"id": tid, "actionName": "shell", "params": {"cmd": ["echo", f"I am {tid}"]}}
+        for tid in (".", "..", "...")]}
+    assert client.post("/api/v1/dags", json=dag).status_code in (200, 201)
+    inst = client.post("/api/v1/dags/log-dots/run", json={"wait": 30}).json()
+    assert inst["status"] == "success", inst
+    for tid in (".", "..", "..."):
+        out = subprocess.run(
+            [sys.executable, "-m", "tideflow.cli.main", "ins", "logs", inst["id"], tid,
+             "--json", "--server", server.url], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        lines = [json.loads(x) for x in out.stdout.splitlines()]
+        assert {x["taskId"] for x in lines} == {tid}, (tid, lines)
+        assert f"I am {tid}" in [x["text"] for x in lines]

@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -218,7 +219,9 @@ class HttpClient(Client):
 
 
 def _seg(value: str) -> str:
-    """One path segment, escaped."""
-    from urllib.parse import quote
-
+    """One path segment, escaped. A segment of dots only (``.``, ``..``) is escaped as
+    ``%2E``: written plain, URL normalisation would take it as "this" or "the parent"
+    segment, and the request would reach another route."""
+    if value and value.strip(".") == "":
+        return "%2E" * len(value)
     return quote(value, safe="")

@@ -113,6 +113,12 @@ function askToken() {
   return tokenPrompt;
 }
 
+// One path segment of an API URL. A segment of dots only ("." or "..") is escaped as %2E:
+// written plain, URL normalisation would take it as "this" or "the parent" segment.
+function seg(value) {
+  return /^\.+$/.test(value) ? "%2E".repeat(value.length) : encodeURIComponent(value);
+}
+
 async function api(method, path, body) {
   for (;;) {
     const headers = {};
@@ -279,7 +285,7 @@ function instanceView(view, id) {
     }
     refresh().catch(() => {});
   };
-  const base = `/dag-instances/${encodeURIComponent(id)}`;
+  const base = `/dag-instances/${seg(id)}`;
   // Continue asks for the decision of a blocked approval that declares inputs or approvers
   const continueInstance = async () => {
     const asks = inst && inst.tasks.find((t) => t.status === "blocked" && asksForDecision(t));
@@ -346,7 +352,7 @@ function instanceView(view, id) {
     const key = JSON.stringify(t);
     if (key === shown) return;
     shown = key;
-    const tbase = `${base}/tasks/${encodeURIComponent(t.taskId)}`;
+    const tbase = `${base}/tasks/${seg(t.taskId)}`;
     const decision = t.actionName === "approval" && t.status === "blocked"
       ? decisionForm(t, tbase, () => { shown = ""; refresh().catch(() => {}); }) : null;
     details.replaceChildren(
@@ -519,7 +525,7 @@ function dagCard(dag) {
       body.tags[pair.slice(0, at)] = pair.slice(at + 1);
     }
     try {
-      const inst = await api("POST", `/dags/${encodeURIComponent(dag.id)}/run`, body);
+      const inst = await api("POST", `/dags/${seg(dag.id)}/run`, body);
       location.hash = `#/instances/${encodeURIComponent(inst.id)}`;
     } catch (e) {
       say(`run ${dag.id} failed: ${e.message}`, true);
