@@ -113,3 +113,19 @@ def test_server_logs_leadership_at_info_as_json(cli: Cli) -> None:
     assert lead["level"] == "INFO" and lead["logger"] == "tideflow.cluster"
     assert lead["node"] == "json-node"
     assert lead["message"] == "leadership: json-node is the leader (token 1)"
+
+
+def test_task_log_settings_from_the_command_line(cli: Cli) -> None:
+    path = cli.write("many.yaml", "id: many\ntasks:\n  - id: a\n    actionName: shell\n"
+                     "    params: {cmd: \"seq 1 3000\", shell: true}\n")
+    capped = cli.run("run", str(path), "--json", "--task-log-max-bytes", "2048",
+                     "--task-log-flush-secs", "0.05")
+    assert capped.returncode == 0, capped.stderr
+    lines = cli.run("ins", "logs", cli.as_json(capped)["id"], "--json").stdout.splitlines()
+    assert any("reached its limit of 2 KiB" in json.loads(x)["text"] for x in lines)
+    assert len(lines) < 100
+    off = cli.run("run", str(path), "--json", "--no-task-logs")
+    assert off.returncode == 0, off.stderr
+    assert cli.run("ins", "logs", cli.as_json(off)["id"]).stdout == ""
+    bad = cli.run("run", str(path), "--task-log-flush-secs", "0")
+    assert bad.returncode == 2 and "--task-log-flush-secs" in bad.stderr

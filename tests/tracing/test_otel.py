@@ -139,6 +139,7 @@ async def test_a_failed_run_has_an_error_span(
     assert inst.status == InstanceStatus.FAILED
     spans = _by_name(exporter.get_finished_spans())
     assert spans["run fails"][0].status.status_code == StatusCode.ERROR
+    assert spans["run fails"][0].status.description == "task 'x' failed: RuntimeError: disk full"
     assert spans["run fails"][0].attributes["tideflow.status"] == "failed"  # type: ignore[index]
     assert spans["task x"][0].status.description == "RuntimeError: disk full"
 

@@ -78,6 +78,24 @@ OtelOpt = typer.Option(
     "[default: on when OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT is set].",
     show_default=False,
 )
+#: task logs (docs/logs.md): kept or not, each attempt's cap, how often lines are written
+TaskLogsOpt = typer.Option(True, "--task-logs/--no-task-logs",
+                           help="Keep each attempt's log (shell output, ctx.log lines, the "
+                           "engine's own lines) in the database.")
+TaskLogMaxOpt = typer.Option(
+    10 * 1024 * 1024, "--task-log-max-bytes", min=1024, max=2**40,
+    help="The most one attempt's log keeps, in bytes (a marker line says where it was cut).")
+TaskLogFlushOpt = typer.Option(
+    0.2, "--task-log-flush-secs", min=0.01, max=60.0,
+    help="How often collected log lines are written, in seconds.")
+
+
+def task_log_settings(keep: bool, max_bytes: int, flush_secs: float) -> dict[str, Any]:
+    """The engine settings of the task-log options."""
+    return {"task_logs": keep, "task_log_max_bytes": max_bytes,
+            "task_log_flush_secs": flush_secs}
+
+
 TablePrefixOpt = typer.Option(
     DEFAULT_TABLE_PREFIX, "--table-prefix", envvar="TIDEFLOW_TABLE_PREFIX",
     help="Prefix of the table names (several deployments can share one database).",

@@ -34,9 +34,13 @@ from .common import (
     LogFormatOpt,
     OtelOpt,
     TablePrefixOpt,
+    TaskLogFlushOpt,
+    TaskLogMaxOpt,
+    TaskLogsOpt,
     build_engine,
     cli_errors,
     notice,
+    task_log_settings,
 )
 from .connect import run_to_end
 from .progress import ProgressView, summary
@@ -65,6 +69,9 @@ def run_command(
     ),
     log_format: str = LogFormatOpt,
     otel: bool | None = OtelOpt,
+    task_logs: bool = TaskLogsOpt,
+    task_log_max_bytes: int = TaskLogMaxOpt,
+    task_log_flush_secs: float = TaskLogFlushOpt,
 ) -> None:
     """Register FILE and run one instance of it to its end.
 
@@ -75,7 +82,9 @@ def run_command(
         run_vars = parse_kv_pairs(var, what="--var")
         run_tags = parse_kv_pairs(tag, what="--tag")
         engine = build_engine(db, actions=actions, python_allow=python_allow,
-                              table_prefix=table_prefix, node_id=client_node_id(), otel=otel)
+                              table_prefix=table_prefix, node_id=client_node_id(), otel=otel,
+                              **task_log_settings(task_logs, task_log_max_bytes,
+                                                  task_log_flush_secs))
         # the run uses this process's actions: an unknown one is listed with every other
         # problem of the file, not found only after the others are fixed
         dag = load_dag_file(file, known_actions=engine.actions.names())

@@ -37,9 +37,13 @@ from .common import (
     LogFormatOpt,
     OtelOpt,
     TablePrefixOpt,
+    TaskLogFlushOpt,
+    TaskLogMaxOpt,
+    TaskLogsOpt,
     build_engine,
     cli_errors,
     notice,
+    task_log_settings,
 )
 from .connect import run_to_end
 
@@ -88,6 +92,9 @@ def server_command(
         help=f"The leader's lease: a dead leader is replaced within it [default: "
              f"{DEFAULT_LEASE_SECS:g}, or --unhealthy-secs if smaller].", show_default=False),
     otel: bool | None = OtelOpt,
+    task_logs: bool = TaskLogsOpt,
+    task_log_max_bytes: int = TaskLogMaxOpt,
+    task_log_flush_secs: float = TaskLogFlushOpt,
 ) -> None:
     """Run a tideflow node until SIGTERM or SIGINT."""
     logging.getLogger("tideflow").setLevel(logging.INFO)
@@ -112,7 +119,9 @@ def server_command(
         engine = build_engine(db, actions=actions, python_allow=python_allow,
                               concurrency=concurrency, recover=True, cluster=cluster,
                               labels=node_labels, node_id=node_id or "",
-                              table_prefix=table_prefix, keeper=keeper, otel=otel)
+                              table_prefix=table_prefix, keeper=keeper, otel=otel,
+                              **task_log_settings(task_logs, task_log_max_bytes,
+                                                  task_log_flush_secs))
         set_log_node(engine.node_id)
         run_to_end(_serve(engine, dags, http, token_file, token_env, metrics_names))
 

@@ -124,11 +124,10 @@ class InstanceRunner:
     def _set_status(self, status: InstanceStatus, reason: str | None = None) -> None:
         inst = self.inst
         old = inst.status
-        inst.status = status
+        # the record is whole before observers see it: a span's status takes the reason
+        inst.status, inst.reason, inst.updated_at = status, reason, utcnow()
         if old != status and self.rt.observers:
             self.rt.observers.emit("instance_changed", inst, old.value)
-        inst.reason = reason
-        inst.updated_at = utcnow()
         self._notify()
 
     def _notify(self) -> None:
