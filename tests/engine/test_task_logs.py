@@ -297,6 +297,27 @@ async def test_a_refused_row_does_not_hold_back_other_logs(
     assert not any("POISON" in t for t in texts)
 
 
+async def test_long_ctx_log_lines_are_split_like_shell_lines(
+        make_engine: Callable[..., Engine]) -> None:
+    reg = ActionRegistry()
+    long_ascii, long_utf8 = "y" * 200_000, "é日" * 20_000
+
+    @reg.action("chatty")
+    async def chatty(ctx: Any, params: Any) -> None:
+        ctx.log.info(long_ascii)
+        ctx.log.warning("%s", long_utf8)
+
+    async with make_engine(registry=reg) as eng:
+        await eng.register_dag(_dag("long", {"id": "a", "actionName": "chatty"}))
+        inst = await eng.run_dag("long", wait=30)
+        lines = [x for x in (await eng.task_logs(inst.id)).lines if x.stream == "log"]
+    info = [x.text for x in lines if x.level == "INFO"]
+    warn = [x.text for x in lines if x.level == "WARNING"]
+    assert "".join(info) == long_ascii and [len(x) for x in info] == [65536] * 3 + [3392]
+    assert "".join(warn) == long_utf8 and len(warn) == 2
+    assert all(len(x.encode()) <= 65536 for x in warn)
+
+
 def test_ctx_log_is_a_standard_logger() -> None:
     got: list[tuple[str, str | None]] = []
     log = TaskLogger(lambda s, t, level: got.append((t, level)))

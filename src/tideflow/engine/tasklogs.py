@@ -94,8 +94,14 @@ class AttemptLog:
         if text.isascii() and len(text) <= MAX_LINE_BYTES:
             size = len(text) + 40  # time, stream: what a line weighs besides its text
         else:
-            text = clean_text(text, MAX_LINE_BYTES)
-            size = len(text.encode("utf-8")) + 40
+            text = clean_text(text, len(text) * 4)  # NULs, lone surrogates: not cut here
+            raw = text.encode("utf-8")
+            if len(raw) > MAX_LINE_BYTES:
+                # split as a shell line that long is: every part kept, in order
+                for part in _split_line(raw):
+                    self.write(stream, part, level)
+                return
+            size = len(raw) + 40
         entry = (time.time_ns() // 1000, stream, text, level)
         with self._lock:
             if self.size + size > sink.max_bytes and stream != ENGINE_STREAM:
@@ -383,6 +389,19 @@ def _chunks(alog: AttemptLog, lines: list[LogLineTuple], size: int) -> list[LogC
     if start < len(lines):
         out.append(LogChunk(alog.instance_id, alog.task_id, alog.attempt, lines[start:]))
     return out
+
+
+def _split_line(raw: bytes) -> list[str]:
+    """A line's UTF-8 ``raw`` text in parts of at most MAX_LINE_BYTES, each ending on a
+    whole character."""
+    parts = []
+    while raw:
+        cut = min(len(raw), MAX_LINE_BYTES)
+        while cut < len(raw) and (raw[cut] & 0xC0) == 0x80:
+            cut -= 1  # not inside a character
+        parts.append(raw[:cut].decode("utf-8"))
+        raw = raw[cut:]
+    return parts
 
 
 def _halves(chunk: LogChunk) -> list[LogChunk]:
