@@ -202,7 +202,8 @@ async def _serve(
     web = _http_parts(engine, http, token_file, token_env, metrics_names) if http else None
     if not await _database_reached(engine, stop):
         return
-    await engine.start()
+    if not await _joined(engine, stop):
+        return
     servers: list[asyncio.Task[Any]] = []
     failure: list[BaseException] = []
     try:
@@ -233,6 +234,26 @@ async def _serve(
         await engine.close()
     if failure:
         raise failure[0]
+
+
+async def _joined(engine: Engine, stop: asyncio.Event) -> bool:
+    """Start the engine; joining retries while the Keeper (etcd) cannot be reached, so a
+    SIGTERM meanwhile stops the node rather than waiting for the Keeper. False when stopped."""
+    start = asyncio.ensure_future(engine.start())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([start, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if start.done():
+        start.result()  # its error, if it failed
+        return True
+    start.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await start
+    log.info("stopped before joining the cluster")
+    await engine.close()
+    return False
 
 
 async def _database_reached(engine: Engine, stop: asyncio.Event) -> bool:

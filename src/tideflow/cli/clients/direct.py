@@ -22,7 +22,7 @@ from typing import Any
 from ...cluster.settings import ClusterSettings
 from ...engine.engine import Engine
 from ...engine.settings import client_node_id
-from ...errors import InvalidStateError
+from ...errors import InvalidStateError, StoreError
 from ...serialize import applied_dag_json, dag_to_json, node_to_json
 from ...store.records import InstanceRecord
 from ...views import Views
@@ -33,6 +33,9 @@ log = logging.getLogger("tideflow.cli")
 
 #: how long a queued command or a new run may wait for a worker before the client drives it
 _HANDOVER_SECS = 2.0
+#: how long the client keeps trying to join the cluster (a Keeper out of reach) before it
+#: gives up
+_JOIN_SECS = 3.0
 
 
 class DirectClient(Client):
@@ -54,7 +57,19 @@ class DirectClient(Client):
                               keeper=os.environ.get(KEEPER_ENV),
                               cluster=ClusterSettings(role="watcher"),
                               node_id=client_node_id())
-        await engine.start()
+        try:
+            # a node retries joining for as long as it runs; a command gives up and says why
+            async with asyncio.timeout(_JOIN_SECS):
+                await engine.start()
+        except TimeoutError:
+            await engine.close()
+            keeper = os.environ.get(KEEPER_ENV)
+            where = f"etcd at {keeper} ({KEEPER_ENV})" if keeper else "the database"
+            raise StoreError(f"cannot join the cluster within {_JOIN_SECS:.0f}s: "
+                             f"{where} cannot be reached") from None
+        except BaseException:
+            await engine.close()
+            raise
         self._engine, self._views = engine, Views(engine)
 
     async def close(self) -> None:
