@@ -32,6 +32,10 @@ app.add_typer(node_app, name="node")
 def main() -> None:
     level = os.environ.get("TIDEFLOW_LOG", "WARNING").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # Alembic's INFO lines (plugins set up, the context chosen) say nothing to someone
+        # running tideflow: shown at DEBUG only
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     app()
 
 

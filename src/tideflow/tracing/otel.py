@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
     from ..store.records import InstanceRecord, TaskRecord
 
 log = logging.getLogger("tideflow.tracing")
+
+#: how long closing waits for the last spans to be sent
+SHUTDOWN_SECS = 1.5
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _FAILED = (TaskStatus.FAILED, TaskStatus.CANCELED)
@@ -130,7 +134,8 @@ def provider_from_env(service_name: str, env: Mapping[str, str] | None = None
                     "protobuf only (port 4318 on a collector)", protocol)
     resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or service_name})
     resource = resource.merge(OTELResourceDetector().detect())
-    provider = TracerProvider(resource=resource)
+    # shut down by the observer's close, bounded: not again at exit, unbounded
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
     for name in names:
         exporter: SpanExporter
@@ -284,4 +289,12 @@ class TracingObserver:
             span.end()
         self._spans.clear()
         if self._own is not None:
-            self._own.shutdown()
+            # the last spans are sent, for a moment at most: an unreachable collector (an
+            # exporter retrying for seconds) must not hold the process's exit up
+            done = threading.Thread(target=self._own.shutdown, name="tideflow-otel-shutdown",
+                                    daemon=True)
+            done.start()
+            done.join(SHUTDOWN_SECS)
+            if done.is_alive():
+                log.warning("OpenTelemetry: the last spans could not be sent within %gs; "
+                            "left unsent", SHUTDOWN_SECS)
