@@ -20,7 +20,7 @@ from ..definition.loader import load_dag_file
 from ..definition.model import DagDef
 from ..engine.engine import Engine
 from ..engine.settings import client_node_id
-from ..logformat import use_log_format
+from ..logformat import set_log_node, use_log_format
 from ..serialize import instance_to_json
 from ..states import InstanceStatus
 from ..store.records import InstanceRecord
@@ -85,6 +85,7 @@ def run_command(
                               table_prefix=table_prefix, node_id=client_node_id(), otel=otel,
                               **task_log_settings(task_logs, task_log_max_bytes,
                                                   task_log_flush_secs))
+        set_log_node(engine.node_id)
         # the run uses this process's actions: an unknown one is listed with every other
         # problem of the file, not found only after the others are fixed
         dag = load_dag_file(file, known_actions=engine.actions.names())
