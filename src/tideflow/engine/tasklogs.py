@@ -270,20 +270,18 @@ class TaskLogSink:
             await self.store.write_task_logs(chunks)
             return [], None
         except StoreError as exc:
-            if len(chunks) == 1 and not await self._answers():
-                return chunks, exc
+            if not await self._answers():
+                return chunks, exc  # an outage: keep everything, in order
         except TideflowError as exc:
             log.warning("task log write refused (%s); writing row by row", exc)
         left: list[LogChunk] = []
         error: StoreError | None = None
         wrote = False
-        for i, c in enumerate(chunks):
+        for c in chunks:
             try:
                 await self.store.write_task_logs([c])
                 wrote = True
             except StoreError as exc:
-                if not wrote and not left and not await self._answers():
-                    return chunks[i:], exc  # an outage: keep everything, in order
                 left.append(c)
                 error = exc
             except TideflowError as exc:
@@ -302,11 +300,9 @@ class TaskLogSink:
         for c in left:
             key = id(c)
             tries = counts.get(key, (c, 0))[1] + 1
-            if tries < need:
-                self._refused[key] = (c, tries)
+            if tries < need or not await self._salvage(c, error, alone=not wrote):
+                self._refused[key] = (c, min(tries, need - 1))
                 kept.append(c)
-                continue
-            await self._salvage(c, error)
         return kept, (error if kept and not wrote else None)
 
     async def _answers(self) -> bool:
@@ -317,13 +313,16 @@ class TaskLogSink:
             return False
         return True
 
-    async def _salvage(self, chunk: LogChunk, error: StoreError | None) -> None:
+    async def _salvage(self, chunk: LogChunk, error: StoreError | None, *, alone: bool
+                       ) -> bool:
         """Write what the database takes of ``chunk``, which it keeps refusing: halves of
         it, down to single lines (at most :data:`MAX_SALVAGE_WRITES` writes); each part
         still refused is dropped, a marker line in its place (without its text, which may
-        be what is refused)."""
+        be what is refused). False, nothing written or dropped, when the row was refused
+        ``alone`` and not one of its lines is taken either: writes fail whatever they hold
+        (a disk full), and the row waits for the database to take writes again."""
         parts = _halves(chunk)
-        dropped = writes = 0
+        dropped = writes = taken = 0
         while parts:
             part = parts.pop(0)
             writes += 1
@@ -331,11 +330,14 @@ class TaskLogSink:
                 if writes > MAX_SALVAGE_WRITES:
                     raise TideflowError("too many parts refused")
                 await self.store.write_task_logs([part])
+                taken += 1
                 continue
             except TideflowError:
                 if len(part.lines) > 1 and writes <= MAX_SALVAGE_WRITES:
                     parts[:0] = _halves(part)
                     continue
+            if alone and not taken:
+                return False
             dropped += len(part.lines)
             marker = LogChunk(part.instance_id, part.task_id, part.attempt, [(
                 part.lines[0][0], ENGINE_STREAM,
@@ -346,6 +348,7 @@ class TaskLogSink:
         log.warning("dropped %d task log line(s) of instance %s, task %s, attempt %d: the "
                     "database kept refusing them: %s", dropped, chunk.instance_id,
                     chunk.task_id, chunk.attempt, error)
+        return True
 
     def _keep(self, chunks: list[LogChunk]) -> None:
         self._unsent = chunks + self._unsent
