@@ -153,6 +153,23 @@ async def test_multi_line_secrets_are_masked_line_by_line(
     assert shown == [("stdout", "***")] * 4 + [("stderr", "***")] * 4, shown
 
 
+async def test_a_secret_at_a_long_lines_split_is_masked(
+        make_engine: Callable[..., Engine]) -> None:
+    # the secret ends past the 64 KiB at which a long line is split: masked before the split
+    async with make_engine() as eng:
+        await eng.register_dag(_dag(
+            "split",
+            {"id": "out", "actionName": "shell",
+             # the line's end comes later: 64 KiB and more of it wait without a newline
+             "params": {"cmd": "head -c 65530 /dev/zero | tr '\\0' a; printf %s \"{{key}}\"; "
+                               "sleep 0.3; echo", "shell": True}},
+            vars={"key": {"defaultValue": "", "secret": True}}))
+        inst = await eng.run_dag("split", vars={"key": "s3cr3t-XYZ"}, wait=30)
+        assert inst.status == "success", inst.reason
+        page = await eng.task_logs(inst.id, "out")
+    assert [x.text for x in page.lines if x.stream == "stdout"] == ["a" * 65530 + "***"]
+
+
 async def test_engine_lines_of_retries_and_timeouts(make_engine: Callable[..., Engine]
                                                     ) -> None:
     async with make_engine() as eng:

@@ -88,12 +88,18 @@ class _Tail:
         return text if len(text) <= max_chars else "..." + text[-max_chars:]
 
 
+#: a line longer than this is handed to the task's log in pieces. The log splits long lines
+#: itself (at 64 KiB) after masking secrets: handing it far more than that at once keeps a
+#: secret from being cut in two, unmasked, at a piece's end
+LINE_PIECE_BYTES = 1024 * 1024
+
+
 class _Lines:
     """Cuts a stream into lines for the task's log; a line longer than ``max_bytes`` is
     written in pieces, and the last one without a newline when the stream ends."""
 
     def __init__(self, stream: str, write: Callable[[str, str], None],
-                 max_bytes: int = 64 * 1024) -> None:
+                 max_bytes: int = LINE_PIECE_BYTES) -> None:
         self._stream = stream
         self._write = write
         self._rest = b""
