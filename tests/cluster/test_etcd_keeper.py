@@ -83,13 +83,16 @@ async def test_unreachable_etcd_is_a_store_error_naming_it() -> None:
     class NoStore(SqlStore):
         pass
 
-    keeper = EtcdKeeper("etcd://127.0.0.1:9/x", NoStore("sqlite:///:memory:"))
+    store = NoStore("sqlite:///:memory:")
+    await store.open()
+    keeper = EtcdKeeper("etcd://127.0.0.1:9/x", store)
     await keeper.open()
     try:
         with pytest.raises(StoreError, match="etcd .*127.0.0.1:9"):
             await keeper.get_node("n1")
     finally:
         await keeper.close()
+        await store.close()
 
 
 def test_server_refuses_sqlite_with_etcd(tmp_path: Path) -> None:
@@ -103,3 +106,63 @@ def test_server_refuses_sqlite_with_etcd(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "needs a database every node shares" in done.stderr
     assert not db.exists()
+
+
+@pytest.mark.postgres
+async def test_a_deployment_keeps_to_the_keeper_it_recorded(postgres_url: str,
+                                                            etcd_url: str) -> None:
+    """The first node records the deployment's Keeper in its database: a node naming another
+    etcd path, or none (the SQL Keeper), is refused before it joins, naming both."""
+    from tideflow.cluster.node import ClusterSettings
+    from tideflow.engine.settings import EngineSettings
+
+    store = SqlStore(postgres_url)
+    await store.open()
+    first = make_keeper(etcd_url, store, table_prefix="tf_")
+    other = make_keeper(f"{etcd_url}/other", store, table_prefix="tf_")
+    try:
+        await first.open()
+        path = etcd_url.split("/", 3)[3]
+        with pytest.raises(InputError) as info:
+            await other.open()
+        assert f"etcd (path /{path})" in info.value.message
+        assert f"etcd (path /{path}/other)" in info.value.message
+        sql_node = Engine.from_url(postgres_url, settings=EngineSettings(
+            node_id="w4", cluster=ClusterSettings(role="worker")))
+        with pytest.raises(InputError, match=r"this node names the database \(the SQL"):
+            await sql_node.start()
+        await sql_node.close()
+        assert (await store.get_lease("leader")) is None  # the refused node took nothing
+        assert await store.list_nodes(unhealthy_secs=5) == []
+    finally:
+        await first.close()
+        await other.close()
+        await store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.mysql
+async def test_two_databases_never_share_etcd_keys(postgres_url: str, mysql_url: str,
+                                                   etcd_url: str) -> None:
+    """Two deployments on the same etcd URL and table prefix keep apart: the keys are under
+    each deployment's own id."""
+    from tideflow.clock import utcnow
+    from tideflow.store.records import NodeRecord
+
+    stores = [SqlStore(postgres_url), SqlStore(mysql_url)]
+    keepers = [make_keeper(etcd_url, s, table_prefix="tf_") for s in stores]
+    try:
+        for s, k in zip(stores, keepers, strict=True):
+            await s.open()
+            await k.open()
+        now = utcnow()
+        await keepers[0].put_node(NodeRecord(
+            node_id="pg-1", incarnation="i1", role="worker", host="h", pid=1, started_at=now,
+            heartbeat_at=now, capacity=1, running=0, assigned=0, labels={}, actions=[]))
+        assert [n.node_id for n in await keepers[0].list_nodes(unhealthy_secs=5)] == ["pg-1"]
+        assert await keepers[1].list_nodes(unhealthy_secs=5) == []
+    finally:
+        for k in keepers:
+            await k.close()
+        for s in stores:
+            await s.close()

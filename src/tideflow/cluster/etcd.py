@@ -1,7 +1,9 @@
 """The Keeper on etcd v3: membership, leader election and mutexes in the coordination service
 a deployment already runs, the SQL database keeping state only.
 
-Keys, under ``/<path>/<table prefix>`` (the URL's path, ``tideflow`` by default):
+Keys, under ``/<path>/<table prefix><deployment id>`` (the URL's path, ``tideflow`` by
+default; the id, in hex, is the random one the deployment recorded in its database with its
+Keeper, so that two databases never share keys):
 
     lease/<name>   {"holder", "acquired_at"}, attached to an etcd lease of the lease's TTL;
                    the fencing token is the key's create revision, which only grows
@@ -137,6 +139,11 @@ class EtcdKeeper(ExternalKeeper):
 
         if self._clients:
             return
+        # the deployment's id namespaces its keys: two databases never share a membership
+        # list, whatever their path and table prefix; a node of a deployment on another
+        # Keeper (or another etcd path) refuses to start
+        deployment = await self.fence.deployment_keeper(f"etcd:{self.url.path}", record=True)
+        self._root = f"/{self.url.path}/{self.table_prefix}{deployment:x}"
         self._clients = [
             aetcd.Client(host=host, port=port, timeout=_RPC_TIMEOUT_SECS,
                          options=_CHANNEL_OPTIONS)

@@ -94,6 +94,14 @@ class SchedulingStore(ABC):
         False otherwise (a larger token is recorded: this leader was deposed)."""
         raise NotImplementedError(f"{type(self).__name__} cannot record a leader's token")
 
+    async def deployment_keeper(self, keeper: str, *, record: bool) -> int | None:
+        """Check that this deployment keeps its membership in ``keeper`` (``sql``, or
+        ``etcd:<path>``) and return the deployment's id. The first node to ask with
+        ``record`` writes both (the id is random); a node naming another Keeper than the one
+        recorded gets an InputError naming both, as two Keepers on one database would each
+        elect a leader. None when nothing is recorded and ``record`` is False."""
+        raise NotImplementedError(f"{type(self).__name__} cannot record its Keeper")
+
     @abstractmethod
     async def owned(self, worker: str) -> dict[str, int]:
         """Unfinished instances (and instances with queued commands) of ``worker``, with

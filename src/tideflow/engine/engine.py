@@ -306,6 +306,11 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
         keeper = self.keeper
         if not isinstance(keeper, Keeper) or not isinstance(store, SchedulingStore):
             raise InputError("this store cannot run a cluster (it has no Keeper)")
+        if self.external_keeper is None and getattr(getattr(store, "url", None), "backend",
+                                                    "sqlite") != "sqlite":
+            # on the SQL Keeper: refused when the deployment is on etcd (two Keepers would
+            # each elect a leader); a worker records it, a client only checks
+            await store.deployment_keeper("sql", record=cluster.role == "worker")
         url = getattr(store, "url", None)
         waker = make_waker(url.url, url.backend, self.settings.table_prefix) if url else None
         from ..cluster.waker import Waker

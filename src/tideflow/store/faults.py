@@ -366,6 +366,11 @@ class FaultyStore(Store, Keeper, SchedulingStore):
     async def owned(self, worker: str) -> dict[str, int]:
         return await self._call("owned", lambda: self._scheduling().owned(worker))
 
+    async def deployment_keeper(self, keeper: str, *, record: bool) -> int | None:
+        return await self._call("deployment_keeper",
+                                lambda: self._scheduling().deployment_keeper(
+                                    keeper, record=record))
+
     async def fence_leader(self, fence: LeaderFence, ttl_secs: float) -> bool:
         return await self._call("fence_leader",
                                 lambda: self._scheduling().fence_leader(fence, ttl_secs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...cluster.keeper import LEADER_LEASE
 from ...cluster.scheduling import LeaderFence, Pending, SchedulingStore
-from ...errors import ConflictError
+from ...errors import ConflictError, InputError
 from ...states import InstanceStatus
 from .database import Database
 from .rows import loads
@@ -166,6 +167,35 @@ class ClusterMethods(Database, SchedulingStore):
         async with self._tx("read this worker's instances") as conn:
             return {r.id: int(r.epoch) for r in await conn.execute(q)}
 
+    async def deployment_keeper(self, keeper: str, *, record: bool) -> int | None:
+        for _ in range(3):
+            try:
+                return await self._deployment_keeper(keeper, record)
+            except ConflictError:
+                continue  # another node recorded it this moment: read theirs
+        raise ConflictError("the deployment's Keeper is being recorded concurrently; retry")
+
+    async def _deployment_keeper(self, keeper: str, record: bool) -> int | None:
+        le = self.tables.leases
+        async with self._tx("record the deployment's Keeper", write=record,
+                            conflict="the deployment's Keeper was recorded concurrently") as conn:
+            row = (await conn.execute(
+                sa.select(le).where(le.c.name == KEEPER_ROW))).first()
+            if row is None:
+                if not record:
+                    return None
+                deployment = secrets.randbits(62) + 1
+                await conn.execute(le.insert().values(
+                    name=KEEPER_ROW, holder=keeper, token=deployment,
+                    acquired_at=await self._hooks.db_now(conn), expires_at=None))
+                return deployment
+        if row.holder != keeper:
+            raise InputError(
+                f"this database's deployment keeps its membership in {_keeper_text(row.holder)}"
+                f", but this node names {_keeper_text(keeper)}: every node and client of a "
+                "deployment must name the same Keeper (--keeper / TIDEFLOW_KEEPER)")
+        return int(row.token)
+
     async def fence_leader(self, fence: LeaderFence, ttl_secs: float) -> bool:
         try:
             return await self._fence_leader(fence, ttl_secs)
@@ -208,3 +238,14 @@ class ClusterMethods(Database, SchedulingStore):
                 acquired_at=row.acquired_at if same else now,
                 expires_at=now + timedelta(seconds=ttl_secs)))
             return True
+
+
+#: the row of the leases table that records which Keeper the deployment uses (mutexes are
+#: ``mutex:<name>``, the leader's lease ``leader``)
+KEEPER_ROW = "keeper"
+
+
+def _keeper_text(keeper: str | None) -> str:
+    if keeper is not None and keeper.startswith("etcd:"):
+        return f"etcd (path /{keeper[5:]})"
+    return "the database (the SQL Keeper: no --keeper)"
