@@ -166,3 +166,34 @@ async def test_two_databases_never_share_etcd_keys(postgres_url: str, mysql_url:
             await k.close()
         for s in stores:
             await s.close()
+
+
+@pytest.mark.postgres
+async def test_tokens_only_grow_when_etcd_is_replaced(postgres_url: str,
+                                                      etcd_url: str) -> None:
+    """A new etcd restarts its revisions at 1, far below the tokens the database recorded
+    under the old one: the leader's token (and a mutex's) still comes out larger, and a
+    smaller token is refused by the store even once the recorded one expired."""
+    import asyncio
+
+    store = SqlStore(postgres_url)
+    await store.open()
+    old = 10**9  # the old etcd's leader, many revisions in
+    assert await store.fence_leader(LeaderFence("old/1", old), 0.2)
+    await asyncio.sleep(0.4)  # its row expired
+    assert not await store.fence_leader(LeaderFence("stale/1", 7), 5)
+    keeper = make_keeper(etcd_url, store, table_prefix="tf_")
+    try:
+        await keeper.open()
+        lease = await keeper.acquire_lease("leader", "new/1", 5)
+        assert lease is not None and lease.token > old
+        row = await store.get_lease("leader")
+        assert row is not None and (row.holder, row.token) == ("new/1", lease.token)
+        assert await keeper.renew_lease("leader", "new/1", lease.token, 5)
+        mutex = await keeper.acquire_lease("mutex:m", "x", 5)
+        assert mutex is not None and mutex.token > lease.token
+        assert await keeper.release_lease("mutex:m", "x", mutex.token)
+        assert await keeper.release_lease("leader", "new/1", lease.token)
+    finally:
+        await keeper.close()
+        await store.close()

@@ -6,7 +6,10 @@ default; the id, in hex, is the random one the deployment recorded in its databa
 Keeper, so that two databases never share keys):
 
     lease/<name>   {"holder", "acquired_at"}, attached to an etcd lease of the lease's TTL;
-                   the fencing token is the key's create revision, which only grows
+                   the fencing token is the key's create revision plus the base
+                   below, so it only grows
+    meta/token-base  what tokens add to revisions: 0, or above the database's leader token
+                   when this etcd's revisions started anew (see :meth:`EtcdKeeper._base`)
     node/<id>      the node's record (JSON), with the id of its liveness lease
     live/<id>      the node's incarnation, attached to its liveness lease (TTL: the
                    cluster's unhealthy time): alive while the key exists
@@ -55,6 +58,9 @@ _CHANNEL_OPTIONS = {
 }
 
 T = TypeVar("T")
+
+#: the revisions one etcd's tokens may span before the next etcd's base
+_TOKEN_BLOCK = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,7 @@ class EtcdKeeper(ExternalKeeper):
         self._at = 0  # the endpoint in use; another is tried when it cannot be reached
         #: a twin's own store (its connections on the twin's loop), opened and closed with it
         self._twin_fence: Keeper | None = None
+        self._token_base: int | None = None
 
     # -- connections -----------------------------------------------------------------------
     def configure(self, *, unhealthy_secs: float) -> None:
@@ -352,6 +359,8 @@ class EtcdKeeper(ExternalKeeper):
 
         what = f"acquire lease {name!r}"
         key = self._key("lease", name)
+        # read anew at each acquisition: an etcd replaced meanwhile has none yet
+        base = await self._base(fresh=True)
         for _ in range(3):
             asked = utcnow()
             kv = await self._get(key, what)
@@ -363,7 +372,8 @@ class EtcdKeeper(ExternalKeeper):
                 ttl = await self._keepalive(kv.lease, what)
                 if ttl <= 0:
                     continue  # it ended just now: take it anew
-                lease = _lease(name, value, kv.create_revision, asked + timedelta(seconds=ttl))
+                lease = _lease(name, value, base + kv.create_revision,
+                               asked + timedelta(seconds=ttl))
                 return await self._fenced(lease, ttl_secs)
             lease_id, ttl = await self._grant(ttl_secs, what)
             value = {"holder": holder, "acquired_at": asked.isoformat()}
@@ -380,13 +390,37 @@ class EtcdKeeper(ExternalKeeper):
             ttl = await self._keepalive(lease_id, what)
             if ttl <= 0:
                 continue  # it ended already: the key went with it
-            lease = _lease(name, value, created.create_revision,
+            lease = _lease(name, value, base + created.create_revision,
                            taken + timedelta(seconds=ttl))
             # taken once the key was created, not when asked: a predecessor's key was gone by
             # then, so its end (which errs early) lies before this
             lease.acquired_at = taken
             return await self._fenced(lease, ttl_secs)
         return None
+
+    async def _base(self, *, fresh: bool = False) -> int:
+        """What every token adds to the key's create revision. etcd's revisions restart at 1
+        in a new etcd (one replaced, or restored without its data): the first node to take a
+        lease there records a base above every token this deployment's database has seen
+        (the leader's; a block of 2**40 revisions per etcd), so tokens only grow."""
+        if self._token_base is not None and not fresh:
+            return self._token_base
+        from aetcd.transactions import Create, Get, Put
+
+        what = "read the tokens' base"
+        key = self._key("meta", "token-base")
+        kv = await self._get(key, what)
+        if kv is None:
+            seen = await self.fence.leader_token()
+            base = (seen // _TOKEN_BLOCK + 1) * _TOKEN_BLOCK if seen else 0
+            ok, replies = await self._txn(what, [Create(key) == 0],
+                                          [Put(key, str(base).encode())], [Get(key)])
+            if not ok:  # another node recorded it first: its base holds
+                base = int(replies[0][0][1].value)
+        else:
+            base = int(kv.value)
+        self._token_base = base
+        return base
 
     async def _fenced(self, lease: LeaseRecord, ttl_secs: float) -> LeaseRecord | None:
         """The leader's lease is held only once its token is recorded in the store."""
@@ -399,7 +433,7 @@ class EtcdKeeper(ExternalKeeper):
 
     async def _held(self, name: str, holder: str, token: int, what: str) -> Any:
         kv = await self._get(self._key("lease", name), what)
-        if kv is None or kv.create_revision != token:
+        if kv is None or await self._base() + kv.create_revision != token:
             return None
         if json.loads(kv.value)["holder"] != holder:
             return None
@@ -443,7 +477,7 @@ class EtcdKeeper(ExternalKeeper):
             return None
         now = utcnow()
         left = await self._remaining(kv.lease, what)
-        return _lease(name, json.loads(kv.value), kv.create_revision,
+        return _lease(name, json.loads(kv.value), await self._base() + kv.create_revision,
                       now + timedelta(seconds=left))
 
     async def beat(
@@ -490,7 +524,7 @@ class EtcdKeeper(ExternalKeeper):
         value = json.loads(kv.value)
         started = time.monotonic()
         left = await self._remaining(kv.lease, what)
-        lease = _lease(LEADER_LEASE, value, kv.create_revision,
+        lease = _lease(LEADER_LEASE, value, await self._base() + kv.create_revision,
                        utcnow() + timedelta(seconds=left))
         if value["holder"] == holder:
             return lease

@@ -94,6 +94,11 @@ class SchedulingStore(ABC):
         False otherwise (a larger token is recorded: this leader was deposed)."""
         raise NotImplementedError(f"{type(self).__name__} cannot record a leader's token")
 
+    async def leader_token(self) -> int:
+        """The largest leader's token recorded (0 when none): an outside Keeper's new tokens
+        start above it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot record a leader's token")
+
     async def deployment_keeper(self, keeper: str, *, record: bool) -> int | None:
         """Check that this deployment keeps its membership in ``keeper`` (``sql``, or
         ``etcd:<path>``) and return the deployment's id. The first node to ask with

@@ -366,6 +366,9 @@ class FaultyStore(Store, Keeper, SchedulingStore):
     async def owned(self, worker: str) -> dict[str, int]:
         return await self._call("owned", lambda: self._scheduling().owned(worker))
 
+    async def leader_token(self) -> int:
+        return await self._call("leader_token", lambda: self._scheduling().leader_token())
+
     async def deployment_keeper(self, keeper: str, *, record: bool) -> int | None:
         return await self._call("deployment_keeper",
                                 lambda: self._scheduling().deployment_keeper(

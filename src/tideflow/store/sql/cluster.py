@@ -167,6 +167,13 @@ class ClusterMethods(Database, SchedulingStore):
         async with self._tx("read this worker's instances") as conn:
             return {r.id: int(r.epoch) for r in await conn.execute(q)}
 
+    async def leader_token(self) -> int:
+        le = self.tables.leases
+        async with self._tx("read the leader's token") as conn:
+            token = (await conn.execute(
+                sa.select(le.c.token).where(le.c.name == LEADER_LEASE))).scalar()
+        return int(token or 0)
+
     async def deployment_keeper(self, keeper: str, *, record: bool) -> int | None:
         for _ in range(3):
             try:
@@ -228,10 +235,9 @@ class ClusterMethods(Database, SchedulingStore):
                     await conn.execute(le.update().where(le.c.name == LEADER_LEASE)
                                        .values(holder=None, expires_at=None))
                 return same
-            expired = row.holder is None or row.expires_at is None or row.expires_at <= now
-            # a smaller token is a deposed leader's; an expired row is no one's (a token from
-            # another etcd, or the SQL Keeper's, may be larger: it fences nothing any more)
-            if not (same or expired or int(row.token) < fence.token):
+            # a smaller token is a deposed leader's, even when the row expired: tokens only
+            # grow (a new etcd's start above the recorded one, see EtcdKeeper._base)
+            if not (same or int(row.token) < fence.token):
                 return False
             await conn.execute(le.update().where(le.c.name == LEADER_LEASE).values(
                 holder=fence.holder, token=fence.token,
