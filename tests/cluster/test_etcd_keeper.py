@@ -132,6 +132,12 @@ async def test_a_deployment_keeps_to_the_keeper_it_recorded(postgres_url: str,
         with pytest.raises(InputError, match=r"this node names the database \(the SQL"):
             await sql_node.start()
         await sql_node.close()
+        # a client without TIDEFLOW_KEEPER (a watcher) is told, rather than shown no nodes
+        client = Engine.from_url(postgres_url, settings=EngineSettings(
+            node_id="cli-1", recover=False, cluster=ClusterSettings(role="watcher")))
+        with pytest.raises(InputError, match="TIDEFLOW_KEEPER"):
+            await client.start()
+        await client.close()
         assert (await store.get_lease("leader")) is None  # the refused node took nothing
         assert await store.list_nodes(unhealthy_secs=5) == []
     finally:
@@ -197,3 +203,18 @@ async def test_tokens_only_grow_when_etcd_is_replaced(postgres_url: str,
     finally:
         await keeper.close()
         await store.close()
+
+
+def test_client_with_keeper_variable_on_sqlite_names_the_variable(tmp_path: Path) -> None:
+    """The client verbs have no --keeper flag: the refusal names the variable to unset."""
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "one.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "tideflow.cli.main", "node", "list", "--db", f"sqlite:///{db}"],
+        env={**os.environ, "TIDEFLOW_KEEPER": "etcd://127.0.0.1:2379"},
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done
+    assert "TIDEFLOW_KEEPER" in done.stderr

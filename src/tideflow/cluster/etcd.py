@@ -108,7 +108,8 @@ def make_keeper(url: str, store: object, *, table_prefix: str) -> EtcdKeeper:
         raise InputError(
             f"keeper {url!r} needs a database every node shares (MariaDB, MySQL or "
             "PostgreSQL): a SQLite file belongs to one process, so there is no cluster to "
-            "coordinate; drop --keeper, or move the store to a database server")
+            "coordinate; drop the keeper (--keeper, or the TIDEFLOW_KEEPER variable), or move "
+            "the store to a database server")
     return EtcdKeeper(parsed, store, table_prefix=table_prefix)
 
 
