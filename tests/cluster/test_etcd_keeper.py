@@ -218,3 +218,9 @@ def test_client_with_keeper_variable_on_sqlite_names_the_variable(tmp_path: Path
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done
     assert "TIDEFLOW_KEEPER" in done.stderr
+
+
+def test_a_hand_built_keeper_takes_the_stores_table_prefix() -> None:
+    store = SqlStore("postgresql://h/db", table_prefix="team_a_")
+    assert EtcdKeeper("etcd://127.0.0.1:2379", store).table_prefix == "team_a_"
+    assert make_keeper("etcd://127.0.0.1:2379", store).table_prefix == "team_a_"

@@ -99,7 +99,7 @@ class EtcdUrl:
         return f"etcd://{hosts}/{self.path}"
 
 
-def make_keeper(url: str, store: object, *, table_prefix: str) -> EtcdKeeper:
+def make_keeper(url: str, store: object, *, table_prefix: str | None = None) -> EtcdKeeper:
     """The Keeper for ``--keeper URL`` next to ``store``, which must be a shared SQL store:
     the leader's fencing tokens are recorded there."""
     parsed = EtcdUrl.parse(url)
@@ -120,9 +120,13 @@ def _ttl(secs: float) -> int:
 
 class EtcdKeeper(ExternalKeeper):
     def __init__(self, url: EtcdUrl | str, fence: SchedulingStore, *,
-                 table_prefix: str = "tf_", node_ttl_secs: float = 5.0) -> None:
+                 table_prefix: str | None = None, node_ttl_secs: float = 5.0) -> None:
         self.url = url if isinstance(url, EtcdUrl) else EtcdUrl.parse(url)
         self.fence = fence
+        if table_prefix is None:
+            # the store's own: a deployment's keys follow its tables
+            tables = getattr(fence, "tables", None)
+            table_prefix = str(getattr(tables, "prefix", "tf_"))
         self.table_prefix = table_prefix
         #: a node whose liveness lease is not renewed for this long is dead
         self.node_ttl_secs = node_ttl_secs
