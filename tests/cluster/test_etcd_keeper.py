@@ -224,3 +224,16 @@ def test_a_hand_built_keeper_takes_the_stores_table_prefix() -> None:
     store = SqlStore("postgresql://h/db", table_prefix="team_a_")
     assert EtcdKeeper("etcd://127.0.0.1:2379", store).table_prefix == "team_a_"
     assert make_keeper("etcd://127.0.0.1:2379", store).table_prefix == "team_a_"
+
+
+def test_fractional_timings_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """etcd's leases are whole seconds: a fractional lease or unhealthy time is rounded up,
+    and the operator is told."""
+    store = SqlStore("postgresql://h/db")
+    keeper = EtcdKeeper("etcd://127.0.0.1:2379", store)
+    with caplog.at_level("WARNING", logger="tideflow.cluster"):
+        keeper.configure(unhealthy_secs=0.7, lease_secs=0.5)
+        keeper.configure(unhealthy_secs=3, lease_secs=2)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["--unhealthy-secs 0.7: etcd's leases are whole seconds, so it lasts 1 s",
+                    "--lease-secs 0.5: etcd's leases are whole seconds, so it lasts 1 s"]

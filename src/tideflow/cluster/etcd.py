@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import time
@@ -58,6 +59,8 @@ _CHANNEL_OPTIONS = {
 }
 
 T = TypeVar("T")
+
+log = logging.getLogger("tideflow.cluster")
 
 #: the revisions one etcd's tokens may span before the next etcd's base
 _TOKEN_BLOCK = 1 << 40
@@ -138,8 +141,13 @@ class EtcdKeeper(ExternalKeeper):
         self._token_base: int | None = None
 
     # -- connections -----------------------------------------------------------------------
-    def configure(self, *, unhealthy_secs: float) -> None:
+    def configure(self, *, unhealthy_secs: float, lease_secs: float | None = None) -> None:
         self.node_ttl_secs = unhealthy_secs
+        for option, secs in (("--unhealthy-secs", unhealthy_secs), ("--lease-secs", lease_secs)):
+            if secs is not None and _ttl(secs) != secs:
+                # etcd grants whole seconds: the operator should know the timing is not theirs
+                log.warning("%s %g: etcd's leases are whole seconds, so it lasts %d s",
+                            option, secs, _ttl(secs))
 
     async def open(self) -> None:
         require_modules("the etcd keeper", ("aetcd",), ETCD_EXTRA)

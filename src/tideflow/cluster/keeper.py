@@ -145,7 +145,7 @@ class ExternalKeeper(Keeper):
     @abstractmethod
     async def close(self) -> None: ...
 
-    def configure(self, *, unhealthy_secs: float) -> None:
+    def configure(self, *, unhealthy_secs: float, lease_secs: float | None = None) -> None:
         """The cluster's timings, before the node starts: a node silent ``unhealthy_secs``
-        is dead."""
+        is dead; the leader's lease lasts ``lease_secs``."""
         return None

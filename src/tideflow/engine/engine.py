@@ -204,7 +204,8 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
         if self.external_keeper is not None:
             if self.settings.cluster is not None:
                 self.external_keeper.configure(
-                    unhealthy_secs=self.settings.cluster.unhealthy_secs)
+                    unhealthy_secs=self.settings.cluster.unhealthy_secs,
+                    lease_secs=self.settings.cluster.lease_secs)
             try:
                 await self.external_keeper.open()
             except BaseException:
