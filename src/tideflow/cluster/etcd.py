@@ -45,7 +45,7 @@ from ..errors import InputError, StoreError
 from ..extras import require_modules
 from ..store.records import LeaseRecord, NodeRecord
 from .keeper import LEADER_LEASE, Beat, ExternalKeeper, Keeper, holder_id
-from .scheduling import LeaderFence, SchedulingStore
+from .scheduling import LeaderFence, SchedulingStore, deployment_of
 
 ETCD_EXTRA = "pip install 'tideflow[etcd]'"
 #: one etcd request's limit: a stopped or unreachable etcd fails a beat, it does not stall it
@@ -162,7 +162,7 @@ class EtcdKeeper(ExternalKeeper):
         # the deployment's id namespaces its keys: two databases never share a membership
         # list, whatever their path and table prefix; a node of a deployment on another
         # Keeper (or another etcd path) refuses to start
-        deployment = await self.fence.deployment_keeper(f"etcd:{self.url.path}", record=True)
+        deployment = await deployment_of(self.fence, f"etcd:{self.url.path}", record=True)
         self._root = f"/{self.url.path}/{self.table_prefix}{deployment:x}"
         self._clients = [
             aetcd.Client(host=host, port=port, timeout=_RPC_TIMEOUT_SECS,

@@ -3,11 +3,14 @@ Every leader write is fenced by the leader's lease token in the same statement."
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..errors import SchemaError, StoreError
 from ..store.records import InstanceRecord
 
 
@@ -111,3 +114,20 @@ class SchedulingStore(ABC):
     async def owned(self, worker: str) -> dict[str, int]:
         """Unfinished instances (and instances with queued commands) of ``worker``, with
         their epochs."""
+
+
+async def deployment_of(store: SchedulingStore, keeper: str, *, record: bool) -> int | None:
+    """:meth:`SchedulingStore.deployment_keeper`, waiting while the database cannot be reached
+    (a node that starts meanwhile waits, as it does to join; a client bounds its start)."""
+    delay = 0.2
+    while True:
+        try:
+            return await store.deployment_keeper(keeper, record=record)
+        except SchemaError:
+            raise
+        except StoreError as exc:
+            logging.getLogger("tideflow.cluster").warning(
+                "cannot read the deployment's Keeper yet (%s); retrying in %.1fs",
+                exc.message, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

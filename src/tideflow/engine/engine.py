@@ -311,7 +311,9 @@ class Engine(DagVerbs, CommandVerbs, ReadVerbs, LogVerbs, ClusterHost):
                                                     "sqlite") != "sqlite":
             # on the SQL Keeper: refused when the deployment is on etcd (two Keepers would
             # each elect a leader); a worker records it, a client only checks
-            await store.deployment_keeper("sql", record=cluster.role == "worker")
+            from ..cluster.scheduling import deployment_of
+
+            await deployment_of(store, "sql", record=cluster.role == "worker")
         url = getattr(store, "url", None)
         waker = make_waker(url.url, url.backend, self.settings.table_prefix) if url else None
         from ..cluster.waker import Waker

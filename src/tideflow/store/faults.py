@@ -367,12 +367,11 @@ class FaultyStore(Store, Keeper, SchedulingStore):
         return await self._call("owned", lambda: self._scheduling().owned(worker))
 
     async def leader_token(self) -> int:
-        return await self._call("leader_token", lambda: self._scheduling().leader_token())
+        return await self._scheduling().leader_token()  # not faulted, as above
 
     async def deployment_keeper(self, keeper: str, *, record: bool) -> int | None:
-        return await self._call("deployment_keeper",
-                                lambda: self._scheduling().deployment_keeper(
-                                    keeper, record=record))
+        # not faulted: drawing for it would shift every fault plan's numbers
+        return await self._scheduling().deployment_keeper(keeper, record=record)
 
     async def fence_leader(self, fence: LeaderFence, ttl_secs: float) -> bool:
         return await self._call("fence_leader",
