@@ -440,6 +440,21 @@ async def failover(url: str, size: dict[str, int], *, keeper: str | None = None,
                 return {"wall_s": time.perf_counter() - killed}
         finally:
             cluster.stop_all()
+            if on is not None:
+                await _forget_keys(on)
+
+
+async def _forget_keys(keeper: str) -> None:
+    """Delete the sample's keys (the killed leader's record stays otherwise): the run leaves
+    nothing behind in an etcd of the user's."""
+    import aetcd
+
+    from tideflow.cluster.etcd import EtcdUrl
+
+    url = EtcdUrl.parse(keeper)
+    host, port = url.endpoints[0]
+    async with aetcd.Client(host=host, port=port) as etcd:
+        await etcd.delete_prefix(f"/{url.path}/".encode())
 
 
 WORKLOADS: dict[str, Callable[[str, dict[str, int]], Awaitable[dict[str, float]]]] = {
