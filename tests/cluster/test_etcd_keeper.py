@@ -237,3 +237,32 @@ def test_fractional_timings_are_warned_about(caplog: pytest.LogCaptureFixture) -
     said = [r.getMessage() for r in caplog.records]
     assert said == ["--unhealthy-secs 0.7: etcd's leases are whole seconds, so it lasts 1 s",
                     "--lease-secs 0.5: etcd's leases are whole seconds, so it lasts 1 s"]
+
+
+async def test_the_sql_keeper_never_takes_the_lease_of_an_etcd_deployment(
+        server_url: str) -> None:
+    """Even a node that skipped the check at start cannot take the leader's row over from an
+    etcd deployment: neither by acquiring it nor at its heartbeat's campaign."""
+    from datetime import datetime
+
+    from tideflow.store.records import NodeRecord
+
+    store = SqlStore(server_url)
+    await store.open()
+    try:
+        assert await store.deployment_keeper("etcd:tideflow", record=True)
+        assert await store.fence_leader(LeaderFence("e/1", 5), 0.1)  # its row expires
+        now = datetime.now().astimezone()
+        await store.put_node(NodeRecord(
+            node_id="s1", incarnation="i", role="worker", host="h", pid=1, started_at=now,
+            heartbeat_at=now, capacity=1, running=0, assigned=0, labels={}, actions=[]))
+        import asyncio
+
+        await asyncio.sleep(0.3)
+        assert await store.acquire_lease("leader", "s1/i", 5) is None
+        beat = await store.beat("s1", "i", running=0, assigned=0, holder="s1/i", token=None,
+                                campaign=True, lease_secs=5)
+        assert beat.lease is not None and beat.lease.holder == "e/1"
+        assert await store.acquire_lease("mutex:m", "x", 5) is not None  # mutexes are not
+    finally:
+        await store.close()

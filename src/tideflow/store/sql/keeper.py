@@ -6,6 +6,7 @@ holder and fences the writes made under it."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ...cluster.keeper import LEADER_LEASE, Beat, Keeper, holder_id
 from ...errors import ConflictError
 from ..records import LeaseRecord, NodeRecord
+from .cluster import KEEPER_ROW
 from .database import Database
 from .rows import dumps, loads
+
+log = logging.getLogger("tideflow.cluster")
 
 
 class KeeperMethods(Database, Keeper):
@@ -119,7 +123,7 @@ class KeeperMethods(Database, Keeper):
                 await conn.execute(le.update().where(
                     le.c.name == LEADER_LEASE, le.c.holder == holder, le.c.token == token,
                 ).values(expires_at=expires))
-            elif campaign:
+            elif campaign and not await self._on_etcd(conn):
                 await conn.execute(self._take(LEADER_LEASE, holder, now, expires))
             row = (await conn.execute(
                 sa.select(le).where(le.c.name == LEADER_LEASE))).first()
@@ -198,6 +202,8 @@ class KeeperMethods(Database, Keeper):
         le = self.tables.leases
         async with self._tx(f"acquire lease {name!r}", write=True,
                             conflict=f"lease {name!r} was created concurrently") as conn:
+            if name == LEADER_LEASE and await self._on_etcd(conn):
+                return None
             if not await self._lock_lease(conn, name):
                 exists = (
                     await conn.execute(sa.select(le.c.name).where(le.c.name == name))
@@ -223,6 +229,19 @@ class KeeperMethods(Database, Keeper):
             row = (await conn.execute(sa.select(le).where(le.c.name == name))).first()
         assert row is not None
         return _lease(row)
+
+    async def _on_etcd(self, conn: AsyncConnection) -> bool:
+        """Whether the deployment recorded etcd as its Keeper: then the leader is elected
+        there, and the SQL Keeper never takes the leader's row over (a node started on
+        another Keeper is refused at start; this holds even against one that was not)."""
+        le = self.tables.leases
+        keeper = (await conn.execute(
+            sa.select(le.c.holder).where(le.c.name == KEEPER_ROW))).scalar()
+        if keeper is not None and str(keeper).startswith("etcd:"):
+            log.error("this deployment's leader is elected in etcd (%s): the SQL Keeper does "
+                      "not take the lease; give this node the deployment's --keeper", keeper)
+            return True
+        return False
 
     async def _lock_lease(self, conn: AsyncConnection, name: str) -> bool:
         """Lock the lease's row for this transaction without waiting: False when it is
@@ -326,7 +345,9 @@ ls AS (
     expires_at = (SELECT t FROM clk) + make_interval(secs => :ttl)
   WHERE name = :name AND name IN (SELECT name FROM free) AND (
     (:renew AND holder = :holder AND token = :token)
-    OR (:campaign AND (holder IS NULL OR expires_at <= (SELECT t FROM clk))))
+    OR (:campaign AND (holder IS NULL OR expires_at <= (SELECT t FROM clk))
+        AND NOT EXISTS (SELECT 1 FROM {leases} WHERE name = 'keeper'
+                        AND holder LIKE 'etcd:%')))
   RETURNING holder, token, acquired_at, expires_at
 ),
 cur AS (
